@@ -18,7 +18,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _register_losses(sub)
+    _register_optional(sub, "mlbench.data.cli")
     return parser
+
+
+def _register_optional(sub, module: str) -> None:
+    """Add the sub-commands of ``module`` (its ``register(subparsers)``), if it exists yet."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    mod.register(sub)
 
 
 def _register_losses(sub) -> None:
