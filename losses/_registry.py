@@ -1,0 +1,381 @@
+"""The loss registry: the one source of loss names for suites, the CLI and the leaderboard.
+
+``@register_loss("name")`` on a loss's ``nn.Module`` class records it; :func:`create_loss` builds
+a loss (or a weighted sum of losses) from a spec; :func:`list_losses` and :func:`get_loss_info`
+describe what is registered.
+
+Spec forms accepted by :func:`create_loss`:
+
+- a name: ``"msml"``;
+- a weighted sum: ``"bce+0.1*msml"``, ``"0.5*asl + 0.5*zlpr"`` (``weight*name`` or
+  ``name*weight``; a missing weight is 1);
+- a mapping, one term with its own kwargs: ``{"name": "asl", "gamma_neg": 2}`` (an optional
+  ``"weight"`` key makes it a one-term weighted sum);
+- a list of mappings, a weighted sum: ``[{"name": "bce"}, {"name": "msml", "weight": 0.1}]``.
+
+Keyword arguments of :func:`create_loss` (``None`` values are dropped, timm style, so unset CLI
+options never override a loss's own defaults):
+
+- for a single loss they go to that loss; a name it does not take is a ``ValueError``;
+- for a weighted sum each one goes to every term that accepts it (``reduction="sum"`` reaches
+  all terms, ``gamma_neg=2`` only asl); one that no term accepts is a ``ValueError``;
+- a term's own mapping kwargs win over these shared ones (the more specific setting wins).
+
+Dataset statistics: ``stats`` is a dict (keys today: ``"class_counts"``, ``"num_samples"``). A loss
+that declares ``needs=("class_counts",)`` receives ``stats["class_counts"]`` as its keyword argument
+``class_counts`` unless that keyword is given directly; missing both is a ``ValueError`` that says
+what to pass. Keys that no term needs are ignored, so a harness may always pass its stats.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from ._common import REDUCTIONS
+
+__all__ = [
+    "LossInfo",
+    "WeightedSumLoss",
+    "create_loss",
+    "get_loss_info",
+    "list_losses",
+    "register_loss",
+]
+
+
+@dataclass(frozen=True)
+class LossInfo:
+    """What the registry knows about one loss.
+
+    Attributes:
+        name: registered name (used in specs, suites, the CLI and the leaderboard).
+        cls: the ``nn.Module`` class; ``cls(**kwargs)`` builds the loss.
+        fn: the functional form ``fn(logits, targets, **kwargs)`` (None if the loss has none).
+        needs: keys of the dataset statistics the loss requires (passed as keyword arguments).
+        batch_coupled: the loss of a sample depends on the other samples of the batch.
+        reference: the publication the loss follows.
+        reductions: the ``reduction`` values the loss supports.
+    """
+
+    name: str
+    cls: type[nn.Module]
+    fn: Callable[..., Tensor] | None
+    needs: tuple[str, ...]
+    batch_coupled: bool
+    reference: str
+    reductions: tuple[str, ...] = REDUCTIONS
+
+
+_REGISTRY: dict[str, LossInfo] = {}
+
+
+def register_loss(
+    name: str,
+    *,
+    needs: Sequence[str] = (),
+    batch_coupled: bool = False,
+    reference: str = "",
+    reductions: Sequence[str] = REDUCTIONS,
+    fn: Callable[..., Tensor] | None = None,
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers an ``nn.Module`` loss under ``name``.
+
+    Args:
+        name: lowercase identifier, unique among the registered losses.
+        needs: dataset-statistics keys the loss requires; each arrives as the keyword argument
+            of the same name (see :func:`create_loss`).
+        batch_coupled: the loss couples the samples of a batch (e.g. batch label statistics).
+        reference: the publication, e.g. ``"Ge et al. 2018"``.
+        reductions: supported ``reduction`` values (batch-coupled losses may drop "none").
+        fn: the functional form; defaults to the class's ``fn`` attribute
+            (set by :class:`losses._common.FunctionalLoss`).
+    """
+    if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
+        raise ValueError(f"Expected loss name to be a lowercase identifier but got {name!r}")
+    bad = [r for r in reductions if r not in REDUCTIONS]
+    if bad or not reductions:
+        raise ValueError(
+            f"Expected `reductions` to be a non-empty subset of {list(REDUCTIONS)} but got {list(reductions)}"
+        )
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(
+                f"Expected register_loss({name!r}) to decorate an nn.Module class but got {cls!r}"
+            )
+        old = _REGISTRY.get(name)
+        if old is not None and (old.cls.__module__, old.cls.__qualname__) != (
+            cls.__module__,
+            cls.__qualname__,
+        ):
+            raise ValueError(
+                f"Loss name {name!r} is already registered by {old.cls.__module__}.{old.cls.__qualname__}"
+            )
+        _REGISTRY[name] = LossInfo(
+            name=name,
+            cls=cls,
+            fn=fn if fn is not None else getattr(cls, "fn", None),
+            needs=tuple(needs),
+            batch_coupled=batch_coupled,
+            reference=reference,
+            reductions=tuple(reductions),
+        )
+        return cls
+
+    return decorator
+
+
+def list_losses() -> list[str]:
+    """The registered loss names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_loss_info(name: str) -> LossInfo:
+    """The :class:`LossInfo` of a registered loss; ``ValueError`` listing the names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Expected loss name to be one of {list_losses()} but got {name!r}"
+        ) from None
+
+
+class WeightedSumLoss(nn.Module):
+    """Σ_i weight_i · loss_i(logits, targets), the module behind a composite spec.
+
+    Attributes:
+        terms: the term modules (``nn.ModuleList``), in spec order.
+        names: the registered name of each term.
+        weights: the weight of each term.
+        last_terms: after each forward, ``{label: detached unweighted value}`` for logging;
+            labels are the names, suffixed ``#2``, ``#3`` when a name repeats.
+    """
+
+    def __init__(self, terms: Sequence[tuple[str, float, nn.Module]]) -> None:
+        super().__init__()
+        if not terms:
+            raise ValueError("Expected at least one term in a weighted-sum loss but got none")
+        self.names = tuple(name for name, _, _ in terms)
+        self.weights = tuple(float(w) for _, w, _ in terms)
+        self.terms = nn.ModuleList(module for _, _, module in terms)
+        self.labels = _unique_labels(self.names)
+        self.last_terms: dict[str, Tensor] = {}
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        values = [term(logits, targets) for term in self.terms]
+        self.last_terms = {label: v.detach() for label, v in zip(self.labels, values, strict=True)}
+        total = values[0] * self.weights[0]
+        for weight, value in zip(self.weights[1:], values[1:], strict=True):
+            total = total + weight * value
+        return total
+
+    def extra_repr(self) -> str:
+        return " + ".join(f"{w:g}*{n}" for w, n in zip(self.weights, self.names, strict=True))
+
+
+def _unique_labels(names: Sequence[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return tuple(labels)
+
+
+@dataclass
+class _Term:
+    name: str
+    weight: float | None  # None: no weight written (a plain single loss)
+    kwargs: dict[str, Any]
+
+
+def create_loss(spec: Any, *, stats: Mapping[str, Any] | None = None, **kwargs: Any) -> nn.Module:
+    """Build a loss module from a spec (see the module docstring for the forms and rules).
+
+    Args:
+        spec: a name, a weighted-sum string, a mapping or a list of mappings.
+        stats: dataset statistics, e.g. ``{"class_counts": (C,) positives, "num_samples": N}``.
+        **kwargs: keyword arguments for the loss(es); ``None`` values are dropped.
+
+    Returns:
+        The loss module: the registered class itself for a single unweighted term, otherwise a
+        :class:`WeightedSumLoss`.
+
+    Raises:
+        ValueError: unknown name, malformed spec, bad weight, unknown kwarg, unsupported
+            reduction or missing dataset statistic.
+    """
+    terms = _parse_spec(spec)
+    shared = {k: v for k, v in kwargs.items() if v is not None}
+    accepted = {t.name: _accepted_kwargs(get_loss_info(t.name).cls) for t in terms}
+    for key in shared:
+        if not any(key in acc or acc is _ANY for acc in accepted.values()):
+            names = sorted({t.name for t in terms})
+            valid = sorted(set().union(*(a for a in accepted.values() if a is not _ANY)))
+            raise ValueError(
+                f"Expected keyword arguments of loss {'/'.join(names)} to be among {valid} "
+                f"but got unknown {key!r}"
+            )
+    modules = []
+    for term in terms:
+        acc = accepted[term.name]
+        own = {k: v for k, v in shared.items() if acc is _ANY or k in acc}
+        own.update(term.kwargs)
+        modules.append((term.name, term.weight, _build(term.name, own, stats)))
+    if len(modules) == 1 and modules[0][1] is None:
+        return modules[0][2]
+    return WeightedSumLoss([(n, 1.0 if w is None else w, m) for n, w, m in modules])
+
+
+_ANY = frozenset({"*"})  # sentinel: the class takes **kwargs
+
+
+def _accepted_kwargs(cls: type[nn.Module]) -> frozenset[str]:
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return _ANY
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _build(name: str, kwargs: dict[str, Any], stats: Mapping[str, Any] | None) -> nn.Module:
+    info = get_loss_info(name)
+    acc = _accepted_kwargs(info.cls)
+    unknown = sorted(k for k in kwargs if acc is not _ANY and k not in acc)
+    if unknown:
+        raise ValueError(
+            f"Expected keyword arguments of loss {name!r} to be among {sorted(acc)} but got "
+            f"unknown {unknown}"
+        )
+    reduction = kwargs.get("reduction")
+    if reduction is not None and reduction not in info.reductions:
+        raise ValueError(
+            f"Expected argument `reduction` of loss {name!r} to be one of {list(info.reductions)} "
+            f"but got {reduction!r}"
+            + (" (the loss is coupled across the batch)" if info.batch_coupled else "")
+        )
+    for key in info.needs:
+        if key in kwargs:
+            continue
+        if stats is None or stats.get(key) is None:
+            raise ValueError(
+                f"Loss {name!r} needs the dataset statistic {key!r}: pass "
+                f"create_loss(..., stats={{{key!r}: ...}}) (e.g. the training set's positives per "
+                f"class for 'class_counts') or {key}=... directly; got stats keys "
+                f"{sorted(stats) if stats else []}"
+            )
+        kwargs[key] = stats[key]
+    return info.cls(**kwargs)
+
+
+def _parse_spec(spec: Any) -> list[_Term]:
+    if isinstance(spec, str):
+        return _parse_string(spec)
+    if isinstance(spec, Mapping):
+        return [_parse_mapping(spec, spec)]
+    if isinstance(spec, Sequence) and not isinstance(spec, bytes):
+        if not spec:
+            raise ValueError("Expected a non-empty list of loss mappings but got []")
+        terms = []
+        for item in spec:
+            if not isinstance(item, Mapping):
+                raise ValueError(
+                    f"Expected each item of a loss list to be a mapping like {{'name': 'bce', "
+                    f"'weight': 1.0}} but got {item!r}"
+                )
+            term = _parse_mapping(item, spec)
+            terms.append(_Term(term.name, 1.0 if term.weight is None else term.weight, term.kwargs))
+        return terms
+    raise ValueError(
+        "Expected loss spec to be a name, a weighted sum like 'bce+0.1*msml', a mapping or a "
+        f"list of mappings but got {type(spec).__name__}: {spec!r}"
+    )
+
+
+def _parse_mapping(item: Mapping[str, Any], spec: Any) -> _Term:
+    if "name" not in item:
+        raise ValueError(f"Expected a 'name' key in loss mapping {dict(item)!r} (in spec {spec!r})")
+    name = item["name"]
+    _check_name(name, spec)
+    weight = item.get("weight")
+    if weight is not None:
+        weight = _check_weight(weight, spec)
+    kwargs = {k: v for k, v in item.items() if k not in ("name", "weight") and v is not None}
+    return _Term(name, weight, kwargs)
+
+
+def _parse_string(spec: str) -> list[_Term]:
+    parts = _split_plus(spec)
+    terms = []
+    for part in parts:
+        text = part.strip()
+        if not text:
+            raise ValueError(
+                f"Expected loss spec {spec!r} to be names joined by '+', each optionally "
+                "'weight*name', but got an empty term"
+            )
+        factors = [f.strip() for f in text.split("*")]
+        if len(factors) == 1:
+            _check_name(text, spec)
+            terms.append(_Term(text, None if len(parts) == 1 else 1.0, {}))
+            continue
+        if len(factors) != 2 or not all(factors):
+            raise ValueError(
+                f"Expected each term of loss spec {spec!r} to be 'name' or 'weight*name' but "
+                f"got {text!r}"
+            )
+        left, right = factors
+        weight_text, name = (
+            (right, left) if _is_number(right) and not _is_number(left) else (left, right)
+        )
+        _check_name(name, spec)
+        terms.append(_Term(name, _check_weight(weight_text, spec), {}))
+    return terms
+
+
+def _split_plus(spec: str) -> list[str]:
+    """Split at '+', except the sign of an exponent (``1e+3*msml``)."""
+    parts, start = [], 0
+    for i, ch in enumerate(spec):
+        if ch != "+":
+            continue
+        tail = spec[start:i].rsplit("*", 1)[-1].strip()
+        if tail[-1:] in ("e", "E") and _is_number(tail + "0"):
+            continue
+        parts.append(spec[start:i])
+        start = i + 1
+    parts.append(spec[start:])
+    return parts
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_name(name: Any, spec: Any) -> None:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(
+            f"Expected loss name to be one of {list_losses()} but got {name!r} (in spec {spec!r})"
+        )
+
+
+def _check_weight(weight: Any, spec: Any) -> float:
+    try:
+        value = float(weight)
+        ok = not isinstance(weight, bool) and math.isfinite(value) and value >= 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"Expected loss weight to be a finite number >= 0 but got {weight!r} (in spec {spec!r})"
+        )
+    return value

@@ -1,0 +1,62 @@
+"""Two-way multi-label loss (Kobayashi, CVPR 2023): a sample-wise and a class-wise softmax term."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._common import FunctionalLoss, check_reduction, masked_logsumexp, prepare
+from ._registry import register_loss
+
+
+def _relative_term(z: Tensor, y: Tensor, dim: int, t_pos: float, t_neg: float) -> Tensor:
+    """softplus(T_n·LSE_N(z/T_n) + T_p·LSE_P(−z/T_p)) along ``dim``, with its has-a-positive mask."""
+    lse_neg = masked_logsumexp(z / t_neg, y == 0, dim=dim) * t_neg
+    lse_pos = masked_logsumexp(-z / t_pos, y == 1, dim=dim) * t_pos
+    has_pos = (y == 1).any(dim=dim)
+    return F.softplus(lse_neg + lse_pos), has_pos
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def twoway_loss(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    t_pos: float = 4.0,
+    t_neg: float = 1.0,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Tensor:
+    """Sample term averaged over samples with a positive + class term averaged over classes
+    with a positive in the batch; each term is softplus(T_n·LSE_N(z/T_n) + T_p·LSE_P(−z/T_p)).
+
+    The loss is coupled across the batch, so there is no per-sample value: ``reduction="none"``
+    is refused and ``"sum"`` is B times ``"mean"`` (keeping sum = B·mean as for other losses).
+
+    Args:
+        logits: (B, C) floating.
+        targets: (B, C) in {0, 1}.
+        t_pos: temperature T_p of the positives.
+        t_neg: temperature T_n of the negatives.
+        reduction: "mean" | "sum".
+        validate: check the inputs.
+    """
+    check_reduction(reduction, ("mean", "sum"))
+    z, y = prepare(logits, targets, validate=validate)
+    sample = _masked_mean(*_relative_term(z, y, 1, t_pos, t_neg))  # over samples
+    klass = _masked_mean(*_relative_term(z, y, 0, t_pos, t_neg))  # over classes
+    total = sample + klass
+    return total * z.shape[0] if reduction == "sum" else total
+
+
+@register_loss(
+    "twoway",
+    batch_coupled=True,
+    reductions=("mean", "sum"),
+    reference="Kobayashi 2023, Two-way Multi-Label Loss (CVPR)",
+)
+class TwoWayLoss(FunctionalLoss, fn=twoway_loss):
+    """Module form of :func:`twoway_loss`."""
