@@ -1,7 +1,8 @@
 """Command line: ``python -m mlbench <command> ...``.
 
 Each part of mlbench contributes its sub-commands through a ``register(subparsers)``
-function; this module only assembles them.
+function; this module only assembles them. Heavy imports (torch, timm) happen inside the
+commands, so ``--help`` and early errors are instant.
 """
 
 from __future__ import annotations
@@ -9,14 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 
+_EPILOG = """\
+first steps:
+  python -m mlbench run suites/quickstart.yaml        simulated data, every loss, ~10 min on CPU
+  python -m mlbench leaderboard runs/quickstart       the table again (also --format md|csv|html)
+  python -m mlbench report runs/quickstart            one HTML file with plots
+  python -m mlbench losses                            the registered losses and their papers
+  python -m mlbench run suites/chestxray14.yaml       the paper-style study (needs ChestX-ray14)
+
+Run `python -m mlbench COMMAND --help` for a command's options.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlbench",
-        description="Benchmark harness for multi-label medical-imaging losses.",
+        description="Benchmark harness for multi-label medical-imaging losses: runs suites "
+        "of backbone x head x loss experiments on ChestX-ray14 (or its simulated stand-in) "
+        "and ranks the losses by test AUC.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _register_run(sub)
+    _register_leaderboard(sub)
+    _register_report(sub)
     _register_losses(sub)
     _register_optional(sub, "mlbench.data.cli")
     return parser
@@ -35,16 +54,182 @@ def _register_optional(sub, module: str) -> None:
     mod.register(sub)
 
 
+# ------------------------------------------------------------------ run
+_RUN_EPILOG = """\
+examples:
+  python -m mlbench run suites/quickstart.yaml
+  python -m mlbench run suites/quickstart.yaml --dry-run --only loss=msml,bce
+  python -m mlbench run suites/quickstart.yaml --set train.epochs=1 --out runs/try
+  python -m mlbench run suites/chestxray14.yaml --only head=linear --workers 2
+
+Results go to OUT/results.db (SQLite). Rerunning the same command skips finished runs and
+restarts interrupted ones, so a killed job is resumed by running it again.
+"""
+
+
+def _register_run(sub) -> None:
+    p = sub.add_parser(
+        "run", help="run a suite (grid of backbone x head x loss x seed) and print its leaderboard",
+        description="Run every run of a suite that is not finished yet, store the results in "
+        "OUT/results.db and print the leaderboard.",
+        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("suite", metavar="SUITE", help="suite YAML, e.g. suites/quickstart.yaml")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: the suite's `output`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite key, value parsed as YAML (repeatable), "
+                   "e.g. --set train.epochs=2 --set 'seeds=[0]'")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="keep only runs matching backbone/head/loss/seed, e.g. "
+                   "--only loss=msml,bce --only head=linear")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (id, backbone, head, loss, "
+                   "seed, status) and exit")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="parallel worker processes on this machine (default 1)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed (e.g. non-finite loss)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from mlbench.suite import (
+        SuiteError,
+        check_names,
+        data_problem,
+        describe_runs,
+        filter_runs,
+        load_suite,
+        parse_only,
+    )
+
+    try:
+        # A first look without torch: a missing dataset is reported at once.
+        quick = load_suite(args.suite, overrides=args.overrides, output=args.out, train_keys=False)
+        problem = data_problem(quick)
+        if problem and not args.dry_run:
+            print(problem, file=sys.stderr)
+            return 2
+        suite = load_suite(args.suite, overrides=args.overrides, output=args.out)
+        runs = filter_runs(suite.runs, parse_only(args.only))
+        check_names(suite)
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(describe_runs(runs, status=_statuses(suite)))
+        print(f"\n{len(runs)} runs; output {suite.output}")
+        return 0
+
+    from mlbench.leaderboard import leaderboard
+    from mlbench.runner import run_suite
+
+    summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
+                        retry_failed=args.retry_failed)
+    print()
+    print(leaderboard(suite.output, per_class=False))
+    print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
+          f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
+    print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
+          f"Plots: python -m mlbench report {suite.output}")
+    return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
+
+
+def _statuses(suite) -> dict:
+    from mlbench.db import DB_NAME, ResultsDB
+
+    path = suite.output / DB_NAME
+    if not path.exists():
+        return {}
+    with ResultsDB(path) as db:
+        return {r["id"]: r["status"] for r in db.runs()}
+
+
+# ------------------------------------------------------------------ leaderboard, report
+def _register_leaderboard(sub) -> None:
+    p = sub.add_parser(
+        "leaderboard", help="print the leaderboard of a results folder",
+        description="Mean test AUC ± std over seeds, 95%% bootstrap CI, mAP, Δ vs a reference "
+        "loss with the paired DeLong p-value, and per-class AUCs; grouped by backbone/head.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
+    p.add_argument("--format", choices=("text", "md", "csv", "html"), default="text",
+                   help="text (default), md (Markdown), csv (raw numbers), html")
+    p.add_argument("--out", dest="dest", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument("--reference", metavar="LOSS",
+                   help="loss to compare against (default: the suite's eval.reference, bce)")
+    p.add_argument("--no-per-class", action="store_true", help="leave out per-class AUC columns")
+    p.set_defaults(func=_cmd_leaderboard)
+
+
+def _cmd_leaderboard(args) -> int:
+    from mlbench.leaderboard import leaderboard
+
+    try:
+        text = leaderboard(args.out, fmt=args.format, reference=args.reference,
+                           per_class=not args.no_per_class)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.dest:
+        with open(args.dest, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"wrote {args.dest}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _register_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="write a self-contained HTML report with plots",
+        description="One HTML file (plots embedded): leaderboard, per-class AUC heat map, ROC "
+        "curves, training curves.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
+    p.add_argument("-o", "--output", metavar="FILE", help="HTML file (default OUT/report.html)")
+    p.add_argument("--reference", metavar="LOSS", help="loss to compare against")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args) -> int:
+    from mlbench.report import write_report
+
+    try:
+        dest = write_report(args.out, args.output, reference=args.reference)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {dest}")
+    return 0
+
+
+# ------------------------------------------------------------------ losses
 def _register_losses(sub) -> None:
-    p = sub.add_parser("losses", help="list the registered losses")
+    p = sub.add_parser(
+        "losses", help="list the registered losses with their references",
+        description="Every loss in the registry (the names a suite's grid.loss accepts; "
+        "combine them as 'bce+0.1*msml').",
+    )
     p.set_defaults(func=_cmd_losses)
 
 
 def _cmd_losses(args) -> int:
+    from tabulate import tabulate
+
     import losses
 
+    rows = []
     for name in losses.list_losses():
-        print(name)
+        info = losses.get_loss_info(name)
+        needs = ", ".join(getattr(info, "needs", ()) or ()) or "-"
+        coupled = "yes" if getattr(info, "batch_coupled", False) else ""
+        rows.append((name, getattr(info, "reference", "") or "", needs, coupled))
+    print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled"]))
+    print("\nIn a suite: grid.loss: [bce, msml, 'bce+0.1*msml', {name: asl, gamma_neg: 2}]")
     return 0
 
 

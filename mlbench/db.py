@@ -1,0 +1,410 @@
+"""The results store: one SQLite file (``results.db``) in the output folder.
+
+Tables:
+    runs           one row per run: id, suite, grid axes, resolved config (JSON), status,
+                   timestamps, worker, attempts, error, failed_step
+    status_events  every status transition (run_id, status, at, worker, detail)
+    metrics        (run_id, name, finding, value, lo, hi): per-class auc/ap, mean_auc, map
+    epochs         (run_id, epoch, data JSON): the engine's per-epoch history
+    predictions    (run_id, scores, targets): test-set scores as compressed .npy blobs
+    meta           key -> value (dataset description, ...)
+
+Status: pending -> running -> finished | failed. Claiming a run and finishing it are single
+``BEGIN IMMEDIATE`` transactions, so concurrent worker processes never claim the same run
+and a killed process leaves either all of a run's results or none. WAL mode lets readers
+(leaderboard) work while workers write.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DB_NAME = "results.db"
+STATUSES = ("pending", "running", "finished", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    suite TEXT NOT NULL,
+    backbone TEXT NOT NULL,
+    head TEXT NOT NULL,
+    loss TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    worker TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    failed_step INTEGER
+);
+CREATE TABLE IF NOT EXISTS status_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    status TEXT NOT NULL,
+    at REAL NOT NULL,
+    worker TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    finding TEXT NOT NULL DEFAULT '',
+    value REAL,
+    lo REAL,
+    hi REAL,
+    PRIMARY KEY (run_id, name, finding)
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    epoch INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    scores BLOB NOT NULL,
+    targets BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process (who holds a running run)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pack_array(a: np.ndarray) -> bytes:
+    """An array as a zlib-compressed ``.npy`` blob (dtype and shape kept)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), 6)
+
+
+def unpack_array(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _finite(x: Any) -> float | None:
+    """A float for SQLite; NaN is stored as NULL (SQLite has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if x != x else x
+
+
+class ResultsDB:
+    """Results of one output folder. Open one per process; connections are not shared.
+
+    Args:
+        path: the output folder or the ``.db`` file itself.
+        timeout: seconds to wait on a locked database before failing.
+    """
+
+    def __init__(self, path: str | Path, timeout: float = 60.0):
+        path = Path(path)
+        if path.suffix != ".db":
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / DB_NAME
+        self.path = path
+        self.conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        with self.transaction():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self.conn.execute(stmt)
+
+    # ------------------------------------------------------------ plumbing
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): takes the write lock up front."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ResultsDB:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _event(self, run_id: str, status: str, detail: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO status_events (run_id, status, at, worker, detail) VALUES (?,?,?,?,?)",
+            (run_id, status, time.time(), worker_name(), detail),
+        )
+
+    # ------------------------------------------------------------ meta
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (key, json.dumps(value, default=_json_default)),
+            )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    # ------------------------------------------------------------ runs
+    def add_runs(self, runs: Iterable) -> int:
+        """Register runs (objects with ``id``, ``config``) as pending; known ids are kept.
+
+        Returns:
+            how many runs were new.
+        """
+        added = 0
+        now = time.time()
+        with self.transaction():
+            for run in runs:
+                cfg = run.config
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO runs (id, suite, backbone, head, loss, seed, config,"
+                    " status, created) VALUES (?,?,?,?,?,?,?,'pending',?)",
+                    (run.id, cfg["suite"], run.backbone, run.head, run.loss, run.seed,
+                     json.dumps(cfg, sort_keys=True, default=_json_default), now),
+                )
+                if cur.rowcount:
+                    added += 1
+                    self._event(run.id, "pending")
+        return added
+
+    def reset_stale(self, alive: callable | None = None) -> list[str]:
+        """Put back to pending the runs left ``running`` by processes that are gone.
+
+        A run is stale when its worker ran on this host and that pid no longer exists
+        (or ``alive(worker)`` says so).
+
+        Returns:
+            ids of the runs reset.
+        """
+        alive = alive or _worker_alive
+        reset = []
+        with self.transaction():
+            rows = self.conn.execute("SELECT id, worker FROM runs WHERE status = 'running'").fetchall()
+            for row in rows:
+                if alive(row["worker"]):
+                    continue
+                self.conn.execute(
+                    "UPDATE runs SET status='pending', worker=NULL WHERE id=? AND status='running'",
+                    (row["id"],),
+                )
+                self._event(row["id"], "pending", f"interrupted (worker {row['worker']} gone)")
+                reset.append(row["id"])
+        return reset
+
+    def retry_failed(self, ids: Iterable[str] | None = None) -> int:
+        """Put failed runs (all, or those in ``ids``) back to pending."""
+        n = 0
+        with self.transaction():
+            rows = self.conn.execute("SELECT id FROM runs WHERE status='failed'").fetchall()
+            wanted = None if ids is None else set(ids)
+            for row in rows:
+                if wanted is not None and row["id"] not in wanted:
+                    continue
+                self.conn.execute("UPDATE runs SET status='pending' WHERE id=?", (row["id"],))
+                self._event(row["id"], "pending", "retry")
+                n += 1
+        return n
+
+    def claim(self, ids: Iterable[str] | None = None) -> dict | None:
+        """Atomically take the next pending run (optionally among ``ids``) for this process.
+
+        Partial results of an earlier attempt (epoch curves) are cleared in the same
+        transaction.
+
+        Returns:
+            the run row as a dict (``config`` parsed), or None when nothing is pending.
+        """
+        wanted = None if ids is None else list(ids)
+        with self.transaction():
+            if wanted is None:
+                row = self.conn.execute(
+                    "SELECT * FROM runs WHERE status='pending' ORDER BY created, rowid LIMIT 1"
+                ).fetchone()
+            else:
+                row = None
+                for rid in wanted:
+                    row = self.conn.execute(
+                        "SELECT * FROM runs WHERE id=? AND status='pending'", (rid,)
+                    ).fetchone()
+                    if row:
+                        break
+            if row is None:
+                return None
+            self.conn.execute(
+                "UPDATE runs SET status='running', started=?, worker=?, attempts=attempts+1,"
+                " error=NULL, failed_step=NULL WHERE id=?",
+                (time.time(), worker_name(), row["id"]),
+            )
+            for table in ("epochs", "metrics", "predictions"):
+                self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (row["id"],))
+            self._event(row["id"], "running")
+        return self.get_run(row["id"])
+
+    def log_epoch(self, run_id: str, epoch: int, data: dict) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
+                (run_id, int(epoch), json.dumps(data, default=_json_default)),
+            )
+
+    def finish(
+        self,
+        run_id: str,
+        metrics: Iterable[tuple[str, str, float, float | None, float | None]],
+        scores: np.ndarray,
+        targets: np.ndarray,
+        epochs: list[dict] | None = None,
+    ) -> None:
+        """Store a run's results and mark it finished, all in one transaction.
+
+        Args:
+            metrics: ``(name, finding, value, lo, hi)``; finding ``""`` for run-level values.
+            scores: (N, C) test-set probabilities.
+            targets: (N, C) test-set labels.
+            epochs: the training history (replaces what ``log_epoch`` wrote).
+        """
+        with self.transaction():
+            self._require_running(run_id)
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO metrics (run_id, name, finding, value, lo, hi)"
+                " VALUES (?,?,?,?,?,?)",
+                [(run_id, n, f, _finite(v), _finite(lo), _finite(hi)) for n, f, v, lo, hi in metrics],
+            )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO predictions (run_id, scores, targets) VALUES (?,?,?)",
+                (run_id, pack_array(np.asarray(scores, np.float32)),
+                 pack_array(np.asarray(targets, np.uint8))),
+            )
+            if epochs is not None:
+                self.conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+                self.conn.executemany(
+                    "INSERT INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
+                    [(run_id, int(e.get("epoch", i)), json.dumps(e, default=_json_default))
+                     for i, e in enumerate(epochs)],
+                )
+            self.conn.execute(
+                "UPDATE runs SET status='finished', finished=? WHERE id=?", (time.time(), run_id)
+            )
+            self._event(run_id, "finished")
+
+    def fail(self, run_id: str, error: str, failed_step: int | None = None) -> None:
+        """Mark a run failed with its error (and the training step, when known)."""
+        with self.transaction():
+            self._require_running(run_id)
+            self.conn.execute(
+                "UPDATE runs SET status='failed', finished=?, error=?, failed_step=? WHERE id=?",
+                (time.time(), error, failed_step, run_id),
+            )
+            self._event(run_id, "failed", error[:500])
+
+    def _require_running(self, run_id: str) -> None:
+        row = self.conn.execute("SELECT status, worker FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or row["status"] != "running" or row["worker"] != worker_name():
+            raise RuntimeError(f"run {run_id} is not held by this process ({dict(row) if row else None})")
+
+    # ------------------------------------------------------------ queries
+    def get_run(self, run_id: str) -> dict | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _run_dict(row) if row else None
+
+    def runs(self, status: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM runs", ()
+        if status is not None:
+            sql, args = sql + " WHERE status=?", (status,)
+        return [_run_dict(r) for r in self.conn.execute(sql + " ORDER BY created, rowid", args)]
+
+    def counts(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+        """Number of runs per status (among ``ids`` when given)."""
+        out = dict.fromkeys(STATUSES, 0)
+        wanted = None if ids is None else set(ids)
+        for row in self.conn.execute("SELECT id, status FROM runs"):
+            if wanted is None or row["id"] in wanted:
+                out[row["status"]] += 1
+        return out
+
+    def metrics(self, run_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM metrics", ()
+        if run_id is not None:
+            sql, args = sql + " WHERE run_id=?", (run_id,)
+        return [dict(r) for r in self.conn.execute(sql, args)]
+
+    def epochs(self, run_id: str) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT data FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,)
+        ).fetchall()
+        return [json.loads(r["data"]) for r in rows]
+
+    def predictions(self, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        row = self.conn.execute(
+            "SELECT scores, targets FROM predictions WHERE run_id=?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return unpack_array(row["scores"]), unpack_array(row["targets"])
+
+    def events(self, run_id: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM status_events", ()
+        if run_id is not None:
+            sql, args = sql + " WHERE run_id=?", (run_id,)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+
+def _run_dict(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["config"] = json.loads(d["config"])
+    return d
+
+
+def _worker_alive(worker: str | None) -> bool:
+    """Whether ``host:pid`` is a live process. Workers on other hosts count as alive."""
+    if not worker or ":" not in worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True

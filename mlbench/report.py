@@ -1,0 +1,199 @@
+"""One self-contained HTML report of a results folder.
+
+Plots (matplotlib, Agg) are embedded as base64 PNG; the page links nothing outside itself:
+the leaderboard table, a heat map of per-class test AUC (losses x findings), ROC curves per
+finding and training curves (validation mean AUC and training loss per epoch).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mlbench.db import ResultsDB
+from mlbench.leaderboard import build, findings_of, render, short_name
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin-bottom: 1em; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; }
+th { background: #f0f0f0; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; }
+.note { color: #666; font-size: 13px; }
+"""
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def heatmap(df, findings: list[str]) -> str | None:
+    """Per-class AUC heat map, one row per backbone/head/loss. Returns a data URI."""
+    rows = df[df["seeds"] > 0] if not df.empty else df
+    if rows.empty or not findings:
+        return None
+    plt = _pyplot()
+    values = rows[findings].to_numpy(dtype=float)
+    labels = [f"{b}/{h}/{loss}" for b, h, loss in zip(rows["backbone"], rows["head"], rows["loss"], strict=False)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(findings), 1.0 + 0.32 * len(labels)))
+    im = ax.imshow(values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(findings)), [short_name(f) for f in findings], rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if not math.isnan(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if values[i, j] < np.nanmean(values) else "black")
+    fig.colorbar(im, ax=ax, label="test AUC (mean over seeds)")
+    ax.set_title("Per-class test AUC")
+    return _png(fig)
+
+
+def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
+    """ROC curves per finding for each loss (lowest seed), one figure per backbone/head."""
+    from sklearn.metrics import roc_curve
+
+    groups: dict = {}
+    for run in db.runs("finished"):
+        key = (run["backbone"], run["head"])
+        best = groups.setdefault(key, {})
+        if run["loss"] not in best or run["seed"] < best[run["loss"]]["seed"]:
+            best[run["loss"]] = run
+    out = []
+    plt = _pyplot()
+    for (backbone, head), by_loss in groups.items():
+        n = len(findings)
+        cols = 5
+        rows = math.ceil(n / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
+        for loss, run in by_loss.items():
+            pred = db.predictions(run["id"])
+            if pred is None:
+                continue
+            scores, targets = pred
+            for c, ax in zip(range(n), axes.flat, strict=False):
+                t = targets[:, c]
+                if t.min() == t.max():
+                    continue
+                fpr, tpr, _ = roc_curve(t, scores[:, c])
+                ax.plot(fpr, tpr, lw=1, label=loss)
+        for c, ax in enumerate(axes.flat):
+            if c >= n:
+                ax.axis("off")
+                continue
+            ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--")
+            ax.set_title(findings[c], fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes.flat[0].legend(fontsize=6, loc="lower right")
+        fig.suptitle(f"ROC curves on the test set — {backbone} / {head} (lowest seed)")
+        fig.tight_layout()
+        out.append((f"{backbone} / {head}", _png(fig)))
+    return out
+
+
+def training_curves(db: ResultsDB) -> list[tuple[str, str]]:
+    """Validation mean AUC and training loss per epoch, one line per run."""
+    plt = _pyplot()
+    groups: dict = {}
+    for run in db.runs("finished"):
+        groups.setdefault((run["backbone"], run["head"]), []).append(run)
+    out = []
+    for (backbone, head), runs in groups.items():
+        fig, (ax_auc, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+        for run in runs:
+            hist = db.epochs(run["id"])
+            if not hist:
+                continue
+            epochs = [h.get("epoch", i) for i, h in enumerate(hist)]
+            label = f"{run['loss']} s{run['seed']}"
+            auc = [h.get("val_mean_auc", math.nan) for h in hist]
+            loss = [h.get("train_loss", math.nan) for h in hist]
+            ax_auc.plot(epochs, auc, marker="o", ms=3, lw=1, label=label)
+            ax_loss.plot(epochs, loss, marker="o", ms=3, lw=1, label=label)
+        ax_auc.set(xlabel="epoch", ylabel="validation mean AUC", title="Validation mean AUC")
+        ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+        ax_loss.legend(fontsize=6, ncol=2)
+        fig.suptitle(f"Training curves — {backbone} / {head}")
+        fig.tight_layout()
+        out.append((f"{backbone} / {head}", _png(fig)))
+    return out
+
+
+def build_report(out_dir: str | Path, reference: str | None = None) -> str:
+    """The report of ``OUT/results.db`` as one HTML string."""
+    path = Path(out_dir)
+    db_path = path if path.suffix == ".db" else path / "results.db"
+    if not db_path.exists():
+        raise FileNotFoundError(f"no results database at {db_path}; run a suite first")
+    with ResultsDB(db_path) as db:
+        reference = reference or db.get_meta("reference", "bce")
+        df = build(db, reference=reference)
+        cells = {(r["backbone"], r["head"], r["loss"]) for r in db.runs("finished")}
+        findings = findings_of(db, {k: {} for k in cells}) or _finding_columns(df)
+        parts = [
+            f"<h1>mlbench report — {html.escape(str(db.get_meta('suite', path.name)))}</h1>",
+            f"<p class='note'>{html.escape(_describe(db))} Generated "
+            f"{time.strftime('%Y-%m-%d %H:%M')}.</p>",
+            "<h2>Leaderboard</h2>",
+            render(df, "html", reference),
+            f"<p class='note'>Mean test AUC over the findings, ± std over seeds; 95% CI: "
+            f"percentile bootstrap over test images per run, bounds averaged over seeds; "
+            f"Δ and the paired DeLong p-value against {html.escape(reference)} on the same "
+            f"backbone and head (seed-matched, largest p over seeds).</p>",
+        ]
+        hm = heatmap(df, findings)
+        if hm:
+            parts += ["<h2>Per-class AUC</h2>", f"<img alt='per-class AUC heat map' src='{hm}'>"]
+        for title, uri in roc_curves(db, findings):
+            parts += [f"<h2>ROC curves — {html.escape(title)}</h2>",
+                      f"<img alt='ROC curves' src='{uri}'>"]
+        for title, uri in training_curves(db):
+            parts += [f"<h2>Training curves — {html.escape(title)}</h2>",
+                      f"<img alt='training curves' src='{uri}'>"]
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>mlbench report</title>"
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _finding_columns(df) -> list[str]:
+    fixed = {"backbone", "head", "loss", "seeds", "failed", "mean_auc", "std", "ci_lo",
+             "ci_hi", "map", "delta", "p_delong"}
+    return [c for c in df.columns if c not in fixed]
+
+
+def _describe(db: ResultsDB) -> str:
+    ds = db.get_meta("dataset", {}) or {}
+    counts = db.counts()
+    kind = "CXR14-sim (simulated)" if ds.get("kind") == "sim" else "ChestX-ray14"
+    return (f"Dataset: {kind} at {ds.get('root', '?')}, {ds.get('image_size', '?')} px. "
+            f"Runs: {counts['finished']} finished, {counts['failed']} failed, "
+            f"{counts['pending'] + counts['running']} not done.")
+
+
+def write_report(out_dir: str | Path, dest: str | Path | None = None,
+                 reference: str | None = None) -> Path:
+    """Write the report (default ``OUT/report.html``); returns its path."""
+    dest = Path(dest) if dest else Path(out_dir) / "report.html"
+    dest.write_text(build_report(out_dir, reference), encoding="utf-8")
+    return dest

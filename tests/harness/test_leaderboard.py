@@ -1,0 +1,106 @@
+"""Leaderboard numbers are the records: every cell equals what results.db holds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+from mlbench.db import ResultsDB
+from mlbench.leaderboard import PUBLISHED, build, leaderboard, render
+from mlbench.metrics import delong_mean_test
+
+from .conftest import FINDINGS
+
+
+def _db_values(db, backbone, head, loss):
+    rows = [r for r in db.runs("finished")
+            if (r["backbone"], r["head"], r["loss"]) == (backbone, head, loss)]
+    by_seed = {}
+    for r in rows:
+        m = {(x["name"], x["finding"]): x for x in db.metrics(r["id"])}
+        by_seed[r["seed"]] = (r["id"], m)
+    return by_seed
+
+
+def test_numbers_equal_db(filled):
+    out, _ = filled
+    with ResultsDB(out) as db:
+        df = build(db, reference="bce")
+        assert len(df) == 6  # 2 heads x 3 losses
+        for _, row in df.iterrows():
+            seeds = _db_values(db, row["backbone"], row["head"], row["loss"])
+            means = [m[("mean_auc", "")]["value"] for _, m in seeds.values()]
+            assert row["seeds"] == len(seeds) == 2
+            assert row["mean_auc"] == np.mean(means)
+            assert row["std"] == np.std(means, ddof=1)
+            assert row["ci_lo"] == np.mean([m[("mean_auc", "")]["lo"] for _, m in seeds.values()])
+            assert row["ci_hi"] == np.mean([m[("mean_auc", "")]["hi"] for _, m in seeds.values()])
+            assert row["map"] == np.mean([m[("map", "")]["value"] for _, m in seeds.values()])
+            for f in FINDINGS:
+                assert row[f] == np.mean([m[("auc", f)]["value"] for _, m in seeds.values()])
+            ref = _db_values(db, row["backbone"], row["head"], "bce")
+            if row["loss"] == "bce":
+                assert row["delta"] == 0 and math.isnan(row["p_delong"])
+                continue
+            diffs = [seeds[s][1][("mean_auc", "")]["value"] - ref[s][1][("mean_auc", "")]["value"]
+                     for s in sorted(seeds)]
+            assert row["delta"] == np.mean(diffs)
+            ps = []
+            for s in sorted(seeds):
+                a, b = db.predictions(seeds[s][0]), db.predictions(ref[s][0])
+                ps.append(delong_mean_test(a[1], a[0], b[0]).p_value)
+            assert row["p_delong"] == max(ps)
+    # the fake signal strengths order the losses within each group
+    for _, group in df.groupby("head"):
+        assert list(group["loss"]) == ["bce+0.1*msml", "msml", "bce"]
+
+
+def test_csv_is_raw_numbers_and_text_rounds_them(filled):
+    out, _ = filled
+    with ResultsDB(out) as db:
+        df = build(db)
+    csv = leaderboard(out, fmt="csv")
+    back = pd.read_csv(__import__("io").StringIO(csv))
+    assert np.allclose(back["mean_auc"], df["mean_auc"], rtol=0, atol=1e-12)
+    text = leaderboard(out)
+    for v in df["mean_auc"]:
+        assert f"{v:.4f}" in text
+    assert "== resnet10t / linear ==" in text and "Δ vs bce" in text and "ref" in text
+    md = leaderboard(out, fmt="md")
+    assert "### resnet10t / bilinear" in md and "| loss" in md
+    html = leaderboard(out, fmt="html")
+    assert "<table>" in html and "<h3>resnet10t / linear</h3>" in html
+    # published context rows only for the real dataset
+    assert "CheXNet" not in text
+
+
+def test_published_rows_on_real_data(filled):
+    out, _ = filled
+    with ResultsDB(out) as db:
+        db.set_meta("dataset", {"kind": "real", "root": "/data/cxr14", "image_size": 224})
+    text = leaderboard(out)
+    assert "published (context) / official split" in text
+    assert "published (context) / random (not comparable) split" in text
+    for source, _model, _, auc in PUBLISHED:
+        assert re.search(re.escape(source) + ".*" + f"{auc:.4f}", text)
+
+
+def test_failed_runs_counted_and_reference_option(tmp_path):
+    from mlbench.suite import load_suite
+
+    from .conftest import fill, tiny_suite
+
+    suite = load_suite(tiny_suite(tmp_path), train_keys=False, env={})
+    with ResultsDB(suite.output) as db:
+        fill(db, suite.runs, {"bce": 1.0, "bce+0.1*msml": 2.0}.__getitem__, fail={"bce"})
+        df = build(db, reference="bce")
+        bce = df[df["loss"] == "bce"]
+        assert (bce["seeds"] == 0).all() and (bce["failed"] == 2).all()
+        other = df[df["loss"] == "bce+0.1*msml"]
+        assert other["delta"].isna().all()  # no finished reference to compare with
+        df2 = build(db, reference="bce+0.1*msml")
+        assert (df2[df2["loss"] == "bce+0.1*msml"]["delta"] == 0).all()
+    assert "2 failed" in render(df)
