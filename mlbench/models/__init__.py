@@ -1,0 +1,24 @@
+"""Models: timm backbones with a registered classification head (SPEC section 4)."""
+
+from .build import ChestXrayModel, build_model
+from .heads import (
+    BilinearHead,
+    CompactBilinearHead,
+    LinearHead,
+    create_head,
+    list_heads,
+    register_head,
+    signed_sqrt,
+)
+
+__all__ = [
+    "BilinearHead",
+    "ChestXrayModel",
+    "CompactBilinearHead",
+    "LinearHead",
+    "build_model",
+    "create_head",
+    "list_heads",
+    "register_head",
+    "signed_sqrt",
+]
