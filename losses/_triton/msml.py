@@ -1,0 +1,387 @@
+"""MSML (multi-label softmax loss) as a fused Triton kernel: value and gradient in one launch.
+
+Per row r with logits z, positives P and negatives N (SPEC §1, §2)::
+
+    L_r        = (1/|P|) Σ_p softplus(lse_N − z_p)            (0 when P = ∅; a term is 0 when N = ∅)
+    ∂L_r/∂z_p  = −σ(lse_N − z_p) / |P|
+    ∂L_r/∂z_n  = softmax_N(z)_n · Σ_p σ(lse_N − z_p) / |P|
+
+Kernel design
+-------------
+* A program owns a tile of ``ROWS × BLOCK_C`` (rows × classes); all reductions are along
+  the class axis and accumulate in fp32 whatever the logits dtype.
+* **Single-block path** (``C ≤ 16384``): the whole row tile is loaded once and kept in
+  registers; small C packs many rows per program (C=14 → 128 rows × 16 columns). Bytes
+  per element: read logits + targets once, write the gradient once (when needed) —
+  the minimum. The loss is written per row (4 bytes per row).
+* **Block loop** (``C > 16384``, up to any C): pass 1 keeps an online log-sum-exp of the
+  negatives (running max + rescaled sum) and |P|; pass 2 accumulates Σ_p softplus(lse_N − z_p)
+  and Σ_p σ(lse_N − z_p) — both need the *final* lse_N and, unlike exp, σ and softplus
+  cannot be rescaled when the running max moves, so they cannot share pass 1; pass 3
+  (only when the gradient is wanted) writes the gradient. Reads: 3 × (logits + targets)
+  with gradient, 2 × without; writes: the gradient once. A row is re-read while still in
+  L2 for C up to a few 10^5.
+* The gradient is written by the forward, already scaled by the reduction (1/B for
+  "mean"). ``backward`` only multiplies by ``grad_output``, in place, with a kernel whose
+  programs exit after one scalar load when ``grad_output == 1`` (a plain
+  ``loss.backward()``), so forward + backward moves ~the bytes of the forward alone.
+  Consequence: the saved gradient is consumed, and a second backward through the same
+  graph raises (as in Liger-Kernel's fused losses).
+* Offsets are int64 (row and column index times stride), so B·C ≥ 2^31 is fine.
+* Inputs are not copied: logits and targets are read through their strides (any
+  layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
+  contiguous in the logits dtype.
+* softplus and σ are written with exp/log only (no libdevice log1p), in stable forms.
+
+No autotuning: the launch configuration is a heuristic of C (see :func:`_launch_config`),
+so every variant compiles ahead of time without a GPU (``tests/triton`` builds cubin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["msml_triton", "MSMLTritonFunction", "INTERPRETED"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+_LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+# Launch heuristics (see the module docstring and _launch_config).
+_MAX_SINGLE_BLOCK_C = 16384  # largest row kept whole in registers (32 warps, 16 per thread;
+# ptxas -v sm_90: 64 registers + 88 bytes of spill at 16384, none at 8192)
+_LOOP_BLOCK_C = 4096  # chunk of the block loop for larger C
+_TILE_ELEMS = 2048  # elements per program for small C (rows × BLOCK_C)
+_MAX_ROWS = 128
+
+
+@triton.jit
+def _softplus(x):
+    # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): never overflows; softplus(-inf) = 0.
+    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def _sigmoid(x):
+    # exp of a non-positive number only; sigmoid(-inf) = 0.
+    e = tl.exp(-tl.abs(x))
+    r = 1.0 / (1.0 + e)
+    return tl.where(x >= 0, r, e * r)
+
+
+@triton.jit
+def _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc):
+    """Load a (ROWS, BLOCK_C) tile: logits as fp32, and the positive / negative masks.
+
+    ``z_rows``/``y_rows`` are (ROWS,) pointers to the rows' first elements.
+    """
+    cols64 = cols.to(tl.int64)
+    mask = row_mask[:, None] & (cols < C)[None, :]
+    z = tl.load(z_rows[:, None] + cols64[None, :] * stride_zc, mask=mask, other=0.0)
+    y = tl.load(y_rows[:, None] + cols64[None, :] * stride_yc, mask=mask, other=0)
+    pos = mask & (y != 0)
+    neg = mask & (y == 0)
+    return z.to(tl.float32), pos, neg, mask
+
+
+@triton.jit
+def _margins(z, pos, lse):
+    """t = lse_N − z on the positives, −inf elsewhere (where softplus(t) = σ(t) = 0)."""
+    return tl.where(pos, lse[:, None] - z, float("-inf"))
+
+
+@triton.jit
+def _msml_fwd_kernel(
+    z_ptr,  # (B, C) logits, fp32/fp16/bf16, any strides
+    y_ptr,  # (B, C) targets, uint8 (bool view) / int / float, any strides
+    loss_ptr,  # (B,) fp32 per-row loss (out)
+    grad_ptr,  # (B, C) gradient in the logits dtype (out; unused unless WRITE_GRAD)
+    B,
+    C,
+    stride_zb,
+    stride_zc,
+    stride_yb,
+    stride_yc,
+    stride_gb,
+    grad_scale,  # fp32 factor of the written gradient: 1/B for "mean", else 1
+    ROWS: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    SINGLE: tl.constexpr,  # C <= BLOCK_C: whole rows in registers, one read
+    WRITE_GRAD: tl.constexpr,
+):
+    NEG_INF: tl.constexpr = float("-inf")
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    row_mask = rows < B
+    rows64 = rows.to(tl.int64)  # int64 offsets: B * C may exceed 2**31
+    z_rows = z_ptr + rows64 * stride_zb
+    y_rows = y_ptr + rows64 * stride_yb
+    g_rows = grad_ptr + rows64 * stride_gb
+    cols = tl.arange(0, BLOCK_C)
+
+    # ---- pass 1: lse over the negatives (m: max, s: Σ e^(z - m)) and |P| -------------------
+    if SINGLE:
+        z, pos, neg, mask = _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc)
+        m = tl.max(tl.where(neg, z, NEG_INF), axis=1)
+        m_safe = tl.where(m == NEG_INF, 0.0, m)
+        e = tl.exp(tl.where(neg, z - m_safe[:, None], NEG_INF))  # 0 off N
+        s = tl.sum(e, axis=1)
+        n_pos = tl.sum(pos.to(tl.float32), axis=1)
+    else:
+        m = tl.full([ROWS], NEG_INF, tl.float32)
+        s = tl.zeros([ROWS], tl.float32)
+        n_pos = tl.zeros([ROWS], tl.float32)
+        for start in range(0, C, BLOCK_C):
+            zc, pc, nc, _ = _load_tile(
+                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
+            )
+            m_new = tl.maximum(m, tl.max(tl.where(nc, zc, NEG_INF), axis=1))
+            m_new_safe = tl.where(m_new == NEG_INF, 0.0, m_new)
+            s = s * tl.exp(m - m_new_safe) + tl.sum(
+                tl.exp(tl.where(nc, zc - m_new_safe[:, None], NEG_INF)), axis=1
+            )
+            m = m_new
+            n_pos += tl.sum(pc.to(tl.float32), axis=1)
+        m_safe = tl.where(m == NEG_INF, 0.0, m)
+    has_neg = s > 0.0  # the max negative contributes e^0 = 1, so s >= 1 iff N is not empty
+    lse = tl.where(has_neg, m_safe + tl.log(tl.where(has_neg, s, 1.0)), NEG_INF)
+    inv_p = 1.0 / tl.maximum(n_pos, 1.0)
+    coef_p = inv_p * grad_scale  # |∂L/∂z_p| = σ(t_p) · coef_p
+
+    # ---- pass 2: t_p = lse_N - z_p (-inf off P, so softplus = σ = 0 there) -----------------
+    if SINGLE:
+        t = _margins(z, pos, lse)
+        loss = tl.sum(_softplus(t), axis=1) * inv_p
+        if WRITE_GRAD:
+            sig = _sigmoid(t)
+            coef_n = tl.sum(sig, axis=1) * coef_p  # Σ_p σ(t_p) / |P| (× grad_scale)
+            inv_s = 1.0 / tl.where(has_neg, s, 1.0)
+            g = tl.where(pos, -sig * coef_p[:, None], e * (inv_s * coef_n)[:, None])
+            g_ptrs = g_rows[:, None] + cols[None, :]
+            tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+    else:
+        loss_acc = tl.zeros([ROWS], tl.float32)
+        sig_acc = tl.zeros([ROWS], tl.float32)
+        for start in range(0, C, BLOCK_C):
+            zc, pc, nc, _ = _load_tile(
+                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
+            )
+            tc = _margins(zc, pc, lse)
+            loss_acc += tl.sum(_softplus(tc), axis=1)
+            if WRITE_GRAD:
+                sig_acc += tl.sum(_sigmoid(tc), axis=1)
+        loss = loss_acc * inv_p
+        # ---- pass 3: the gradient ------------------------------------------------------------
+        if WRITE_GRAD:
+            coef_n = sig_acc * coef_p
+            lse_safe = tl.where(has_neg, lse, 0.0)
+            for start in range(0, C, BLOCK_C):
+                zc, pc, nc, maskc = _load_tile(
+                    z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
+                )
+                tc = _margins(zc, pc, lse)
+                softmax_n = tl.exp(tl.where(nc, zc - lse_safe[:, None], NEG_INF))
+                g = tl.where(pc, -_sigmoid(tc) * coef_p[:, None], softmax_n * coef_n[:, None])
+                g_ptrs = g_rows[:, None] + (start + cols)[None, :]
+                tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=maskc)
+
+    tl.store(loss_ptr + rows, loss, mask=row_mask)
+
+
+@triton.jit
+def _scale_rows_kernel(
+    grad_ptr,  # (B, C) contiguous rows (stride_gb, 1), scaled in place
+    go_ptr,  # grad_output: one fp32 per row, or a scalar (stride_go = 0)
+    stride_go,
+    B,
+    C,
+    stride_gb,
+    ROWS: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    row_mask = rows < B
+    rows64 = rows.to(tl.int64)
+    go = tl.load(go_ptr + rows64 * stride_go, mask=row_mask, other=1.0).to(tl.float32)
+    # grad_output == 1 for every row of the tile (plain loss.backward()): nothing to do.
+    # (NaN != 1, so a NaN grad_output still propagates.)
+    if tl.sum((go != 1.0).to(tl.int32), axis=0) > 0:
+        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        mask = row_mask[:, None] & (cols < C)[None, :]
+        ptrs = grad_ptr + rows64[:, None] * stride_gb + cols[None, :]
+        g = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32) * go[:, None]
+        tl.store(ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+
+
+#: True when this module's kernels were built by the Triton interpreter
+#: (``TRITON_INTERPRET=1`` at import): they then run on CPU tensors.
+INTERPRETED = not isinstance(_msml_fwd_kernel, triton.runtime.JITFunction)
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """Compile-time shape of one forward launch (a heuristic of C, no autotuning)."""
+
+    rows: int  # rows per program
+    block_c: int  # columns per tile (power of two)
+    single: bool  # whole rows in one tile (one read) vs the 3-pass block loop
+    num_warps: int
+
+
+def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
+    """Heuristic launch configuration for C classes.
+
+    ``block_c`` forces the tile width (tests use it to run the block loop at small C).
+    """
+    if block_c is None:
+        block_c = max(16, triton.next_power_of_2(C))
+        if block_c > _MAX_SINGLE_BLOCK_C:
+            block_c = _LOOP_BLOCK_C
+    single = C <= block_c
+    rows = max(1, min(_MAX_ROWS, _TILE_ELEMS // block_c)) if single else 1
+    # 8-16 values per thread per tile-sized temporary (no spills at 16; ptxas -v, sm_90)
+    num_warps = min(32, max(4, rows * block_c // 256)) if single else 8
+    return LaunchConfig(rows=rows, block_c=block_c, single=single, num_warps=num_warps)
+
+
+def _check_inputs(logits: torch.Tensor, targets: torch.Tensor, reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"Expected argument `reduction` to be one of {list(_REDUCTIONS)} but got {reduction!r}"
+        )
+    if logits.dim() != 2:
+        raise ValueError(f"Expected `logits` of shape (B, C) but got {tuple(logits.shape)}")
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"Expected `targets` of shape {tuple(logits.shape)} (as logits) but got {tuple(targets.shape)}"
+        )
+    if logits.dtype not in _LOGIT_DTYPES:
+        raise ValueError(
+            f"Expected `logits` dtype to be one of {[str(d) for d in _LOGIT_DTYPES]} but got {logits.dtype}"
+        )
+    if targets.device != logits.device:
+        raise ValueError(
+            f"Expected `targets` on the device of `logits` ({logits.device}) but got {targets.device}"
+        )
+    if not (logits.is_cuda or INTERPRETED):
+        raise ValueError(
+            f"msml_triton needs CUDA tensors but got device {logits.device}; use the factorised "
+            "PyTorch form (losses.msml.msml_loss(..., backend='factorised')) or set "
+            "TRITON_INTERPRET=1 before importing losses._triton.msml"
+        )
+
+
+def msml_forward(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    reduction: str = "mean",
+    need_grad: bool = False,
+    block_c: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One kernel launch: per-row loss and, when ``need_grad``, the scaled gradient.
+
+    Args:
+        logits: (B, C) fp32/fp16/bf16.
+        targets: (B, C) bool/int/float in {0, 1}.
+        reduction: decides the gradient's scale (1/B for "mean").
+        need_grad: write ∂loss/∂logits (for a grad_output of 1).
+        block_c: force the tile width (testing the block loop at small C).
+
+    Returns:
+        per-row loss (B,) fp32, and the gradient (B, C) in the logits dtype or None.
+    """
+    B, C = logits.shape
+    per_row = torch.empty(B, dtype=torch.float32, device=logits.device)
+    grad = torch.empty((B, C), dtype=logits.dtype, device=logits.device) if need_grad else None
+    if B == 0:
+        return per_row, grad
+    y = targets.view(torch.uint8) if targets.dtype == torch.bool else targets  # no copy
+    cfg = _launch_config(C, block_c)
+    scale = 1.0 / B if reduction == "mean" else 1.0
+    _msml_fwd_kernel[(triton.cdiv(B, cfg.rows),)](
+        logits, y, per_row, grad if need_grad else per_row,
+        B, C,
+        logits.stride(0), logits.stride(1), y.stride(0), y.stride(1),
+        grad.stride(0) if need_grad else 0,
+        scale,
+        ROWS=cfg.rows, BLOCK_C=cfg.block_c, SINGLE=cfg.single, WRITE_GRAD=need_grad,
+        num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return per_row, grad
+
+
+def scale_grad_(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    """``grad *= grad_output`` in place, rows broadcast; free when grad_output is all ones.
+
+    Args:
+        grad: (B, C) contiguous rows.
+        grad_output: scalar, or (B,) for reduction "none".
+    """
+    B, C = grad.shape
+    if B == 0 or C == 0:
+        return grad
+    go = grad_output.to(torch.float32)
+    stride_go = 0 if go.dim() == 0 else go.stride(0)
+    block_c = min(_LOOP_BLOCK_C, max(16, triton.next_power_of_2(C)))
+    rows = max(1, _TILE_ELEMS // block_c)
+    grid = (triton.cdiv(B, rows), triton.cdiv(C, block_c))
+    _scale_rows_kernel[grid](
+        grad, go, stride_go, B, C, grad.stride(0), ROWS=rows, BLOCK_C=block_c, num_warps=4
+    )
+    return grad
+
+
+def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_row.mean()
+    if reduction == "sum":
+        return per_row.sum()
+    return per_row
+
+
+class MSMLTritonFunction(torch.autograd.Function):
+    """MSML with the gradient computed by the forward kernel (differentiable w.r.t. logits)."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, reduction):
+        per_row, grad = msml_forward(logits, targets, reduction, need_grad=True)
+        ctx.save_for_backward(grad)
+        ctx.consumed = False
+        return _reduce(per_row, reduction)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_output):
+        if ctx.consumed:
+            raise RuntimeError(
+                "msml_triton: the gradient written by the forward kernel is scaled in place and "
+                "can be used by one backward only; recompute the loss instead of retain_graph=True"
+            )
+        ctx.consumed = True
+        (grad,) = ctx.saved_tensors
+        return scale_grad_(grad, grad_output), None, None
+
+
+def msml_triton(
+    logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """MSML loss by the fused Triton kernel.
+
+    Writes the gradient during the forward only when ``logits.requires_grad`` and grad
+    mode is on; otherwise one launch computes the value alone.
+
+    Args:
+        logits: (B, C) fp32/fp16/bf16, CUDA (or CPU under ``TRITON_INTERPRET=1``).
+        targets: (B, C) bool/int/float in {0, 1}.
+        reduction: "mean" (over all B rows, rows without positives count), "sum" or "none".
+
+    Returns:
+        fp32 scalar, or (B,) fp32 for ``reduction="none"``.
+    """
+    _check_inputs(logits, targets, reduction)
+    if torch.is_grad_enabled() and logits.requires_grad:
+        return MSMLTritonFunction.apply(logits, targets, reduction)
+    per_row, _ = msml_forward(logits, targets, reduction, need_grad=False)
+    return _reduce(per_row, reduction)
