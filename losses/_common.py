@@ -3,6 +3,19 @@
 A loss is written once as a function ``<name>_loss(logits, targets, *, ..., reduction, validate)``
 that returns the reduced loss; :class:`FunctionalLoss` turns it into an ``nn.Module`` whose
 keyword arguments (and their defaults) are exactly the function's.
+
+The package convention, shared by every loss function and module:
+
+- ``logits``: (B, C) fp32, fp16, bf16 or fp64; fp16/bf16 are computed in fp32 and the loss
+  comes back as fp32.
+- ``targets``: (B, C) in {0, 1}; bool, int or float.
+- ``reduction``: "none" gives the per-sample loss (B,), "mean" its mean over the B samples,
+  "sum" its sum. Element-wise losses take the per-sample loss as the MEAN over the C classes. A
+  sample for which a loss is undefined (e.g. no positives) contributes exactly 0 and still
+  counts in the mean's denominator. Batch-coupled losses may refuse "none".
+- ``validate``: check shapes, dtypes and that targets are in {0, 1} (one device sync), with
+  ``ValueError`` messages naming the argument, the allowed and the received; False skips it
+  (then soft targets in [0, 1] pass through the element-wise losses unchecked).
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
@@ -93,6 +107,19 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
     return per_sample
 
 
+def per_sample_loss(
+    fn: Callable[..., Tensor],
+    logits: Tensor,
+    targets: Tensor,
+    reduction: str,
+    validate: bool,
+    *args: Any,
+) -> Tensor:
+    """``reduce_loss(fn(z, y, *args), reduction)`` on the prepared inputs; fn gives (B,)."""
+    z, y = prepare(logits, targets, validate=validate)
+    return reduce_loss(fn(z, y, *args), reduction)
+
+
 def masked_logsumexp(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     """log Σ_{i: mask_i} exp(x_i) along ``dim``; −inf over an empty set.
 
@@ -128,6 +155,12 @@ def pair_logsumexp(z: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
     diff = z[:, None, :] - z[:, :, None]  # (B, C_p, C_n): z_n − z_p
     pairs = pos[:, :, None] & neg[:, None, :]  # (B, C_p, C_n)
     return masked_logsumexp(diff.flatten(1), pairs.flatten(1), dim=1)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) = −logsigmoid(−x): exact in every range (``F.softplus`` switches to x above
+    20, off by e^−20 in value and gradient), 0 with 0 gradient at −inf."""
+    return -F.logsigmoid(-x)
 
 
 def positive_mean(term: Tensor, y: Tensor) -> Tensor:

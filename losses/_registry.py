@@ -214,14 +214,16 @@ def create_loss(spec: Any, *, stats: Mapping[str, Any] | None = None, **kwargs: 
     terms = _parse_spec(spec)
     shared = {k: v for k, v in kwargs.items() if v is not None}
     accepted = {t.name: _accepted_kwargs(get_loss_info(t.name).cls) for t in terms}
-    for key in shared:
-        if not any(key in acc or acc is _ANY for acc in accepted.values()):
-            names = sorted({t.name for t in terms})
-            valid = sorted(set().union(*(a for a in accepted.values() if a is not _ANY)))
-            raise ValueError(
-                f"Expected keyword arguments of loss {'/'.join(names)} to be among {valid} "
-                f"but got unknown {key!r}"
-            )
+    unknown = sorted(
+        k for k in shared if not any(acc is _ANY or k in acc for acc in accepted.values())
+    )
+    if unknown:
+        names = "/".join(sorted({t.name for t in terms}))
+        valid = sorted(set().union(*(a for a in accepted.values() if a is not _ANY)))
+        raise ValueError(
+            f"Expected keyword arguments of loss {names!r} to be among {valid} but got unknown "
+            f"{unknown}"
+        )
     modules = []
     for term in terms:
         acc = accepted[term.name]

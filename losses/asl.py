@@ -30,16 +30,15 @@ def asl_loss(
     weight is detached by default, as in the official code (which returns a sum over
     everything; here the class mean, per the package convention).
 
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
+
     Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
         gamma_neg: focusing exponent of the negatives (γ−).
         gamma_pos: focusing exponent of the positives (γ+).
         clip: probability margin m shifting the negatives.
         eps: lower clamp of the log arguments.
         detach_focal: compute the focusing weights without gradient.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
     """
     z, y = prepare(logits, targets, validate=validate)
     prob = torch.sigmoid(z)

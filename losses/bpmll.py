@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._common import FunctionalLoss, masked_logsumexp, prepare, reduce_loss
+from ._common import FunctionalLoss, masked_logsumexp, per_sample_loss
 from ._registry import register_loss
 
 # Above this log-value the exponential is continued linearly (value and slope match at the
@@ -17,6 +17,8 @@ EXP_LINEAR_ABOVE = 60.0
 
 
 def _linear_above(dtype: torch.dtype) -> float:
+    if not dtype.is_floating_point:  # validation reports the dtype
+        return EXP_LINEAR_ABOVE
     return min(EXP_LINEAR_ABOVE, math.log(torch.finfo(dtype).max) - 1.0)
 
 
@@ -31,7 +33,8 @@ def bpmll_factorised(z: Tensor, y: Tensor, linear_above: float = EXP_LINEAR_ABOV
     ``linear_above``: log-value above which the exponential is continued linearly.
     """
     pos, neg = y == 1, y == 0
-    log_pairs = pos.sum(dim=1).clamp(min=1).log() + neg.sum(dim=1).clamp(min=1).log()
+    counts = torch.stack([pos.sum(dim=1), neg.sum(dim=1)]).to(z.dtype)  # (2, B)
+    log_pairs = counts.clamp(min=1).log().sum(dim=0)
     return _exp_then_linear(
         masked_logsumexp(z, neg, dim=1) + masked_logsumexp(-z, pos, dim=1) - log_pairs,
         linear_above,
@@ -54,14 +57,12 @@ def bpmll_loss(
     Where the per-sample value would exceed e^60 (e^10 for fp16 logits) it grows linearly
     instead of exponentially (see ``EXP_LINEAR_ABOVE``), so value and gradient stay finite.
 
-    Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
     """
-    z, y = prepare(logits, targets, validate=validate)
-    return reduce_loss(bpmll_factorised(z, y, _linear_above(logits.dtype)), reduction)
+    return per_sample_loss(
+        bpmll_factorised, logits, targets, reduction, validate, _linear_above(logits.dtype)
+    )
 
 
 @register_loss(

@@ -44,13 +44,12 @@ def cb_loss(
 ) -> Tensor:
     """Per sample (1/C) Σ_c w_c [softplus(z_c) − y_c z_c], w from :func:`class_balanced_weights`.
 
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
+
     Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
         class_counts: (C,) training-set positives per class (``stats["class_counts"]``).
         beta: effective-number hyper-parameter β.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
     """
     z, y = prepare(logits, targets, validate=validate)
     weights = class_balanced_weights(class_counts, beta)

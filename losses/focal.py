@@ -19,13 +19,12 @@ def focal_loss(
 ) -> Tensor:
     """Per sample (1/C) Σ_c −α_t (1−p_t)^γ log p_t (torchvision's sigmoid focal loss).
 
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
+
     Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
         alpha: weight of the positives (1−α for negatives); α < 0 disables the weighting.
         gamma: focusing exponent.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
     """
     from torchvision.ops import sigmoid_focal_loss  # imported here: torchvision loads slowly
 

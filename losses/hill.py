@@ -24,14 +24,13 @@ def hill_loss(
 
     p = σ(z), p_m = σ(z − margin); the focal weight is not detached (as in the official code).
 
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
+
     Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
         lamb: λ of the Hill negative term.
         margin: m of the positive term.
         gamma: focusing exponent of the positive term.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
     """
     z, y = prepare(logits, targets, validate=validate)
     shifted = z - margin

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import FunctionalLoss, masked_logsumexp, pair_logsumexp, prepare, reduce_loss
+from ._common import (
+    FunctionalLoss,
+    masked_logsumexp,
+    pair_logsumexp,
+    per_sample_loss,
+    softplus,
+)
 from ._registry import register_loss
 
 
 def lsep_factorised(z: Tensor, y: Tensor) -> Tensor:
     """softplus(LSE_N(z) + LSE_P(−z)) per sample; z, y: (B, C) in the compute dtype → (B,)."""
-    return F.softplus(masked_logsumexp(z, y == 0, dim=1) + masked_logsumexp(-z, y == 1, dim=1))
+    return softplus(masked_logsumexp(z, y == 0, dim=1) + masked_logsumexp(-z, y == 1, dim=1))
 
 
 def lsep_naive(z: Tensor, y: Tensor) -> Tensor:
     """log(1 + Σ_{p∈P} Σ_{n∈N} e^{z_n − z_p}) per sample through a (B, C, C) tensor → (B,)."""
-    return F.softplus(pair_logsumexp(z, y == 1, y == 0))
+    return softplus(pair_logsumexp(z, y == 1, y == 0))
 
 
 def lsep_loss(
@@ -24,14 +29,10 @@ def lsep_loss(
 ) -> Tensor:
     """Per sample log(1 + Σ_{p,n} e^{z_n − z_p}); 0 if P or N is empty.
 
-    Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
     """
-    z, y = prepare(logits, targets, validate=validate)
-    return reduce_loss(lsep_factorised(z, y), reduction)
+    return per_sample_loss(lsep_factorised, logits, targets, reduction, validate)
 
 
 @register_loss(

@@ -7,7 +7,6 @@ when N = ∅.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import (
@@ -16,6 +15,7 @@ from ._common import (
     positive_mean,
     prepare,
     reduce_loss,
+    softplus,
     validate_inputs,
 )
 from ._registry import register_loss
@@ -33,7 +33,7 @@ def msml_factorised(logits: Tensor, targets: Tensor, reduction: str = "mean") ->
     """
     z, y = prepare(logits, targets, validate=False)
     lse_neg = masked_logsumexp(z, y == 0, dim=1)  # (B,)
-    terms = F.softplus(lse_neg[:, None] - z)  # (B, C); meaningful at positives only
+    terms = softplus(lse_neg[:, None] - z)  # (B, C); meaningful at positives only
     return reduce_loss(positive_mean(terms, y), reduction)
 
 
@@ -45,7 +45,7 @@ def msml_naive(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tens
     z, y = prepare(logits, targets, validate=False)
     diff = z[:, None, :] - z[:, :, None]  # (B, C_p, C_n): z_n − z_p
     neg = (y == 0)[:, None, :].expand_as(diff)
-    terms = F.softplus(masked_logsumexp(diff, neg, dim=2))  # (B, C_p)
+    terms = softplus(masked_logsumexp(diff, neg, dim=2))  # (B, C_p)
     return reduce_loss(positive_mean(terms, y), reduction)
 
 

@@ -13,11 +13,8 @@ def sce_loss(
 ) -> Tensor:
     """Per sample −Σ_c (y_c/|P|) log softmax(z)_c; 0 if P = ∅.
 
-    Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
     """
     z, y = prepare(logits, targets, validate=validate)
     return reduce_loss(positive_mean(-z.log_softmax(dim=1), y), reduction)

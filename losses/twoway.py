@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import FunctionalLoss, check_reduction, masked_logsumexp, prepare
+from ._common import FunctionalLoss, check_reduction, masked_logsumexp, prepare, softplus
 from ._registry import register_loss
 
 
@@ -14,7 +13,7 @@ def _relative_term(z: Tensor, y: Tensor, dim: int, t_pos: float, t_neg: float) -
     lse_neg = masked_logsumexp(z / t_neg, y == 0, dim=dim) * t_neg
     lse_pos = masked_logsumexp(-z / t_pos, y == 1, dim=dim) * t_pos
     has_pos = (y == 1).any(dim=dim)
-    return F.softplus(lse_neg + lse_pos), has_pos
+    return softplus(lse_neg + lse_pos), has_pos
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -36,13 +35,12 @@ def twoway_loss(
     The loss is coupled across the batch, so there is no per-sample value: ``reduction="none"``
     is refused and ``"sum"`` is B times ``"mean"`` (keeping sum = B·mean as for other losses).
 
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
+
     Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
         t_pos: temperature T_p of the positives.
         t_neg: temperature T_n of the negatives.
-        reduction: "mean" | "sum".
-        validate: check the inputs.
     """
     check_reduction(reduction, ("mean", "sum"))
     z, y = prepare(logits, targets, validate=validate)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import FunctionalLoss, prepare, reduce_loss
+from ._common import FunctionalLoss, prepare, reduce_loss, softplus
 from ._registry import register_loss
 
 
@@ -18,11 +17,8 @@ def wbce_loss(
     label matrix (so the loss is batch-coupled); a term whose count is 0 is dropped. The
     per-sample values ("none") are those of the samples within this batch.
 
-    Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
     """
     z, y = prepare(logits, targets, validate=validate)
     total = y.numel()
@@ -30,7 +26,7 @@ def wbce_loss(
     # A count of 0 means that term's labels are all absent, so clamping only avoids 0/0.
     beta_pos = total / n_pos.clamp(min=1)
     beta_neg = total / (total - n_pos).clamp(min=1)
-    per_class = beta_pos * y * F.softplus(-z) + beta_neg * (1 - y) * F.softplus(z)  # (B, C)
+    per_class = beta_pos * y * softplus(-z) + beta_neg * (1 - y) * softplus(z)  # (B, C)
     return reduce_loss(per_class.mean(dim=1), reduction)
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import FunctionalLoss, masked_logsumexp, pair_logsumexp, prepare, reduce_loss
+from ._common import (
+    FunctionalLoss,
+    masked_logsumexp,
+    pair_logsumexp,
+    per_sample_loss,
+    softplus,
+)
 from ._registry import register_loss
 
 
 def zlpr_factorised(z: Tensor, y: Tensor) -> Tensor:
     """softplus(LSE_N(z)) + softplus(LSE_P(−z)) per sample; z, y: (B, C) → (B,)."""
-    return F.softplus(masked_logsumexp(z, y == 0, dim=1)) + F.softplus(
+    return softplus(masked_logsumexp(z, y == 0, dim=1)) + softplus(
         masked_logsumexp(-z, y == 1, dim=1)
     )
 
@@ -33,14 +38,10 @@ def zlpr_loss(
 ) -> Tensor:
     """Per sample log(1 + Σ_{n∈N} e^{z_n}) + log(1 + Σ_{p∈P} e^{−z_p}) (threshold at logit 0).
 
-    Args:
-        logits: (B, C) floating.
-        targets: (B, C) in {0, 1}.
-        reduction: "mean" | "sum" | "none".
-        validate: check the inputs.
+    ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
+    (:mod:`losses._common`).
     """
-    z, y = prepare(logits, targets, validate=validate)
-    return reduce_loss(zlpr_factorised(z, y), reduction)
+    return per_sample_loss(zlpr_factorised, logits, targets, reduction, validate)
 
 
 @register_loss(

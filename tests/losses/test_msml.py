@@ -1,0 +1,104 @@
+"""MSML backends: forced forms agree, auto falls back to PyTorch off-GPU, triton fails clearly."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from losses import msml as msml_mod
+from losses.msml import msml_factorised, msml_loss, msml_naive
+
+
+def _batch(b=6, c=9, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, generator=gen) * 3, torch.rand(b, c, generator=gen) < 0.3
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_backends_agree(reduction):
+    logits, targets = _batch()
+    expected = msml_naive(logits.double(), targets, reduction=reduction)
+    for backend in ("auto", "factorised", "naive"):
+        got = msml_loss(logits, targets, reduction=reduction, backend=backend)
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_public_forms_take_reduction_positionally():
+    logits, targets = _batch()
+    assert msml_factorised(logits, targets, "none").shape == (6,)
+    assert msml_naive(logits, targets, "sum").shape == ()
+
+
+def test_paper_values():
+    """Row 1: positives {0}, negatives {1, 2}: log(1 + e^{1−2} + e^{0−2}); row 2: no negatives → 0."""
+    logits = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 3.0]])
+    targets = torch.tensor([[1, 0, 0], [1, 1, 1]])
+    expected = torch.tensor(
+        [torch.log1p(torch.exp(torch.tensor(-1.0)) + torch.exp(torch.tensor(-2.0))), 0.0]
+    )
+    torch.testing.assert_close(msml_loss(logits, targets, reduction="none"), expected)
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match=r"`backend`.*'factorised'.*'cuda'"):
+        msml_loss(*_batch(), backend="cuda")
+
+
+def test_auto_uses_pytorch_for_cpu_tensors(monkeypatch):
+    monkeypatch.setattr(
+        msml_mod, "_load_triton", lambda: pytest.fail("auto must not try triton on CPU")
+    )
+    logits, targets = _batch()
+    torch.testing.assert_close(msml_loss(logits, targets), msml_factorised(logits, targets))
+
+
+def test_auto_on_cuda_falls_back_without_kernel(monkeypatch):
+    calls = []
+    monkeypatch.setattr(msml_mod, "_load_triton", lambda: calls.append(1))
+    logits, targets = _batch()
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # pretend
+    value = msml_loss(logits, targets)
+    monkeypatch.undo()
+    assert calls == [1]
+    torch.testing.assert_close(value, msml_factorised(logits, targets))
+
+
+def test_forced_triton_without_kernel_raises_clearly(monkeypatch):
+    monkeypatch.setattr(msml_mod, "_load_triton", lambda: None)
+    with pytest.raises(RuntimeError, match=r"backend='triton'.*losses\._triton\.msml"):
+        msml_loss(*_batch(), backend="triton")
+
+
+def test_forced_triton_dispatches_to_the_kernel(monkeypatch):
+    seen = {}
+
+    def fake_kernel(logits, targets, reduction="mean"):
+        seen["reduction"] = reduction
+        return msml_factorised(logits, targets, reduction)
+
+    monkeypatch.setattr(msml_mod, "_load_triton", lambda: fake_kernel)
+    logits, targets = _batch()
+    msml_loss(logits, targets, backend="triton", reduction="sum")
+    assert seen == {"reduction": "sum"}
+
+
+def test_load_triton_matches_what_is_importable():
+    kernel = msml_mod._load_triton()
+    if importlib.util.find_spec("triton") is None:
+        assert kernel is None
+    else:
+        assert kernel is None or callable(kernel)
+
+
+@pytest.mark.parametrize("backend", ["naive", "factorised"])
+def test_forms_finite_at_extremes_with_edge_rows(backend):
+    logits = torch.tensor(
+        [[1e4, -1e4, 1e4], [-1e4, -1e4, 1e4], [-1e4, 1e4, -1e4]], requires_grad=True
+    )
+    targets = torch.tensor([[0, 0, 0], [1, 1, 1], [1, 0, 0]])
+    value = msml_loss(logits, targets, backend=backend)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+    torch.testing.assert_close(value, torch.tensor(2e4 / 3))

@@ -1,0 +1,145 @@
+"""Every loss against an independent float64 implementation of its SPEC §1 formula, the
+maintained-library equivalents, and the fast forms against the naive pairwise definitions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import losses
+from losses.bpmll import bpmll_factorised, bpmll_naive
+from losses.lsep import lsep_factorised, lsep_naive
+from losses.msml import msml_factorised, msml_naive
+from losses.zlpr import zlpr_factorised, zlpr_naive
+
+RTOL, ATOL = 1e-5, 1e-7
+
+
+def _reference(ref, name, logits, targets, h, **kwargs):
+    fn = ref.REFERENCES.get(name)
+    assert fn is not None, f"add a float64 reference for {name!r} to tests/losses/reference.py"
+    if "class_counts" in losses.get_loss_info(name).needs:
+        kwargs.setdefault("class_counts", h.stats_for(logits.shape[1])["class_counts"].tolist())
+    out = fn(logits.double().tolist(), targets.long().tolist(), **kwargs)
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _check(name, h, ref, logits, targets, **kwargs):
+    info = losses.get_loss_info(name)
+    expected = _reference(ref, name, logits, targets, h, **kwargs)
+    mean = h.call_fn(name, logits, targets, reduction="mean", **kwargs)
+    assert mean.dtype == torch.float32
+    if "none" in info.reductions:
+        torch.testing.assert_close(
+            h.call_fn(name, logits, targets, reduction="none", **kwargs).double(),
+            expected,
+            rtol=RTOL,
+            atol=ATOL,
+        )
+        expected = expected.mean()
+    torch.testing.assert_close(mean.double(), expected, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_float64_reference(loss_name, h, ref, seed):
+    logits, targets = h.make_batch(
+        7, 6, seed=20 + seed
+    )  # includes a no-positive and an all-positive row
+    _check(loss_name, h, ref, logits, targets)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (6, 1)])
+def test_matches_reference_b1_c1(loss_name, h, ref, shape):
+    logits, targets = h.make_batch(*shape, seed=22, edge_rows=False)
+    _check(loss_name, h, ref, logits, targets)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("asl", {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0}),
+        ("asl", {"gamma_neg": 1.0, "gamma_pos": 2.0, "clip": 0.2}),
+        ("focal", {"alpha": -1.0, "gamma": 0.5}),
+        ("focal", {"alpha": 0.7, "gamma": 0.0}),
+        ("cb", {"beta": 0.9}),
+        ("cb", {"beta": 0.0}),
+        ("hill", {"lamb": 1.0, "margin": 0.5, "gamma": 1.0}),
+        ("twoway", {"t_pos": 2.0, "t_neg": 0.5}),
+    ],
+)
+def test_matches_reference_non_default_kwargs(name, kwargs, h, ref):
+    logits, targets = h.make_batch(6, 5, seed=23)
+    _check(name, h, ref, logits, targets, **kwargs)
+
+
+def test_bce_equals_torch():
+    logits, targets = torch.randn(6, 5), (torch.rand(6, 5) > 0.5).float()
+    for reduction in ("mean", "sum"):
+        expected = F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+        got = losses.create_loss("bce", reduction=reduction)(logits, targets)
+        torch.testing.assert_close(got, expected / (5 if reduction == "sum" else 1))
+
+
+def test_focal_equals_torchvision():
+    logits, targets = torch.randn(6, 5) * 3, (torch.rand(6, 5) > 0.5).float()
+    expected = torchvision.ops.sigmoid_focal_loss(
+        logits, targets, alpha=0.25, gamma=2, reduction="mean"
+    )
+    torch.testing.assert_close(losses.create_loss("focal")(logits, targets), expected)
+
+
+def test_undefined_samples_contribute_zero_and_count():
+    """msml/lsep/bpmll/sce: a row without positives adds 0 and still counts in the mean."""
+    logits = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.2, -0.1]])
+    targets = torch.tensor([[0, 0, 0], [1, 0, 1]])
+    for name in ("msml", "lsep", "bpmll", "sce"):
+        none = losses.create_loss(name, reduction="none")(logits, targets)
+        assert none[0] == 0 and none[1] > 0
+        torch.testing.assert_close(losses.create_loss(name)(logits, targets), none[1] / 2)
+
+
+_shapes = st.tuples(st.integers(1, 4), st.integers(1, 7))
+
+
+@st.composite
+def _batches(draw):
+    b, c = draw(_shapes)
+    z = draw(arrays("float64", (b, c), elements=st.floats(-20, 20, allow_nan=False)))
+    y = draw(arrays("bool", (b, c)))
+    return torch.from_numpy(z), torch.from_numpy(y)
+
+
+def _grad(fn, z, y):
+    z = z.clone().requires_grad_(True)
+    value = fn(z, y).sum()
+    (grad,) = torch.autograd.grad(value, z)
+    return value, grad
+
+
+@pytest.mark.parametrize(
+    ("fast", "naive"),
+    [
+        (
+            lambda z, y: msml_factorised(z, y, reduction="none"),
+            lambda z, y: msml_naive(z, y, reduction="none"),
+        ),
+        (lambda z, y: lsep_factorised(z, y.double()), lambda z, y: lsep_naive(z, y.double())),
+        (lambda z, y: bpmll_factorised(z, y.double()), lambda z, y: bpmll_naive(z, y.double())),
+        (lambda z, y: zlpr_factorised(z, y.double()), lambda z, y: zlpr_naive(z, y.double())),
+    ],
+    ids=["msml", "lsep", "bpmll", "zlpr"],
+)
+@settings(max_examples=60, deadline=None)
+@given(batch=_batches())
+def test_factorised_equals_naive_pairwise_float64(fast, naive, batch):
+    z, y = batch
+    value_fast, grad_fast = _grad(fast, z, y)
+    value_naive, grad_naive = _grad(naive, z, y)
+    assert value_fast.dtype == torch.float64
+    torch.testing.assert_close(value_fast, value_naive, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad_fast, grad_naive, rtol=1e-9, atol=1e-12)
