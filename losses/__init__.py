@@ -6,7 +6,9 @@
 >>> loss = losses.create_loss("bce+0.1*msml")
 """
 
-from . import asl, bce, bpmll, cb, focal, hill, lsep, msml, sce, twoway, wbce, zlpr  # noqa: F401  (registers)
+import importlib
+import pkgutil
+
 from ._common import REDUCTIONS, FunctionalLoss
 from ._registry import (
     LossInfo,
@@ -27,3 +29,9 @@ __all__ = [
     "list_losses",
     "register_loss",
 ]
+
+# Every public module of this package is a loss file; importing it registers its loss, so a
+# new loss needs nothing here (one file, one decorator).
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_module}")
+del _module
