@@ -95,33 +95,11 @@ def batch():
     return make_batch
 
 
-def _local_factorised(logits, targets, reduction="mean"):
-    # Stand-in for losses.msml.msml_factorised until that module exists.
-    z, y = logits.float(), targets.bool()
-    lse = torch.logsumexp(z.masked_fill(y, float("-inf")), dim=1, keepdim=True)  # (B, 1)
-    terms = torch.nn.functional.softplus((lse - z).masked_fill(~y, float("-inf")))  # (B, C)
-    per_row = terms.sum(1) / y.sum(1).clamp(min=1)
-    return {"mean": per_row.mean, "sum": per_row.sum, "none": lambda: per_row}[reduction]()
-
-
-def _local_naive(logits, targets, reduction="mean"):
-    # (1/|P|) Σ_p log(1 + Σ_n e^{z_n - z_p}) over the (B, C, C) pair tensor.
-    z, y = logits.float(), targets.bool()
-    pair = z[:, None, :] - z[:, :, None]  # (B, P, N): z_n - z_p
-    valid = y[:, :, None] & ~y[:, None, :]
-    inner = torch.logsumexp(pair.masked_fill(~valid, float("-inf")), dim=2)  # (B, C)
-    terms = torch.nn.functional.softplus(inner).masked_fill(~y, 0.0)
-    per_row = terms.sum(1) / y.sum(1).clamp(min=1)
-    return {"mean": per_row.mean, "sum": per_row.sum, "none": lambda: per_row}[reduction]()
-
-
 @pytest.fixture(scope="session")
 def references() -> dict:
-    """name -> reference function(logits, targets, reduction)."""
-    try:
-        from losses.msml import msml_factorised, msml_naive
-    except ImportError:
-        msml_factorised, msml_naive = _local_factorised, _local_naive
+    """name -> reference function(logits, targets, reduction): the PyTorch forms of losses.msml."""
+    from losses.msml import msml_factorised, msml_naive
+
     return {"factorised": msml_factorised, "naive": msml_naive}
 
 

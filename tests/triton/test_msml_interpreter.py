@@ -239,3 +239,15 @@ def test_property_matches_factorised(kmod, references, B, C, p_pos, seed, scale)
     )
     torch.testing.assert_close(value, ref_value, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
+
+
+def test_msml_loss_backends_route_to_the_kernel(kmod, batch):
+    from losses.msml import msml_loss
+
+    logits, targets = batch(6, 14, seed=19)
+    expected = kmod.msml_triton(logits, targets, "none")
+    torch.testing.assert_close(
+        msml_loss(logits, targets, reduction="none", backend="triton"), expected
+    )
+    # auto on CPU tensors is the factorised PyTorch form (same value)
+    torch.testing.assert_close(msml_loss(logits, targets, reduction="none"), expected)

@@ -1,0 +1,107 @@
+"""Shared pieces of the loss benchmarks: device, peak bandwidth, GB/s, peak memory."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+H100_SXM_PEAK_BYTES_S = 3.35e12  # HBM3, H100 SXM5 datasheet
+
+
+@dataclass(frozen=True)
+class Device:
+    type: str  # "cuda" | "cpu"
+    name: str
+    peak_bytes_s: float | None  # None: no published peak used for this device
+    memory_bytes: int
+
+    def sync(self) -> None:
+        if self.type == "cuda":
+            torch.cuda.synchronize()
+
+
+@pytest.fixture(scope="session")
+def device() -> Device:
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        # 3.35 TB/s is the H100 SXM figure; other cards get None rather than a wrong number
+        peak = H100_SXM_PEAK_BYTES_S if "H100" in props.name else None
+        return Device("cuda", props.name, peak, props.total_memory)
+    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return Device("cpu", "cpu", None, pages)
+
+
+class PeakTensorMemory(TorchDispatchMode):
+    """Peak bytes of tensor storages created inside the mode and still alive (CPU).
+
+    Each op output with a storage not seen before counts its bytes until the tensor is
+    garbage-collected; autograd's saved tensors stay alive and count. Inputs created
+    before the mode are not counted. Used on CPU, where there is no allocator statistic.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._ptrs: set[int] = set()
+
+    def _free(self, ptr: int, nbytes: int) -> None:
+        self._ptrs.discard(ptr)
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                storage = t.untyped_storage()
+                ptr, nbytes = storage.data_ptr(), storage.nbytes()
+                if nbytes and ptr not in self._ptrs:
+                    self._ptrs.add(ptr)
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(t, self._free, ptr, nbytes)
+        return out
+
+
+def peak_memory(device: Device, fn) -> tuple[int, str]:
+    """(peak bytes allocated by one call of fn beyond what existed before, how measured)."""
+    if device.type == "cuda":
+        device.sync()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        device.sync()
+        return torch.cuda.max_memory_allocated() - base, "torch.cuda.max_memory_allocated"
+    with PeakTensorMemory() as tracker:
+        fn()
+    return tracker.peak, "tensor storages alive (TorchDispatchMode)"
+
+
+def record(benchmark, device: Device, *, nbytes: int, fn, **info) -> None:
+    """Put bytes, GB/s, % of peak bandwidth and peak memory into ``benchmark.extra_info``."""
+    stats = getattr(benchmark, "stats", None)
+    seconds = stats.stats.median if stats is not None else None
+    gbs = nbytes / seconds / 1e9 if seconds else None
+    peak_mem, how = peak_memory(device, fn)
+    benchmark.extra_info.update(
+        device=device.name,
+        bytes=nbytes,
+        gb_per_s=gbs,
+        peak_bandwidth_gb_per_s=device.peak_bytes_s / 1e9 if device.peak_bytes_s else None,
+        pct_of_peak=100 * gbs * 1e9 / device.peak_bytes_s if gbs and device.peak_bytes_s else None,
+        peak_memory_bytes=peak_mem,
+        peak_memory_how=how,
+        **info,
+    )
+
+
+@pytest.fixture(scope="session")
+def bench_record():
+    """``record(benchmark, device, nbytes=..., fn=..., **info)``."""
+    return record

@@ -1,0 +1,76 @@
+"""Turn a pytest-benchmark JSON file into a table.
+
+    python -m benchmarks.table bench.json [--format github]
+
+One row per benchmark: median time, achieved GB/s, % of the device's peak bandwidth,
+peak memory, and the speed-up over ``torch.compile`` of the factorised form ("compiled")
+and over the eager factorised form ("factorised") of the same cell (loss, C, B, mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tabulate import tabulate
+
+VARIANT_ORDER = ["naive", "factorised", "compiled", "triton"]
+HEADERS = ["loss", "C", "B", "mode", "dtype", "variant", "time (ms)", "GB/s", "% peak",
+           "peak mem (MiB)", "× compiled", "× eager"]  # fmt: skip
+
+
+def _speedup(median: dict[str, float], base: str, t: float) -> float | None:
+    return median[base] / t if base in median else None
+
+
+def _rows(benchmarks: list[dict]) -> list[list]:
+    cells: dict[tuple, dict[str, dict]] = {}
+    for bench in benchmarks:
+        info = bench.get("extra_info", {})
+        if "variant" not in info:
+            continue
+        key = (info["loss"], info["C"], info["B"], info["mode"], info.get("dtype"))
+        cells.setdefault(key, {})[info["variant"]] = bench
+    rows = []
+    for key in sorted(cells):
+        by_variant = cells[key]
+        median = {v: b["stats"]["median"] for v, b in by_variant.items()}
+        order = sorted(
+            by_variant, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99
+        )
+        for variant in order:
+            info = by_variant[variant]["extra_info"]
+            t = median[variant]
+            rows.append([
+                *key, variant, t * 1e3, info.get("gb_per_s"), info.get("pct_of_peak"),
+                info["peak_memory_bytes"] / 2**20 if info.get("peak_memory_bytes") is not None
+                else None,
+                _speedup(median, "compiled", t), _speedup(median, "factorised", t),
+            ])  # fmt: skip
+    return rows
+
+
+def render(path: str | Path, fmt: str = "github") -> str:
+    """The table for the pytest-benchmark JSON file at ``path``."""
+    data = json.loads(Path(path).read_text())
+    rows = _rows(data.get("benchmarks", []))
+    machine = data.get("machine_info", {})
+    devices = sorted({b["extra_info"].get("device", "?") for b in data.get("benchmarks", [])})
+    title = (
+        f"device: {', '.join(devices) or '?'}; cpu: {machine.get('cpu', {}).get('brand_raw', '?')}"
+    )
+    table = tabulate(rows, headers=HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
+    return f"{title}\n\n{table}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", help="file written by pytest --benchmark-json")
+    parser.add_argument("--format", default="github", help="tabulate format (default: github)")
+    args = parser.parse_args(argv)
+    print(render(args.json, args.format))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""MSML throughput: naive pairwise vs factorised eager vs torch.compile(factorised) vs Triton.
+
+Grid (SPEC §2): C ∈ {14, 80, 1000, 10000} × B ∈ {256, 4096, 65536}, forward ("fwd") and
+forward + backward ("fwd_bwd"). Logits bf16 on CUDA, fp32 on CPU; targets bool.
+Bytes per cell = B·C·(logit + target + gradient bytes), the gradient only for fwd_bwd.
+The baselines are the PyTorch forms of ``losses.msml`` — the same references the kernel
+tests use.
+
+Environment: ``MLBENCH_BENCH_FULL=1`` runs every cell on CPU too; by default a CPU run
+skips the cells that take minutes there (B·C > 2**22, naive B·C² > 2**25).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from losses.msml import msml_factorised, msml_naive
+
+C_GRID = [14, 80, 1000, 10000]
+B_GRID = [256, 4096, 65536]
+VARIANTS = ["naive", "factorised", "compiled", "triton"]
+MODES = ["fwd", "fwd_bwd"]
+# live (B, C, C) fp32 temporaries of the naive form's forward + backward (measured: ~4.4)
+NAIVE_PAIR_TENSORS = 5
+
+FULL_GRID = os.environ.get("MLBENCH_BENCH_FULL") == "1"
+CPU_MAX_ELEMENTS = 2**22  # B·C of the CPU cells run by default
+CPU_MAX_PAIR_ELEMENTS = 2**25  # B·C² of the naive CPU cells run by default
+
+_compiled = {}
+
+
+def _loss_fn(variant: str):
+    if variant == "naive":
+        return msml_naive
+    if variant == "factorised":
+        return msml_factorised
+    if variant == "compiled":
+        if "fn" not in _compiled:
+            _compiled["fn"] = torch.compile(msml_factorised)
+        return _compiled["fn"]
+    from losses._triton.msml import msml_triton
+
+    return msml_triton
+
+
+def _skip_reason(variant: str, B: int, C: int, device) -> str | None:
+    if variant == "triton":
+        from losses._triton import is_available
+
+        if not is_available():
+            return "triton is not installed"
+        if device.type != "cuda":
+            return "the Triton kernel runs on CUDA only (its CPU interpreter is no speed measure)"
+    if variant == "naive":
+        pair_bytes = NAIVE_PAIR_TENSORS * B * C * C * 4
+        if pair_bytes > device.memory_bytes // 2:
+            return f"naive needs ~{pair_bytes / 2**30:.0f} GiB of (B, C, C) temporaries"
+    if device.type == "cpu" and not FULL_GRID:
+        if B * C > CPU_MAX_ELEMENTS:
+            return f"B·C = {B * C} > 2**22 on CPU (set MLBENCH_BENCH_FULL=1 to run it)"
+        if variant == "naive" and B * C * C > CPU_MAX_PAIR_ELEMENTS:
+            return f"naive B·C² = {B * C * C} > 2**25 on CPU (set MLBENCH_BENCH_FULL=1)"
+    return None
+
+
+def _inputs(B: int, C: int, device):
+    gen = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    logits = torch.randn(B, C, generator=gen).to(device.type, dtype)
+    targets = (torch.rand(B, C, generator=gen) < 0.1).to(device.type)
+    return logits, targets
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("B", B_GRID)
+@pytest.mark.parametrize("C", C_GRID)
+def test_msml(benchmark, device, bench_record, C, B, variant, mode):
+    reason = _skip_reason(variant, B, C, device)
+    if reason:
+        pytest.skip(reason)
+    fn = _loss_fn(variant)
+    logits, targets = _inputs(B, C, device)
+    leaf = logits.detach().requires_grad_(mode == "fwd_bwd")
+
+    def step():
+        loss = fn(leaf, targets)
+        if mode == "fwd_bwd":
+            loss.backward()
+            leaf.grad = None
+        device.sync()
+
+    step()  # warm-up: compiles (triton, torch.compile), allocator caches
+    benchmark.group = f"msml C={C} B={B} {mode}"
+    benchmark(step)
+    grad_bytes = logits.element_size() if mode == "fwd_bwd" else 0
+    nbytes = B * C * (logits.element_size() + targets.element_size() + grad_bytes)
+    bench_record(
+        benchmark, device, nbytes=nbytes, fn=step,
+        loss="msml", variant=variant, mode=mode, B=B, C=C, dtype=str(logits.dtype).split(".")[-1],
+    )  # fmt: skip
