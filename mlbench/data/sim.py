@@ -33,19 +33,19 @@ F = {name: i for i, name in enumerate(FINDINGS)}
 # the amplitude range of the sign when shown (1 = clearly visible at 64 px).
 VISIBLE = {
     "Atelectasis": (0.55, (0.5, 1.0)),
-    "Cardiomegaly": (0.85, (0.5, 1.0)),
-    "Effusion": (0.75, (0.5, 1.0)),
+    "Cardiomegaly": (0.9, (0.7, 1.0)),
+    "Effusion": (0.85, (0.7, 1.0)),
     "Infiltration": (0.45, (0.3, 0.9)),
-    "Mass": (0.8, (0.6, 1.0)),
+    "Mass": (0.8, (0.7, 1.0)),
     "Nodule": (0.6, (0.5, 1.0)),
-    "Pneumonia": (0.5, (0.4, 1.0)),
-    "Pneumothorax": (0.7, (0.5, 1.0)),
+    "Pneumonia": (0.7, (0.6, 1.0)),
+    "Pneumothorax": (0.75, (0.7, 1.0)),
     "Consolidation": (0.55, (0.5, 1.0)),
     "Edema": (0.7, (0.5, 1.0)),
-    "Emphysema": (0.8, (0.5, 1.0)),
-    "Fibrosis": (0.6, (0.5, 1.0)),
+    "Emphysema": (0.9, (0.7, 1.0)),
+    "Fibrosis": (0.7, (0.7, 1.0)),
     "Pleural_Thickening": (0.55, (0.5, 1.0)),
-    "Hernia": (0.9, (0.6, 1.0)),
+    "Hernia": (0.95, (0.8, 1.0)),
 }
 # Fixed PNG encoder settings: no metadata chunks, fixed zlib level -> identical bytes.
 PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}
@@ -273,22 +273,22 @@ def _sign_pneumothorax(p: Phantom, a: float) -> None:
         p.X, p.Y, 0.4 * side + 0.1 * side * (1 - k), -0.06 + 0.3 * (1 - k), 0.27 * k, 0.6 * k, 0.02
     )
     rim = outer * (1 - inner) * _sig((p.dome[side] - p.Y) / 0.02)
-    p.A += -0.1 * rim + 0.12 * np.exp(-(((r - 1) / 0.03) ** 2)) * outer
+    p.A += -0.14 * rim + 0.15 * np.exp(-(((r - 1) / 0.03) ** 2)) * outer
 
 
 def _sign_emphysema(p: Phantom, a: float) -> None:
     for side in (-1, 1):
         p.dome[side] += 0.1 * a
     p.dome_curv *= 1 - 0.7 * a  # flattened diaphragm
-    p.lucency += 0.08 * a
+    p.lucency += 0.12 * a
     p.markings *= 1 - 0.5 * a
     p.heart_scale *= 1 - 0.1 * a
 
 
 def _sign_fibrosis(p: Phantom, a: float) -> None:
-    net = np.exp(-((_noise(p.rng, p.size, 20) / 0.25) ** 2))  # zero crossings: a reticular net
+    net = np.exp(-((_noise(p.rng, p.size, 12) / 0.3) ** 2))  # zero crossings: a reticular net
     zone = _sig((-p.Y - 0.0) / 0.15) + 0.5 * _sig((np.abs(p.X) - 0.5) / 0.05)
-    p.A += a * 0.12 * net * zone * p.lung_mask()
+    p.A += a * 0.2 * net * zone * p.lung_mask()
 
 
 def _sign_pleural_thickening(p: Phantom, a: float) -> None:
@@ -318,9 +318,9 @@ SIGNS = {
     "Infiltration": lambda p, a: p.patchy(a, 7, 0.6, 0.12, focal=False),
     "Mass": _sign_mass,
     "Nodule": _sign_nodule,
-    "Pneumonia": lambda p, a: p.patchy(a, 7, 0.2, 0.15, focal=True),
+    "Pneumonia": lambda p, a: p.patchy(a, 7, 0.0, 0.22, focal=True),
     "Pneumothorax": _sign_pneumothorax,
-    "Consolidation": lambda p, a: p.patchy(a, 5, -0.3, 0.2, focal=True),
+    "Consolidation": lambda p, a: p.patchy(a, 5, -0.5, 0.25, focal=True),
     "Edema": _sign_edema,
     "Emphysema": _sign_emphysema,
     "Fibrosis": _sign_fibrosis,
