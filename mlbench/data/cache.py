@@ -45,6 +45,14 @@ class Cache:
     row: pd.Series  # image name -> row
     meta: dict
 
+    def __getstate__(self) -> dict:
+        # DataLoader workers started by spawn pickle the dataset: send the path, not the pixels
+        return {k: v for k, v in self.__dict__.items() if k != "images"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.images = np.load(self.path / "images.npy", mmap_mode="r")
+
 
 class CorruptImageError(DatasetError):
     """Images that could not be decoded while preparing a cache."""

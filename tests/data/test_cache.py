@@ -108,3 +108,13 @@ def test_cache_missing_images(nih):
 def test_bad_size(nih):
     with pytest.raises(ValueError, match="size"):
         prepare_cache(nih[0], 4)
+
+
+def test_pickled_dataset_reopens_memmap(nih):
+    import pickle
+
+    ds = ChestXray14(nih[0], "test", image_size=32, workers=1)
+    blob = pickle.dumps(ds)
+    assert len(blob) < ds._cache.images.nbytes  # pixels are not copied into the pickle
+    again = pickle.loads(blob)
+    assert isinstance(again._cache.images, np.memmap) and torch.equal(again[1][0], ds[1][0])
