@@ -13,14 +13,16 @@ Kernel design
 * **Single-block path** (``C ≤ 16384``): the whole row tile is loaded once and kept in
   registers; small C packs many rows per program (C=14 → 128 rows × 16 columns). Bytes
   per element: read logits + targets once, write the gradient once (when needed) —
-  the minimum. The loss is written per row (4 bytes per row).
+  the minimum: bf16 logits + bool targets → 2 + 1 read + 2 written = 5 bytes per element
+  with gradient, 3 without. The loss is written per row (4 bytes per row).
 * **Block loop** (``C > 16384``, up to any C): pass 1 keeps an online log-sum-exp of the
   negatives (running max + rescaled sum) and |P|; pass 2 accumulates Σ_p softplus(lse_N − z_p)
   and Σ_p σ(lse_N − z_p) — both need the *final* lse_N and, unlike exp, σ and softplus
   cannot be rescaled when the running max moves, so they cannot share pass 1; pass 3
   (only when the gradient is wanted) writes the gradient. Reads: 3 × (logits + targets)
-  with gradient, 2 × without; writes: the gradient once. A row is re-read while still in
-  L2 for C up to a few 10^5.
+  with gradient, 2 × without; writes: the gradient once — bf16 + bool: 3·3 + 2 = 11 bytes
+  per element from the SMs' side; the re-reads of a row (≤ 300 KB at C = 10^5) should mostly
+  hit L2 (not measured).
 * The gradient is written by the forward, already scaled by the reduction (1/B for
   "mean"). ``backward`` only multiplies by ``grad_output``, in place, with a kernel whose
   programs exit after one scalar load when ``grad_output == 1`` (a plain
