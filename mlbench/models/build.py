@@ -67,8 +67,13 @@ def _check_backbone(name: str) -> None:
         )
 
 
-def _create_backbone(name: str, pretrained: bool, in_chans: int, file: Path | None) -> nn.Module:
-    kwargs = dict(num_classes=0, global_pool="", in_chans=in_chans)
+def _create_backbone(name: str, pretrained: bool, in_chans: int, file: Path | None,
+                     extra: dict) -> nn.Module:
+    fixed = {"num_classes", "global_pool", "in_chans", "pretrained", "pretrained_cfg_overlay"}
+    bad = sorted(fixed & set(extra))
+    if bad:
+        raise ValueError(f"`backbone_kwargs` may not set {bad}: build_model sets them")
+    kwargs = dict(extra, num_classes=0, global_pool="", in_chans=in_chans)
     if file is not None:  # timm loads the file weights-only, drops the classifier, adapts in_chans
         kwargs["pretrained_cfg_overlay"] = dict(file=str(file))
     try:
@@ -98,6 +103,7 @@ def build_model(
     in_chans: int = 1,
     weights: str | Path | None = None,
     head_kwargs: dict | None = None,
+    backbone_kwargs: dict | None = None,
 ) -> ChestXrayModel:
     """Build a grayscale multi-label classifier from a timm backbone and a registered head.
 
@@ -113,6 +119,8 @@ def build_model(
             state dict such as a downloaded timm checkpoint (classifier dropped, first conv
             adapted to ``in_chans``).
         head_kwargs: options of the head (see the head's docstring).
+        backbone_kwargs: extra ``timm.create_model`` options, e.g. ``{"img_size": 128}`` or
+            ``{"dynamic_img_size": True}`` for ViTs at other resolutions, ``drop_path_rate``.
 
     Returns:
         ChestXrayModel mapping (B, 1, H, W) -> (B, C).
@@ -124,7 +132,8 @@ def build_model(
     _check_backbone(backbone)
     config = dict(backbone=backbone, head=head, num_classes=num_classes, pretrained=pretrained,
                   in_chans=in_chans, weights=None if weights is None else str(weights),
-                  head_kwargs=dict(head_kwargs or {}))
+                  head_kwargs=dict(head_kwargs or {}),
+                  backbone_kwargs=dict(backbone_kwargs or {}))
     full_state = None
     backbone_file = None
     if weights is not None:
@@ -136,7 +145,8 @@ def build_model(
             full_state = state
         else:
             backbone_file = path
-    net = _create_backbone(backbone, pretrained and full_state is None, in_chans, backbone_file)
+    net = _create_backbone(backbone, pretrained and full_state is None, in_chans, backbone_file,
+                           dict(backbone_kwargs or {}))
     h = create_head(head, net.num_features, num_classes, **(head_kwargs or {}))
     model = ChestXrayModel(net, h, replicate=in_chans == 3, config=config)
     if full_state is not None:

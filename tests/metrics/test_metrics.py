@@ -86,3 +86,13 @@ def test_bootstrap_seeded_and_covers_point_estimate():
     assert np.all(a["auc_lo"] < auc) and np.all(auc < a["auc_hi"])
     assert a["mean_auc_lo"] < auc.mean() < a["mean_auc_hi"]
     assert 0.005 < a["mean_auc_se"] < 0.05
+
+
+@settings(max_examples=60, deadline=None)
+@given(labelled_scores(), st.integers(0, 2**32 - 1))
+def test_bootstrap_auc_without_resorting_equals_resampled_ranking(data, seed):
+    t, s = data
+    t = t.astype(bool)
+    idx = np.random.default_rng(seed).integers(0, len(t), len(t))
+    fast = metrics._BootstrapAUC(t, s)(np.bincount(idx, minlength=len(t)).astype(float))
+    np.testing.assert_allclose(fast, metrics._fast_auc(t[idx], s[idx]), rtol=0, atol=1e-12)

@@ -56,6 +56,13 @@ def test_in_chans_one_and_replication():
         build_model("resnet10t", "linear", in_chans=2)
 
 
+def test_backbone_kwargs_reach_timm():
+    vit = build_model("test_vit3", "linear", num_classes=2, backbone_kwargs={"img_size": 64})
+    assert vit(torch.randn(1, 1, 64, 64)).shape == (1, 2)
+    with pytest.raises(ValueError, match=r"may not set \['in_chans'\]"):
+        build_model("test_vit3", "linear", backbone_kwargs={"in_chans": 3})
+
+
 def test_norm_stats_are_grayscale_averages():
     m = build_model("resnet10t", "linear")
     assert m.norm_mean == pytest.approx((0.485 + 0.456 + 0.406) / 3)
