@@ -22,7 +22,13 @@ Run `python -m mlbench COMMAND --help` for a command's options.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands defined here; the others (``data``) come from their packages' ``register``.
+_OWN_COMMANDS = ("run", "leaderboard", "report", "losses")
+
+
+def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
+    """The ``mlbench`` parser; ``mount_others=False`` skips the mounted sub-commands,
+    whose packages import torch (seconds), when one of this module's commands is called."""
     parser = argparse.ArgumentParser(
         prog="mlbench",
         description="Benchmark harness for multi-label medical-imaging losses: runs suites "
@@ -37,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_leaderboard(sub)
     _register_report(sub)
     _register_losses(sub)
-    _register_optional(sub, "mlbench.data.cli")
+    if mount_others:
+        _register_optional(sub, "mlbench.data.cli")
     return parser
 
 
@@ -84,8 +91,9 @@ def _register_run(sub) -> None:
                    "--only loss=msml,bce --only head=linear")
     p.add_argument("--dry-run", action="store_true", help="list the runs (id, backbone, head, loss, "
                    "seed, status) and exit")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="parallel worker processes on this machine (default 1)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="parallel worker processes on this machine (default: the suite's "
+                   "`workers`, else 1)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed (e.g. non-finite loss)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -116,8 +124,9 @@ def _cmd_run(args) -> int:
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.workers < 1:
-        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+    workers = suite.config["workers"] if args.workers is None else args.workers
+    if workers < 1:
+        print(f"error: --workers must be >= 1, got {workers}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(describe_runs(runs, status=_statuses(suite)))
@@ -127,7 +136,7 @@ def _cmd_run(args) -> int:
     from mlbench.leaderboard import leaderboard
     from mlbench.runner import run_suite
 
-    summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
+    summary = run_suite(suite, runs, workers=workers, progress=not args.no_progress,
                         retry_failed=args.retry_failed)
     print()
     print(leaderboard(suite.output, per_class=False))
@@ -234,7 +243,9 @@ def _cmd_losses(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(mount_others=command not in _OWN_COMMANDS).parse_args(argv)
     return int(args.func(args) or 0)
 
 

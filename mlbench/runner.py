@@ -16,6 +16,7 @@ epoch curves, and is redone from the start on the next call.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -60,15 +61,27 @@ def dataset_meta(ds_cfg: dict) -> dict:
             "image_size": ds_cfg["image_size"], "sim": ds_cfg["sim"], "view": ds_cfg["view"]}
 
 
+SIM_MARKER = ".mlbench_sim.json"  # the sim parameters a generated folder was made with
+
+
 def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
     """Generate CXR14-sim if the suite asks for it and it is absent; build the cache."""
     from mlbench.data import generate_sim, prepare_cache
 
     root = Path(ds_cfg["root"])
     sim = ds_cfg["sim"]
-    if sim and not (root / "test_list.txt").is_file():  # written last by generate_sim
-        generate_sim(root, images=sim["images"], size=sim["size"], seed=sim["seed"],
-                     progress=progress)
+    if sim:
+        marker = root / SIM_MARKER
+        if (root / "test_list.txt").is_file():  # written last by generate_sim
+            made = json.loads(marker.read_text()) if marker.is_file() else None
+            if made is not None and made != sim:
+                raise RuntimeError(
+                    f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
+                    f"delete {root} or set dataset.root to another folder")
+        else:
+            generate_sim(root, images=sim["images"], size=sim["size"], seed=sim["seed"],
+                         progress=progress)
+            marker.write_text(json.dumps(sim, sort_keys=True))
     prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers())
 
 
@@ -83,8 +96,6 @@ class _Data:
         self._cache: dict = {}
 
     def get(self, ds_cfg: dict, train_cfg: dict, mean: float, std: float) -> dict:
-        import json
-
         from mlbench.data import ChestXray14, build_transforms
 
         key = (json.dumps(ds_cfg, sort_keys=True), train_cfg["augment"], mean, std)
@@ -241,7 +252,19 @@ def worker_loop(out_dir: str, ids: list[str], progress: bool = True, position: i
             done[status] += 1
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this worker when its parent process dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker finishes its current run
+        pass
+
+
 def _spawned_worker(out_dir: str, ids: list[str], position: int, threads: int | None) -> None:
+    _die_with_parent()
     worker_loop(out_dir, ids, progress=False, position=position, threads=threads)
 
 
@@ -335,14 +358,27 @@ def _run_parallel(out, ids, before, workers: int, progress: bool) -> None:
              for i in range(workers)]
 
     def body() -> None:
-        for p in procs:
-            p.start()
+        import signal
+
+        def on_term(signum, frame):  # a terminated parent takes its workers with it
+            raise SystemExit(128 + signum)
+
+        try:
+            previous = signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
         try:
             for p in procs:
-                p.join()
-        except KeyboardInterrupt:
+                p.start()
             for p in procs:
-                p.terminate()
+                p.join()
+        except BaseException:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     _run_with_bar(out, ids, before, progress, body)

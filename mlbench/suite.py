@@ -91,6 +91,7 @@ TOP = {
     "train": TRAIN_HARNESS,
     "eval": EVAL,
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
+    "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)"),
 }
 GRID_AXES = ("backbone", "head", "loss", "seed")
 

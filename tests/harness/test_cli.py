@@ -1,0 +1,95 @@
+"""The command line: dry runs, fast failure without data, errors naming keys, outputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+import losses
+from mlbench.cli import main
+
+from .conftest import tiny_suite
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path, suite: dict) -> str:
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return str(path)
+
+
+def test_dry_run_lists_runs_and_filters(tmp_path, capsys):
+    path = write(tmp_path, tiny_suite(tmp_path))
+    assert main(["run", path, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "8 runs" in out and out.count("resnet10t") == 8 and "new" in out
+    assert main(["run", path, "--dry-run", "--only", "loss=bce,head=linear", "--set", "seeds=[3]"]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs" in out and " 3 " in out and "bilinear" not in out
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_bad_suite_exit_code_and_message(tmp_path, capsys):
+    path = write(tmp_path, tiny_suite(tmp_path))
+    assert main(["run", path, "--set", "train.lrr=1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key `train.lrr`" in err and "'lr'" in err
+    assert main(["run", path, "--set", "grid.loss=[bce, nope]", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "`grid.loss[1]`" in err and "msml" in err
+
+
+def test_real_suite_without_data_fails_fast(tmp_path):
+    env = {**os.environ, "CXR14_ROOT": str(tmp_path / "no-such-dir")}
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "mlbench", "run", "suites/chestxray14.yaml"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 2
+    assert elapsed < 5, elapsed
+    for needle in ("no-such-dir", "CXR14_ROOT", "nihcc.app.box.com", "suites/quickstart.yaml"):
+        assert needle in proc.stderr, needle
+
+
+def test_shipped_suites_validate():
+    from mlbench.suite import check_names, load_suite
+
+    real = load_suite(REPO / "suites/chestxray14.yaml", env={})
+    check_names(real)
+    assert len(real.runs) == 2 * 2 * 8 * 3
+    assert {r.backbone for r in real.runs} == {"densenet121", "resnet50"}
+    assert real.config["model"]["pretrained"] is True and real.dataset["image_size"] == 224
+    quick = load_suite(REPO / "suites/quickstart.yaml", env={})
+    check_names(quick)
+    # every registered loss is on the quickstart leaderboard, plus the paper's composite
+    assert {r.loss for r in quick.runs} >= set(losses.list_losses()) | {"bce+0.1*msml"}
+    assert {r.seed for r in quick.runs} == {0, 1}
+    assert quick.dataset["sim"] is not None
+
+
+def test_losses_command_lists_registry(capsys):
+    assert main(["losses"]) == 0
+    out = capsys.readouterr().out
+    for name in losses.list_losses():
+        assert f"\n{name} " in out
+        ref = losses.get_loss_info(name).reference
+        assert ref.split(",")[0] in out
+
+
+def test_leaderboard_and_report_commands(filled, tmp_path, capsys):
+    out, _ = filled
+    dest = tmp_path / "lb.csv"
+    assert main(["leaderboard", str(out), "--format", "csv", "--out", str(dest)]) == 0
+    assert dest.read_text().startswith("backbone,head,loss,seeds")
+    assert main(["leaderboard", str(out), "--format", "md", "--reference", "msml"]) == 0
+    assert "Δ vs msml" in capsys.readouterr().out
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    assert main(["leaderboard", str(tmp_path / "empty")]) == 2
+    assert "run a suite first" in capsys.readouterr().err

@@ -1,0 +1,37 @@
+"""Runner pieces that need no training: metric records, the sim folder guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlbench.metrics import bootstrap_ci, evaluate_scores
+from mlbench.runner import SIM_MARKER, metric_records, prepare_data
+
+from .conftest import FINDINGS, fake_predictions
+
+
+def test_metric_records_match_metrics_module():
+    scores, targets = fake_predictions(np.random.default_rng(0), 1.0)
+    targets[:, 3] = 0  # a class without positives: NaN, left out of the mean
+    rows = {(n, f): (v, lo, hi) for n, f, v, lo, hi in
+            metric_records(targets, scores, FINDINGS, n_boot=30, seed=1)}
+    point = evaluate_scores(targets, scores)
+    ci = bootstrap_ci(targets, scores, n_boot=30, seed=1)
+    assert rows[("mean_auc", "")] == (point["mean_auc"], ci["mean_auc_lo"], ci["mean_auc_hi"])
+    assert rows[("map", "")][0] == point["mean_ap"]
+    assert np.isnan(rows[("auc", "F3")][0])
+    assert rows[("auc", "F0")] == (point["auc"][0], ci["auc_lo"][0], ci["auc_hi"][0])
+    assert len(rows) == 2 + 2 * 14
+
+
+def test_sim_folder_made_with_other_parameters_is_refused(tmp_path):
+    root = tmp_path / "sim"
+    root.mkdir()
+    (root / "test_list.txt").write_text("")
+    (root / SIM_MARKER).write_text(json.dumps({"images": 10, "size": 32, "seed": 0}))
+    ds = {"root": str(root), "sim": {"images": 20, "size": 32, "seed": 0}, "image_size": 32}
+    with pytest.raises(RuntimeError, match="delete .* or set dataset.root"):
+        prepare_data(ds, progress=False)
