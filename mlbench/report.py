@@ -113,27 +113,38 @@ def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
 
 
 def training_curves(db: ResultsDB) -> list[tuple[str, str]]:
-    """Validation mean AUC and training loss per epoch, one line per run."""
+    """Validation mean AUC and training loss per epoch: colour per loss, line style per seed."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     groups: dict = {}
     for run in db.runs("finished"):
         groups.setdefault((run["backbone"], run["head"]), []).append(run)
     out = []
+    styles = ("-", "--", ":", "-.")
     for (backbone, head), runs in groups.items():
-        fig, (ax_auc, ax_loss) = plt.subplots(1, 2, figsize=(11, 3.8))
+        fig, (ax_auc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4))
+        colour = {loss: plt.cm.tab20(i % 20) for i, loss in enumerate(dict.fromkeys(r["loss"] for r in runs))}
+        seeds = sorted({r["seed"] for r in runs})
         for run in runs:
             hist = db.epochs(run["id"])
             if not hist:
                 continue
             epochs = [h.get("epoch", i) for i, h in enumerate(hist)]
-            label = f"{run['loss']} s{run['seed']}"
+            first = run["seed"] == seeds[0]  # one legend entry per loss
+            kw = dict(marker="o", ms=3, lw=1, color=colour[run["loss"]],
+                      ls=styles[seeds.index(run["seed"]) % len(styles)])
             auc = [h.get("val_mean_auc", math.nan) for h in hist]
-            loss = [h.get("train_loss", math.nan) for h in hist]
-            ax_auc.plot(epochs, auc, marker="o", ms=3, lw=1, label=label)
-            ax_loss.plot(epochs, loss, marker="o", ms=3, lw=1, label=label)
+            loss = np.array([h.get("train_loss", math.nan) for h in hist], dtype=float)
+            ax_auc.plot(epochs, auc, label=run["loss"] if first else None, **kw)
+            # losses live on different scales: relative to the first epoch, comparable
+            ax_loss.plot(epochs, loss / loss[0] if loss[0] else loss, **kw)
         ax_auc.set(xlabel="epoch", ylabel="validation mean AUC", title="Validation mean AUC")
-        ax_loss.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-        ax_loss.legend(fontsize=6, ncol=2)
+        ax_loss.set(xlabel="epoch", ylabel="training loss / epoch-0 loss",
+                    title="Training loss (relative)")
+        ax_auc.legend(fontsize=6, ncol=2, title=f"line style: seed {seeds}", title_fontsize=6)
+        for ax in (ax_auc, ax_loss):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(f"Training curves — {backbone} / {head}")
         fig.tight_layout()
         out.append((f"{backbone} / {head}", _png(fig)))
