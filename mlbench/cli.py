@@ -136,8 +136,13 @@ def _cmd_run(args) -> int:
     from mlbench.leaderboard import leaderboard
     from mlbench.runner import run_suite
 
-    summary = run_suite(suite, runs, workers=workers, progress=not args.no_progress,
-                        retry_failed=args.retry_failed)
+    try:
+        summary = run_suite(suite, runs, workers=workers, progress=not args.no_progress,
+                            retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {suite.output}/results.db; run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
     print()
     print(leaderboard(suite.output, per_class=False))
     print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "

@@ -336,6 +336,13 @@ class ResultsDB:
             )
             self._event(run_id, "failed", error[:500])
 
+    def release(self, run_id: str, detail: str) -> None:
+        """Give a run this process holds back to pending (its partial curves stay until reclaimed)."""
+        with self.transaction():
+            self._require_running(run_id)
+            self.conn.execute("UPDATE runs SET status='pending', worker=NULL WHERE id=?", (run_id,))
+            self._event(run_id, "pending", detail)
+
     def _require_running(self, run_id: str) -> None:
         row = self.conn.execute("SELECT status, worker FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None or row["status"] != "running" or row["worker"] != worker_name():

@@ -54,13 +54,25 @@ def _nan(x):
     return math.nan if x is None else x
 
 
+def setup_of(config: dict) -> str:
+    """Short hash of everything in a run config but backbone, head, loss and seed.
+
+    Runs of one output folder made with different settings (say ``--set train.lr=...``)
+    get different setups and are never averaged together or compared with each other.
+    """
+    from mlbench.suite import run_id
+
+    rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
+    return run_id(rest)[:6]
+
+
 def collect(db: ResultsDB) -> dict:
     """Finished runs with their run-level and per-class metrics, grouped by grid cell.
 
     Returns:
-        ``{(backbone, head, loss): {seed: {"id", "mean_auc", "mean_auc_lo", "mean_auc_hi",
-        "map", "auc": {finding: value}}}}`` in insertion order, plus per-cell failure counts
-        under the key ``"_failed"``.
+        ``{"cells": {(backbone, head, loss, setup): {seed: {"id", "mean_auc",
+        "mean_auc_lo", "mean_auc_hi", "map", "auc": {finding: value}}}}, "failed":
+        {(backbone, head, loss, setup): count}}``, cells in insertion order.
     """
     cells: dict = {}
     failed: dict = defaultdict(int)
@@ -68,7 +80,7 @@ def collect(db: ResultsDB) -> dict:
     for m in db.metrics():
         metric_rows[m["run_id"]].append(m)
     for run in db.runs():
-        key = (run["backbone"], run["head"], run["loss"])
+        key = (run["backbone"], run["head"], run["loss"], setup_of(run["config"]))
         if run["status"] == "failed":
             failed[key] += 1
             cells.setdefault(key, {})
@@ -124,8 +136,9 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     cells, failed = data["cells"], data["failed"]
     findings = findings_of(db, cells)
     rows = []
-    for (backbone, head, loss), seeds in cells.items():
-        ref = cells.get((backbone, head, reference), {})
+    many_setups = len({key[3] for key in cells}) > 1
+    for (backbone, head, loss, setup), seeds in cells.items():
+        ref = cells.get((backbone, head, reference, setup), {})
         mean, std = _mean_std([r.get("mean_auc") for r in seeds.values()])
         lo, _ = _mean_std([r.get("mean_auc_lo") for r in seeds.values()])
         hi, _ = _mean_std([r.get("mean_auc_hi") for r in seeds.values()])
@@ -138,10 +151,12 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
             p = max(ps) if not any(math.isnan(x) for x in ps) else math.nan
         row = {
             "backbone": backbone, "head": head, "loss": loss, "seeds": len(seeds),
-            "failed": failed.get((backbone, head, loss), 0),
+            "failed": failed.get((backbone, head, loss, setup), 0),
             "mean_auc": mean, "std": std, "ci_lo": lo, "ci_hi": hi, "map": mapv,
             "delta": 0.0 if loss == reference and seeds else delta, "p_delong": p,
         }
+        if many_setups:
+            row["setup"] = setup
         if per_class:
             for f in findings:
                 row[f] = _mean_std([r["auc"].get(f, math.nan) for r in seeds.values()])[0]
@@ -167,6 +182,15 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     return df
 
 
+NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "mean_auc", "std",
+                  "ci_lo", "ci_hi", "map", "delta", "p_delong")
+
+
+def finding_columns(df: pd.DataFrame) -> list[str]:
+    """The per-class AUC columns of a ``build`` frame."""
+    return [c for c in df.columns if c not in NUMBER_COLUMNS]
+
+
 def _fmt(x, digits=4, signed=False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return ""
@@ -177,14 +201,14 @@ def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
     """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ, p, per-class."""
     if df.empty:
         return df
-    fixed = {"backbone", "head", "loss", "seeds", "failed", "mean_auc", "std", "ci_lo",
-             "ci_hi", "map", "delta", "p_delong"}
-    findings = [c for c in df.columns if c not in fixed]
+    findings = finding_columns(df)
     out = pd.DataFrame({
         "backbone": df["backbone"], "head": df["head"], "loss": df["loss"],
         "seeds": [str(int(n)) + (f" ({int(f)} failed)" if f else "")
                   for n, f in zip(df["seeds"], df["failed"].fillna(0), strict=False)],
     })
+    if "setup" in df.columns:
+        out["setup"] = df["setup"].fillna("")
     out["mean AUC ± std"] = [
         _fmt(m) + (f" ± {s:.4f}" if isinstance(s, float) and not math.isnan(s) else "")
         for m, s in zip(df["mean_auc"], df.get("std", np.nan), strict=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import build, findings_of, render, short_name
+from mlbench.leaderboard import build, finding_columns, render, short_name
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -55,7 +55,9 @@ def heatmap(df, findings: list[str]) -> str | None:
         return None
     plt = _pyplot()
     values = rows[findings].to_numpy(dtype=float)
-    labels = [f"{b}/{h}/{loss}" for b, h, loss in zip(rows["backbone"], rows["head"], rows["loss"], strict=False)]
+    setups = rows["setup"] if "setup" in rows.columns else [""] * len(rows)
+    labels = [f"{b}/{h}/{loss}" + (f" [{s}]" if s else "")
+              for b, h, loss, s in zip(rows["backbone"], rows["head"], rows["loss"], setups, strict=False)]
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(findings), 1.0 + 0.32 * len(labels)))
     im = ax.imshow(values, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(findings)), [short_name(f) for f in findings], rotation=45, ha="right")
@@ -160,8 +162,7 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     with ResultsDB(db_path) as db:
         reference = reference or db.get_meta("reference", "bce")
         df = build(db, reference=reference)
-        cells = {(r["backbone"], r["head"], r["loss"]) for r in db.runs("finished")}
-        findings = findings_of(db, {k: {} for k in cells}) or _finding_columns(df)
+        findings = db.get_meta("findings") or finding_columns(df)
         parts = [
             f"<h1>mlbench report — {html.escape(str(db.get_meta('suite', path.name)))}</h1>",
             f"<p class='note'>{html.escape(_describe(db))} Generated "
@@ -185,12 +186,6 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     body = "\n".join(parts)
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>mlbench report</title>"
             f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
-
-
-def _finding_columns(df) -> list[str]:
-    fixed = {"backbone", "head", "loss", "seeds", "failed", "mean_auc", "std", "ci_lo",
-             "ci_hi", "map", "delta", "p_delong"}
-    return [c for c in df.columns if c not in fixed]
 
 
 def _describe(db: ResultsDB) -> str:

@@ -240,7 +240,8 @@ def worker_loop(out_dir: str, ids: list[str], progress: bool = True, position: i
                            f"/ seed {run['seed']}")
             try:
                 status = execute(run, db, data, bar_position=position + 1, progress=progress)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # give the run back at once (a rerun would anyway)
+                db.release(run["id"], "interrupted (Ctrl-C)")
                 raise
             except Exception as exc:  # a broken run is recorded, the others go on
                 db.fail(run["id"], f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")

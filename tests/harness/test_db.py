@@ -111,3 +111,13 @@ def test_concurrent_workers_never_share_a_run(suite):
     with ResultsDB(suite.output) as db:
         assert db.counts()["finished"] == 8
         assert all(sum(e["status"] == "running" for e in db.events(r.id)) == 1 for r in suite.runs)
+
+
+def test_release_gives_a_run_back(suite):
+    with ResultsDB(suite.output) as db:
+        db.add_runs(suite.runs[:1])
+        run = db.claim()
+        db.release(run["id"], "interrupted (Ctrl-C)")
+        assert db.get_run(run["id"])["status"] == "pending"
+        assert db.events(run["id"])[-1]["detail"] == "interrupted (Ctrl-C)"
+        assert db.claim()["id"] == run["id"]

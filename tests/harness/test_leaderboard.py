@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mlbench.db import ResultsDB
 from mlbench.leaderboard import PUBLISHED, build, leaderboard, render
@@ -104,3 +105,26 @@ def test_failed_runs_counted_and_reference_option(tmp_path):
         df2 = build(db, reference="bce+0.1*msml")
         assert (df2[df2["loss"] == "bce+0.1*msml"]["delta"] == 0).all()
     assert "2 failed" in render(df)
+
+
+def test_runs_with_other_settings_are_kept_apart(tmp_path):
+    """Two setups (another lr) in one folder: separate rows, Δ only within a setup."""
+    from mlbench.suite import load_suite
+
+    from .conftest import fill, tiny_suite
+
+    d = tiny_suite(tmp_path)
+    a = load_suite(d, train_keys=False, env={})
+    b = load_suite(d, train_keys=False, env={}, overrides=["train.lr=0.01"])
+    with ResultsDB(a.output) as db:
+        fill(db, a.runs, {"bce": 1.0, "bce+0.1*msml": 2.0}.__getitem__)
+        fill(db, b.runs, {"bce": 0.5, "bce+0.1*msml": 0.2}.__getitem__, seed=1)
+        df = build(db)
+        assert len(df) == 8 and df["setup"].nunique() == 2
+        assert (df["seeds"] == 2).all()  # no seed of one setup overwrote the other's
+        # within each setup, bce+0.1*msml's Δ is against that setup's bce
+        for _, part in df.groupby(["head", "setup"]):
+            bce = part[part["loss"] == "bce"]["mean_auc"].iloc[0]
+            other = part[part["loss"] == "bce+0.1*msml"]
+            assert other["delta"].iloc[0] == pytest.approx(other["mean_auc"].iloc[0] - bce)
+    assert "setup" in render(df)
