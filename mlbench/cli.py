@@ -143,6 +143,9 @@ def _cmd_run(args) -> int:
         print(f"\ninterrupted: finished runs are kept in {suite.output}/results.db; run the "
               "same command again to resume", file=sys.stderr)
         return 130
+    except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print()
     print(leaderboard(suite.output, per_class=False))
     print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "

@@ -83,6 +83,7 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
                          progress=progress)
             marker.write_text(json.dumps(sim, sort_keys=True))
     prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers())
+    _Data.open(ds_cfg)  # missing images, bad splits: one error now, not one failed run each
 
 
 def _cache_workers() -> int:
@@ -95,22 +96,30 @@ class _Data:
     def __init__(self):
         self._cache: dict = {}
 
+    @staticmethod
+    def open(ds_cfg: dict, train_tf=None, eval_tf=None) -> dict:
+        """The train/val/test splits of a suite's dataset (prepared cache)."""
+        from mlbench.data import ChestXray14
+
+        common = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
+                      view=ds_cfg["view"], image_size=ds_cfg["image_size"],
+                      missing=ds_cfg["missing"], workers=_cache_workers())
+        return {
+            "train": ChestXray14(ds_cfg["root"], "train", transform=train_tf, **common),
+            "val": ChestXray14(ds_cfg["root"], "val", transform=eval_tf, **common),
+            "test": ChestXray14(ds_cfg["root"], "test", transform=eval_tf, **common),
+        }
+
     def get(self, ds_cfg: dict, train_cfg: dict, mean: float, std: float) -> dict:
-        from mlbench.data import ChestXray14, build_transforms
+        from mlbench.data import build_transforms
 
         key = (json.dumps(ds_cfg, sort_keys=True), train_cfg["augment"], mean, std)
         if key not in self._cache:
             size = ds_cfg["image_size"]
-            common = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
-                          view=ds_cfg["view"], image_size=size, missing=ds_cfg["missing"],
-                          workers=_cache_workers())
             train_tf = build_transforms(True, size, mean, std, augment=train_cfg["augment"])
             eval_tf = build_transforms(False, size, mean, std, augment=False)
-            self._cache = {key: {  # keep one entry: runs are ordered by backbone
-                "train": ChestXray14(ds_cfg["root"], "train", transform=train_tf, **common),
-                "val": ChestXray14(ds_cfg["root"], "val", transform=eval_tf, **common),
-                "test": ChestXray14(ds_cfg["root"], "test", transform=eval_tf, **common),
-            }}
+            # keep one entry: runs come ordered by backbone
+            self._cache = {key: self.open(ds_cfg, train_tf, eval_tf)}
         return self._cache[key]
 
 

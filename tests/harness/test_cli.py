@@ -93,3 +93,19 @@ def test_leaderboard_and_report_commands(filled, tmp_path, capsys):
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert main(["leaderboard", str(tmp_path / "empty")]) == 2
     assert "run a suite first" in capsys.readouterr().err
+
+
+def test_dataset_with_missing_images_is_an_error_not_a_traceback(tmp_path, capsys):
+    root = tmp_path / "cxr"
+    root.mkdir()
+    (root / "Data_Entry_2017_v2020.csv").write_text(
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+        "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]\n"
+        "00000001_000.png,Effusion,0,1,58,M,PA,1024,1024,0.14,0.14\n"
+        "00000002_000.png,No Finding,0,2,40,F,PA,1024,1024,0.14,0.14\n")
+    (root / "train_val_list.txt").write_text("00000001_000.png\n")
+    (root / "test_list.txt").write_text("00000002_000.png\n")
+    suite = tiny_suite(tmp_path, dataset={"root": str(root), "image_size": 32})
+    assert main(["run", write(tmp_path, suite), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "00000001_000.png" in err
