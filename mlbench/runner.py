@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -337,13 +338,21 @@ def _run_with_bar(out, ids, before, progress, body) -> None:
                unit="run", position=0, dynamic_ncols=True)
     stop = threading.Event()
 
+    # On a terminal the bar redraws every second (elapsed time); in a log file each redraw
+    # is a new line, so there it redraws only when the counts change.
+    tty = sys.stderr.isatty()
+
     def poll() -> None:
+        last = None
         with ResultsDB(out) as db:
             while not stop.wait(1.0):
                 c = db.counts(ids)
                 bar.n = c["finished"] + c["failed"]
                 bar.set_postfix(failed=c["failed"], running=c["running"], refresh=False)
-                bar.refresh()
+                state = (bar.n, c["running"])
+                if tty or state != last:
+                    bar.refresh()
+                last = state
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
