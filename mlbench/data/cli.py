@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -30,9 +31,13 @@ def _cmd_prepare(args) -> int:
     from mlbench.data.cache import prepare_cache
 
     t0 = time.perf_counter()
-    path = prepare_cache(
-        args.root, args.size, workers=args.workers, cache_dir=args.cache_dir, force=args.force
-    )
+    try:
+        path = prepare_cache(
+            args.root, args.size, workers=args.workers, cache_dir=args.cache_dir, force=args.force
+        )
+    except (OSError, ValueError) as exc:  # bad arguments or dataset: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"cache ready: {path} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -41,7 +46,11 @@ def _cmd_sim(args) -> int:
     from mlbench.data.sim import generate_sim
 
     t0 = time.perf_counter()
-    out = generate_sim(args.out, images=args.images, size=args.size, seed=args.seed)
+    try:
+        out = generate_sim(args.out, images=args.images, size=args.size, seed=args.seed)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     dt = time.perf_counter() - t0
     print(
         f"CXR14-sim: {args.images} images of {args.size}px in {out} ({dt:.1f} s, {args.images / dt:.0f} img/s)"

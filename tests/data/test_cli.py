@@ -12,3 +12,14 @@ def test_cli_sim_then_prepare(tmp_path, capsys):
     assert main(["data", "prepare", str(out), "--size", "16", "--workers", "1"]) == 0
     assert find_cache(out, 16) is not None
     assert "cache ready" in capsys.readouterr().out
+
+
+def test_cli_bad_arguments_are_one_line_errors_not_tracebacks(tmp_path, capsys):
+    assert main(["data", "sim", str(tmp_path / "s"), "--images", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "`images`" in err and "Traceback" not in err
+    assert main(["data", "sim", str(tmp_path / "s"), "--size", "3"]) == 2
+    assert "`size`" in capsys.readouterr().err
+    assert main(["data", "prepare", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not exist" in err
