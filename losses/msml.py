@@ -7,6 +7,7 @@ when N = ∅.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ._common import (
@@ -21,6 +22,7 @@ from ._common import (
 from ._registry import register_loss
 
 BACKENDS = ("auto", "factorised", "naive", "triton")
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def msml_factorised(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
@@ -76,7 +78,8 @@ def msml_loss(
         logits: (B, C) floating (fp16/bf16 accumulated in fp32).
         targets: (B, C) in {0, 1}.
         reduction: "mean" | "sum" | "none".
-        backend: "auto" (Triton for CUDA tensors when available, else factorised),
+        backend: "auto" (Triton for fp32/fp16/bf16 CUDA tensors when available, else
+            factorised),
             "factorised" (O(B·C) PyTorch), "naive" (B×C×C pairwise) or "triton".
         validate: check the inputs.
     """
@@ -94,7 +97,8 @@ def msml_loss(
                 "which could not be imported; use backend='auto' or 'factorised'"
             )
         return kernel(logits, targets, reduction=reduction)
-    if backend == "auto" and logits.is_cuda:
+    # the kernel takes fp32/fp16/bf16; fp64 (accepted by the package) stays in PyTorch
+    if backend == "auto" and logits.is_cuda and logits.dtype in _KERNEL_DTYPES:
         kernel = _load_triton()
         if kernel is not None:
             return kernel(logits, targets, reduction=reduction)

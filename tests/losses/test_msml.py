@@ -65,6 +65,18 @@ def test_auto_on_cuda_falls_back_without_kernel(monkeypatch):
     torch.testing.assert_close(value, msml_factorised(logits, targets))
 
 
+def test_auto_on_cuda_keeps_float64_off_the_kernel(monkeypatch):
+    """The kernel takes fp32/fp16/bf16 only; auto must not send it fp64 (ValueError there)."""
+    kernel_calls = []
+    monkeypatch.setattr(msml_mod, "_load_triton", lambda: lambda *a, **k: kernel_calls.append(1))
+    logits, targets = _batch()
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # pretend
+    value = msml_loss(logits.double(), targets)
+    monkeypatch.undo()
+    assert kernel_calls == []
+    torch.testing.assert_close(value, msml_factorised(logits.double(), targets))
+
+
 def test_forced_triton_without_kernel_raises_clearly(monkeypatch):
     monkeypatch.setattr(msml_mod, "_load_triton", lambda: None)
     with pytest.raises(RuntimeError, match=r"backend='triton'.*losses\._triton\.msml"):
