@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,19 @@ class Key:
     default: Any = _REQUIRED
     choices: tuple | None = None
     doc: str = ""
+    minimum: int | float | None = None  # smallest allowed number
 
 
 # A section is a dict of name -> Key | dict (a nested section).
 SIM = {
-    "images": Key((int,), 2000, doc="number of images to render"),
-    "size": Key((int,), 128, doc="side of the rendered PNGs in pixels"),
+    "images": Key((int,), 2000, doc="number of images to render", minimum=1),
+    "size": Key((int,), 128, doc="side of the rendered PNGs in pixels", minimum=16),
     "seed": Key((int,), 0, doc="generator seed (same seed -> same files)"),
 }
 DATASET = {
     "root": Key((str, type(None)), None, doc="ChestX-ray14 folder (NIH layout)"),
     "sim": Key((dict, type(None)), None, doc="generate CXR14-sim into root if absent"),
-    "image_size": Key((int,), 224, doc="side of the training images (prepared cache)"),
+    "image_size": Key((int,), 224, doc="side of the training images (prepared cache)", minimum=8),
     "val_fraction": Key((float, int), 0.1, doc="share of train_val patients for validation"),
     "view": Key((str,), "all", choices=("all", "PA", "AP")),
     "split_seed": Key((int,), 0, doc="seed of the train/val patient split"),
@@ -71,14 +73,14 @@ MODEL = {
 }
 # Harness-level training keys; the engine's TrainConfig fields are added to these.
 TRAIN_HARNESS = {
-    "batch_size": Key((int,), 32),
-    "eval_batch_size": Key((int,), 64),
-    "num_workers": Key((int,), 0, doc="DataLoader worker processes"),
+    "batch_size": Key((int,), 32, minimum=1),
+    "eval_batch_size": Key((int,), 64, minimum=1),
+    "num_workers": Key((int,), 0, doc="DataLoader worker processes", minimum=0),
     "augment": Key((bool,), True),
     "device": Key((str,), "auto", choices=("auto", "cpu", "cuda")),
 }
 EVAL = {
-    "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs"),
+    "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),
     "reference": Key((str,), "bce", doc="loss the leaderboard compares against (Δ, DeLong)"),
 }
 TOP = {
@@ -91,7 +93,7 @@ TOP = {
     "train": TRAIN_HARNESS,
     "eval": EVAL,
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
-    "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)"),
+    "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)", minimum=1),
 }
 GRID_AXES = ("backbone", "head", "loss", "seed")
 
@@ -191,6 +193,8 @@ def _check_section(raw: Any, schema: dict, path: str) -> dict:
             raise SuiteError(f"`{where}` must be {allowed}, got {value!r} ({type(value).__name__})")
         if spec.choices is not None and value not in spec.choices:
             raise SuiteError(f"`{where}` must be one of {list(spec.choices)}, got {value!r}")
+        if spec.minimum is not None and isinstance(value, (int, float)) and value < spec.minimum:
+            raise SuiteError(f"`{where}` must be >= {spec.minimum}, got {value!r}")
         out[name] = value
     return out
 
@@ -311,6 +315,7 @@ def train_schema() -> dict:
         if exc.name != "mlbench.engine":
             raise
         return schema
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in schema:
             continue
@@ -319,8 +324,20 @@ def train_schema() -> dict:
             default = f.default_factory()
         if default is dataclasses.MISSING:
             default = _REQUIRED
-        schema[f.name] = Key(_types_of(default), default)
+        types = _types_of(default)
+        if default is None:  # ``int | None``: the annotation says which numbers are allowed
+            types = _optional_types(hints.get(f.name)) or types
+        schema[f.name] = Key(types, default)
     return schema
+
+
+def _optional_types(hint: Any) -> tuple | None:
+    """``int | None`` -> (int, NoneType); ``float | None`` -> (float, int, NoneType)."""
+    args = set(typing.get_args(hint))
+    if type(None) not in args or not args - {type(None)} <= {int, float}:
+        return None
+    inner = (float, int) if float in args else (int,)
+    return (*inner, type(None))
 
 
 def _types_of(default: Any) -> tuple:

@@ -62,6 +62,18 @@ def test_interpolation_in_suite(tmp_path):
         (["dataset.view=LL"], r"`dataset.view` must be one of \['all', 'PA', 'AP'\]"),
         (["seeds=[0, x]"], r"`seeds\[1\]` must be int"),
         (["grid.loss=[]"], r"`grid.loss` is empty"),
+        # accepted before and failing later per run, or a bare TypeError without the key
+        (["train.grad_clip=abc"], r"`train.grad_clip` must be float or int or null, got 'abc'"),
+        (["train.warmup_steps=x"], r"`train.warmup_steps` must be int or null, got 'x'"),
+        (["train.max_steps_per_epoch=1.5"], r"`train.max_steps_per_epoch` must be int or null"),
+        (["train.batch_size=0"], r"`train.batch_size` must be >= 1, got 0"),
+        (["train.eval_batch_size=-4"], r"`train.eval_batch_size` must be >= 1, got -4"),
+        (["train.num_workers=-1"], r"`train.num_workers` must be >= 0, got -1"),
+        (["eval.bootstrap=-1"], r"`eval.bootstrap` must be >= 0, got -1"),
+        (["dataset.image_size=0"], r"`dataset.image_size` must be >= 8, got 0"),
+        (["dataset.sim.images=0"], r"`dataset.sim.images` must be >= 1, got 0"),
+        (["dataset.sim.size=3"], r"`dataset.sim.size` must be >= 16, got 3"),
+        (["workers=0"], r"`workers` must be >= 1, got 0"),
     ],
 )
 def test_malformed_suites_name_the_key(tmp_path, change, needle):
