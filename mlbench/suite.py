@@ -455,16 +455,18 @@ def expand(cfg: dict) -> list[Run]:
 def parse_only(items: list[str] | None) -> dict[str, list[str]]:
     """``["loss=msml,bce", "head=linear"]`` -> ``{"loss": ["msml", "bce"], "head": ["linear"]}``.
 
-    Tokens are separated by commas; a token without ``=`` adds a value to the last key.
+    Tokens are separated by commas outside parentheses (a mapping loss's label
+    ``asl(gamma_neg=2,gamma_pos=0)`` is one value); a token without ``key=`` adds a value
+    to the last key.
     """
     out: dict[str, list[str]] = {}
     key = None
     for item in items or []:
-        for token in item.split(","):
+        for token in re.split(r",(?![^(]*\))", item):
             token = token.strip()
             if not token:
                 continue
-            if "=" in token:
+            if "=" in token and "(" not in token.split("=", 1)[0]:
                 key, value = (s.strip() for s in token.split("=", 1))
                 if key not in GRID_AXES:
                     raise SuiteError(f"--only: unknown key {key!r}; valid keys: {list(GRID_AXES)}")

@@ -151,6 +151,16 @@ def test_only_filters_and_errors(tmp_path):
         filter_runs(suite.runs, parse_only(["loss=asl"]))
 
 
+def test_only_selects_a_mapping_loss_whose_label_has_commas(tmp_path):
+    d = tiny_suite(tmp_path)
+    d["grid"]["loss"] = ["bce", {"name": "asl", "gamma_neg": 2, "gamma_pos": 0}]
+    suite = load(d)
+    label = "asl(gamma_neg=2,gamma_pos=0)"
+    assert parse_only([f"loss={label},bce"]) == {"loss": [label, "bce"]}
+    kept = filter_runs(suite.runs, parse_only([f"loss={label}"]))
+    assert {r.loss for r in kept} == {label} and len(kept) == 4
+
+
 def test_mapping_form_loss_and_dry_run_table(tmp_path):
     d = tiny_suite(tmp_path)
     d["grid"]["loss"] = [{"name": "asl", "gamma_neg": 2}, [{"name": "bce"}, {"name": "msml", "weight": 0.1}]]
