@@ -7,7 +7,7 @@ keyword arguments (and their defaults) are exactly the function's.
 The package convention, shared by every loss function and module:
 
 - ``logits``: (B, C) fp32, fp16, bf16 or fp64; fp16/bf16 are computed in fp32 and the loss
-  comes back as fp32.
+  comes back as fp32 (bf16 first clamped to ±65504, gradient straight through, see ``prepare``).
 - ``targets``: (B, C) in {0, 1}; bool, int or float.
 - ``reduction``: "none" gives the per-sample loss (B,), "mean" its mean over the B samples,
   "sum" its sum. Element-wise losses take the per-sample loss as the MEAN over the C classes. A
@@ -32,6 +32,10 @@ from torch import Tensor, nn
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+# bf16 reaches 3.4e38, where differences of logits (and sums over classes) overflow fp32: bf16
+# logits are clamped to the fp16 range in value (gradient passed straight through), so every
+# loss is finite for all finite bf16 inputs (SPEC §1). Logits that large mean a diverged model.
+LOW_PRECISION_BOUND = float(torch.finfo(torch.float16).max)
 
 
 def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
@@ -46,7 +50,8 @@ def prepare(logits: Tensor, targets: Tensor, *, validate: bool = True) -> tuple[
     """Validate the inputs and bring them to the compute dtype.
 
     fp16/bf16 logits are computed in fp32 (so the loss comes back as fp32); fp32 and fp64 stay
-    as they are. Targets (bool, int or float) are cast to the compute dtype.
+    as they are. bf16 logits are first limited to the fp16 range ±65504 (see
+    ``LOW_PRECISION_BOUND``). Targets (bool, int or float) are cast to the compute dtype.
 
     Args:
         logits: (B, C) floating tensor.
@@ -59,7 +64,16 @@ def prepare(logits: Tensor, targets: Tensor, *, validate: bool = True) -> tuple[
     if validate:
         validate_inputs(logits, targets)
     dtype = torch.float32 if logits.dtype in _LOW_PRECISION else logits.dtype
-    return logits.to(dtype), targets.to(dtype)
+    z = logits.to(dtype)
+    if logits.dtype is torch.bfloat16:
+        z = clamp_straight_through(z, LOW_PRECISION_BOUND)
+    return z, targets.to(dtype)
+
+
+def clamp_straight_through(z: Tensor, bound: float) -> Tensor:
+    """``z.clamp(-bound, bound)`` in value, identity in gradient (the gradient evaluated at the
+    clamped point reaches ``z`` unchanged, so saturated logits are still pushed back)."""
+    return z.detach().clamp(-bound, bound) + (z - z.detach())  # z − z is exactly 0
 
 
 def validate_inputs(logits: Tensor, targets: Tensor) -> None:

@@ -34,6 +34,9 @@ Kernel design
   layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
   contiguous in the logits dtype.
 * softplus and σ are written with exp/log only (no libdevice log1p), in stable forms.
+* bf16 logits are clamped to ±65504 on load, as ``losses._common.prepare`` does (value of
+  the clamped logits, gradient passed straight through), so all finite bf16 inputs give a
+  finite loss and gradient.
 
 No autotuning: the launch configuration is a heuristic of C (see :func:`_launch_config`),
 so every variant compiles ahead of time without a GPU (``tests/triton`` builds cubin).
@@ -86,7 +89,12 @@ def _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc):
     y = tl.load(y_rows[:, None] + cols64[None, :] * stride_yc, mask=mask, other=0)
     pos = mask & (y != 0)
     neg = mask & (y == 0)
-    return z.to(tl.float32), pos, neg, mask
+    z = z.to(tl.float32)
+    if z_rows.dtype.element_ty == tl.bfloat16:
+        # as losses._common.prepare: bf16 clamped to the fp16 range (its 3.4e38 would overflow
+        # lse_N − z_p); the gradient at the clamped point is the one written
+        z = tl.minimum(tl.maximum(z, -65504.0), 65504.0)
+    return z, pos, neg, mask
 
 
 @triton.jit

@@ -40,7 +40,11 @@ def test_finite_at_extreme_fp32_logits(loss_name, h, sign):
 
 @pytest.mark.parametrize(
     ("dtype", "bound"),
-    [(torch.float16, torch.finfo(torch.float16).max), (torch.bfloat16, EXTREME_FP32)],
+    [
+        (torch.float16, torch.finfo(torch.float16).max),
+        (torch.bfloat16, EXTREME_FP32),
+        (torch.bfloat16, torch.finfo(torch.bfloat16).max),  # SPEC §1: all finite bf16 inputs
+    ],
 )
 def test_low_precision_computed_in_fp32(loss_name, h, dtype, bound):
     logits, targets = h.make_batch(6, 7, seed=3, dtype=dtype)
@@ -51,7 +55,7 @@ def test_low_precision_computed_in_fp32(loss_name, h, dtype, bound):
     assert grad.dtype == dtype
     # same as feeding the (exactly representable) upcast values in fp32
     torch.testing.assert_close(value, loss(logits.float(), targets), rtol=1e-6, atol=1e-6)
-    # extremes of the range: ± the largest value (fp16) or ±1e4 (bf16)
+    # extremes of the range: ± the largest value, or ±1e4 (bf16)
     gen = torch.Generator().manual_seed(4)
     extreme = ((torch.randint(0, 2, logits.shape, generator=gen) * 2 - 1) * bound).to(dtype)
     _assert_finite(*_value_and_grad(loss, extreme, targets))

@@ -118,6 +118,28 @@ def test_edge_rows(kmod, check, loop, request):
     check(logits, targets, "none")
 
 
+@pytest.mark.parametrize("loop", [False, True], ids=["single", "loop"])
+def test_bf16_extremes_finite_like_factorised(
+    kmod, references, tolerances, batch, loop, request
+):
+    """SPEC §1: finite for all finite bf16 logits; the kernel clamps bf16 like losses.prepare."""
+    if loop:
+        request.getfixturevalue("block_loop")
+    _, targets = batch(6, 37, seed=23)
+    gen = torch.Generator().manual_seed(24)
+    sign = torch.randint(0, 2, targets.shape, generator=gen) * 2.0 - 1.0
+    logits = (sign * torch.finfo(torch.bfloat16).max).to(torch.bfloat16)
+    logits[2] = torch.linspace(-1e5, 1e5, 37)  # beyond ±65504 and inside it
+    value, grad = kernel_value_and_grad(kmod, logits, targets, "none")
+    assert torch.isfinite(value).all() and torch.isfinite(grad.float()).all()
+    x = logits.detach().clone().requires_grad_()
+    ref_value = references["factorised"](x, targets, "none")
+    ref_value.sum().backward()
+    rtol, atol = tolerances[torch.bfloat16]
+    torch.testing.assert_close(value, ref_value.detach(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(grad.float(), x.grad.float(), rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize(
     "target_dtype",
     [torch.bool, torch.uint8, torch.int32, torch.int64, torch.float32, torch.float16],
