@@ -84,7 +84,13 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
                          progress=progress)
             marker.write_text(json.dumps(sim, sort_keys=True))
     prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers())
-    _Data.open(ds_cfg)  # missing images, bad splits: one error now, not one failed run each
+    # missing images, bad splits: one error now, not one failed run each
+    for split, ds in _Data.open(ds_cfg).items():
+        if len(ds) == 0:
+            raise ValueError(
+                f"the `{split}` split of {ds_cfg['root']} is empty (dataset.val_fraction="
+                f"{ds_cfg['val_fraction']}, dataset.view={ds_cfg['view']}); every run needs "
+                "train, val and test images: raise dataset.val_fraction or change dataset.view")
 
 
 def _cache_workers() -> int:

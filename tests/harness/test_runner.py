@@ -35,3 +35,13 @@ def test_sim_folder_made_with_other_parameters_is_refused(tmp_path):
     ds = {"root": str(root), "sim": {"images": 20, "size": 32, "seed": 0}, "image_size": 32}
     with pytest.raises(RuntimeError, match="delete .* or set dataset.root"):
         prepare_data(ds, progress=False)
+
+
+def test_empty_validation_split_is_one_clear_set_up_error(tmp_path):
+    # val_fraction 0 passes the suite schema; without this check every run failed later
+    # with torch.cat's "expected a non-empty list of Tensors" from the validation pass.
+    ds = {"root": str(tmp_path / "sim"), "sim": {"images": 40, "size": 16, "seed": 0},
+          "image_size": 16, "val_fraction": 0.0, "split_seed": 0, "view": "all",
+          "missing": "error"}
+    with pytest.raises(ValueError, match=r"`val` split .* is empty.*dataset.val_fraction"):
+        prepare_data(ds, progress=False)
