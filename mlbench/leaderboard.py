@@ -15,6 +15,7 @@ and never shown for CXR14-sim.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -40,6 +41,11 @@ PUBLISHED = (
 def short_name(finding: str) -> str:
     """Column label of a finding: its first four letters (``Pleural_Thickening`` -> ``Pleu``)."""
     return finding.replace("_", " ")[:4]
+
+
+def loss_key(spec: str) -> str:
+    """A loss spec as the leaderboard labels it: suites store string specs without spaces."""
+    return re.sub(r"\s+", "", spec)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -132,6 +138,7 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
         per_class: add one AUC column per finding.
         published: add SPEC §6 context rows; default: only when the dataset is the real one.
     """
+    reference = loss_key(reference)
     data = collect(db)
     cells, failed = data["cells"], data["failed"]
     findings = findings_of(db, cells)
@@ -201,6 +208,7 @@ def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
     """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ, p, per-class."""
     if df.empty:
         return df
+    reference = loss_key(reference)
     findings = finding_columns(df)
     out = pd.DataFrame({
         "backbone": df["backbone"], "head": df["head"], "loss": df["loss"],

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import PUBLISHED, build, leaderboard, render
+from mlbench.leaderboard import PUBLISHED, build, display_frame, leaderboard, render
 from mlbench.metrics import delong_mean_test
 
 from .conftest import FINDINGS
@@ -104,6 +104,12 @@ def test_failed_runs_counted_and_reference_option(tmp_path):
         assert other["delta"].isna().all()  # no finished reference to compare with
         df2 = build(db, reference="bce+0.1*msml")
         assert (df2[df2["loss"] == "bce+0.1*msml"]["delta"] == 0).all()
+        # written as in a suite's grid (spaces allowed there): the same reference
+        spaced = build(db, reference="bce + 0.1*msml")
+        assert (spaced[spaced["loss"] == "bce+0.1*msml"]["delta"] == 0).all()
+        shown = display_frame(spaced, reference="bce + 0.1*msml")
+        delta_col = shown.filter(like="Δ vs").iloc[:, 0]
+        assert (delta_col[shown["loss"] == "bce+0.1*msml"] == "ref").all()
     assert "2 failed" in render(df)
 
 
