@@ -14,7 +14,9 @@ Kernel design
   registers; small C packs many rows per program (C=14 → 128 rows × 16 columns). Bytes
   per element: read logits + targets once, write the gradient once (when needed) —
   the minimum: bf16 logits + bool targets → 2 + 1 read + 2 written = 5 bytes per element
-  with gradient, 3 without. The loss is written per row (4 bytes per row).
+  with gradient, 3 without. The loss is written per row (4 bytes per row). fp16 logits get
+  an fp32 gradient (see :func:`_grad_dtype`), cast to fp16 in ``backward``: 2 + 1 + 4, then
+  4 + 2 more.
 * **Block loop** (``C > 16384``, up to any C): pass 1 keeps an online log-sum-exp of the
   negatives (running max + rescaled sum) and |P|; pass 2 accumulates Σ_p softplus(lse_N − z_p)
   and Σ_p σ(lse_N − z_p) — both need the *final* lse_N and, unlike exp, σ and softplus
@@ -26,13 +28,13 @@ Kernel design
 * The gradient is written by the forward, already scaled by the reduction (1/B for
   "mean"). ``backward`` only multiplies by ``grad_output``, in place, with a kernel whose
   programs exit after one scalar load when ``grad_output == 1`` (a plain
-  ``loss.backward()``), so forward + backward moves ~the bytes of the forward alone.
-  Consequence: the saved gradient is consumed, and a second backward through the same
+  ``loss.backward()``), so forward + backward moves ~the bytes of the forward alone
+  (fp32/bf16 logits; fp16 adds the cast of its fp32 gradient). Consequence: the saved gradient is consumed, and a second backward through the same
   graph raises (as in Liger-Kernel's fused losses).
 * Offsets are int64 (row and column index times stride), so B·C ≥ 2^31 is fine.
 * Inputs are not copied: logits and targets are read through their strides (any
   layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
-  contiguous in the logits dtype.
+  contiguous in the logits dtype (fp32 for fp16 logits).
 * softplus and σ are written with exp/log only (no libdevice log1p), in stable forms.
 * bf16 logits are clamped to ±65504 on load, as ``losses._common.prepare`` does (value of
   the clamped logits, gradient passed straight through), so all finite bf16 inputs give a
@@ -300,11 +302,13 @@ def msml_forward(
         block_c: force the tile width (testing the block loop at small C).
 
     Returns:
-        per-row loss (B,) fp32, and the gradient (B, C) in the logits dtype or None.
+        per-row loss (B,) fp32, and the gradient (B, C) or None: in the logits dtype, fp32 for
+        fp16 logits (see :func:`_grad_dtype`).
     """
     B, C = logits.shape
     per_row = torch.empty(B, dtype=torch.float32, device=logits.device)
-    grad = torch.empty((B, C), dtype=logits.dtype, device=logits.device) if need_grad else None
+    grad_dtype = _grad_dtype(logits.dtype)
+    grad = torch.empty((B, C), dtype=grad_dtype, device=logits.device) if need_grad else None
     if B == 0:
         return per_row, grad
     y = targets.view(torch.uint8) if targets.dtype == torch.bool else targets  # no copy
@@ -320,6 +324,16 @@ def msml_forward(
         num_warps=cfg.num_warps,
     )  # fmt: skip
     return per_row, grad
+
+
+def _grad_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of the gradient written by the forward.
+
+    fp16 gets fp32: the written gradient is scaled by 1/B ("mean") before ``backward`` learns
+    grad_output, and fp16's range would flush it to 0 or subnormals that a loss scale
+    (AMP's GradScaler, 2^16) then cannot restore. bf16 has fp32's exponent range.
+    """
+    return torch.float32 if dtype == torch.float16 else dtype
 
 
 def scale_grad_(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
@@ -359,6 +373,7 @@ class MSMLTritonFunction(torch.autograd.Function):
         per_row, grad = msml_forward(logits, targets, reduction, need_grad=True)
         ctx.save_for_backward(grad)
         ctx.consumed = False
+        ctx.logits_dtype = logits.dtype
         return _reduce(per_row, reduction)
 
     @staticmethod
@@ -371,7 +386,7 @@ class MSMLTritonFunction(torch.autograd.Function):
             )
         ctx.consumed = True
         (grad,) = ctx.saved_tensors
-        return scale_grad_(grad, grad_output), None, None
+        return scale_grad_(grad, grad_output).to(ctx.logits_dtype), None, None
 
 
 def msml_triton(

@@ -41,7 +41,8 @@ def compile_kernel(kmod):
 def fwd_signature(logit_type, target_type="u8", strided=False):
     sig = {
         "z_ptr": f"*{logit_type}", "y_ptr": f"*{target_type}", "loss_ptr": "*fp32",
-        "grad_ptr": f"*{logit_type}", "B": "i32", "C": "i32",
+        "grad_ptr": "*fp32" if logit_type == "fp16" else f"*{logit_type}",  # as _grad_dtype
+        "B": "i32", "C": "i32",
         "stride_zb": "i64", "stride_yb": "i32", "stride_gb": "i32", "grad_scale": "fp32",
     }  # fmt: skip
     if strided:

@@ -174,6 +174,16 @@ def test_grad_output_scaling(check, batch, reduction):
     check(logits, targets, reduction, grad_output)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_fp16_gradient_with_a_loss_scale(check, batch, reduction):
+    """AMP's GradScaler: fp16 logits, grad_output 65536 over a large batch. The 1/B-scaled
+    gradient must not be rounded to fp16 before grad_output scales it (underflow to 0)."""
+    logits, targets = batch(2048, 14, dtype=torch.float16, seed=29)
+    # "none" then .mean() under the scaler: 65536/B per row
+    grad_output = torch.tensor(65536.0) if reduction == "mean" else torch.full((2048,), 32.0)
+    check(logits, targets, reduction, grad_output)
+
+
 def test_grad_output_broadcast_and_mixed_ones(kmod, check, batch):
     logits, targets = batch(300, 5, seed=13)  # 300 rows: several programs of 128 rows
     grad_output = torch.ones(300)
