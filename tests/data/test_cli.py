@@ -23,3 +23,12 @@ def test_cli_bad_arguments_are_one_line_errors_not_tracebacks(tmp_path, capsys):
     assert main(["data", "prepare", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "does not exist" in err
+
+
+def test_prepare_default_size_is_the_suites_image_size():
+    # `data prepare ROOT` then `run SUITE` must find that cache, not decode everything again
+    from mlbench.cli import build_parser
+    from mlbench.suite import DATASET
+
+    args = build_parser().parse_args(["data", "prepare", "ROOT"])
+    assert args.size == DATASET["image_size"].default
