@@ -38,9 +38,16 @@ PUBLISHED = (
 )
 
 
-def short_name(finding: str) -> str:
-    """Column label of a finding: its first four letters (``Pleural_Thickening`` -> ``Pleu``)."""
-    return finding.replace("_", " ")[:4]
+def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
+    """Column label of a finding: its first four letters (``Pleural_Thickening`` -> ``Pleu``),
+    more where another of ``others`` shares them (``Pneumonia`` / ``Pneumothorax`` ->
+    ``Pneumon`` / ``Pneumot``), so that no two columns get one label."""
+    text = finding.replace("_", " ")
+    rest = [o.replace("_", " ") for o in others if o != finding]
+    n = 4
+    while n < len(text) and any(o[:n] == text[:n] for o in rest):
+        n += 1
+    return text[:n]
 
 
 def loss_key(spec: str) -> str:
@@ -230,7 +237,7 @@ def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
     ]
     out["p (DeLong)"] = [_fmt_p(p) for p in df["p_delong"].astype(float)]
     for f in findings:
-        out[short_name(f)] = [_fmt(x, 3) for x in df[f].astype(float)]
+        out[short_name(f, findings)] = [_fmt(x, 3) for x in df[f].astype(float)]
     return out
 
 

@@ -60,7 +60,7 @@ def heatmap(df, findings: list[str]) -> str | None:
               for b, h, loss, s in zip(rows["backbone"], rows["head"], rows["loss"], setups, strict=False)]
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(findings), 1.0 + 0.32 * len(labels)))
     im = ax.imshow(values, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(findings)), [short_name(f) for f in findings], rotation=45, ha="right")
+    ax.set_xticks(range(len(findings)), [short_name(f, findings) for f in findings], rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):

@@ -134,3 +134,18 @@ def test_runs_with_other_settings_are_kept_apart(tmp_path):
             other = part[part["loss"] == "bce+0.1*msml"]
             assert other["delta"].iloc[0] == pytest.approx(other["mean_auc"].iloc[0] - bce)
     assert "setup" in render(df)
+
+
+def test_text_columns_of_the_real_findings_are_distinct():
+    # Pneumonia and Pneumothorax both start with "Pneu": one column overwrote the other
+    from mlbench.data import FINDINGS as REAL
+
+    df = pd.DataFrame([{"backbone": "b", "head": "h", "loss": "bce", "seeds": 1, "failed": 0,
+                        "mean_auc": 0.7, "std": math.nan, "ci_lo": 0.6, "ci_hi": 0.8,
+                        "map": 0.2, "delta": 0.0, "p_delong": math.nan,
+                        **{f: 0.5 + i / 100 for i, f in enumerate(REAL)}}])
+    shown = display_frame(df)
+    per_class = shown.columns[-len(REAL):]
+    assert len(set(per_class)) == len(REAL) == 14
+    values = [float(v) for v in shown.iloc[0, -len(REAL):]]
+    assert values == pytest.approx([0.5 + i / 100 for i in range(14)])
