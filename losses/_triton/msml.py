@@ -30,7 +30,8 @@ Kernel design
   programs exit after one scalar load when ``grad_output == 1`` (a plain
   ``loss.backward()``), so forward + backward moves ~the bytes of the forward alone
   (fp32/bf16 logits; fp16 adds the cast of its fp32 gradient). Consequence: the saved gradient is consumed, and a second backward through the same
-  graph raises (as in Liger-Kernel's fused losses).
+  graph raises (as in Liger-Kernel's fused losses), and so does a second derivative
+  (``create_graph=True`` then differentiating the gradient).
 * Offsets are int64 (row and column index times stride), so B·C ≥ 2^31 is fine.
 * Inputs are not copied: logits and targets are read through their strides (any
   layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
@@ -377,7 +378,6 @@ class MSMLTritonFunction(torch.autograd.Function):
         return _reduce(per_row, reduction)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         if ctx.consumed:
             raise RuntimeError(
@@ -386,7 +386,26 @@ class MSMLTritonFunction(torch.autograd.Function):
             )
         ctx.consumed = True
         (grad,) = ctx.saved_tensors
-        return scale_grad_(grad, grad_output).to(ctx.logits_dtype), None, None
+        with torch.no_grad():
+            grad = scale_grad_(grad, grad_output).to(ctx.logits_dtype)
+        if torch.is_grad_enabled():  # create_graph=True
+            grad = _raise_on_second_derivative(grad)
+        return grad, None, None
+
+
+def _raise_on_second_derivative(grad: torch.Tensor) -> torch.Tensor:
+    """``grad`` behind a node that raises when differentiated.
+
+    ``once_differentiable`` attaches such a node only when grad_output requires grad; the
+    kernel's gradient depends on the logits whatever grad_output is, so without the node a
+    second derivative would silently take it as a constant.
+    """
+    err = torch._C._functions.DelayedError(
+        b"msml_triton has no second derivative (its gradient comes from the forward kernel); "
+        b"use msml_loss(..., backend='factorised') for double backward",
+        1,
+    )
+    return err(grad.detach().requires_grad_())
 
 
 def msml_triton(

@@ -233,6 +233,21 @@ def test_second_backward_raises(kmod, batch):
         value.backward()
 
 
+def test_second_derivative_raises_instead_of_dropping_msml(kmod, batch):
+    """create_graph=True: the first derivative is right; a second one must raise, not silently
+    treat the kernel's gradient as constant (once_differentiable alone only raises when
+    grad_output requires grad, and here it does not)."""
+    logits, targets = batch(6, 14, seed=31)
+    x = logits.clone().requires_grad_()
+    loss = x.square().mean() + kmod.msml_triton(x, targets)
+    (g,) = torch.autograd.grad(loss, x, create_graph=True)
+    r = logits.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(r.square().mean() + kmod.msml_triton(r, targets), r)
+    torch.testing.assert_close(g.detach(), expected)
+    with pytest.raises(RuntimeError, match="msml_triton.*second derivative.*factorised"):
+        g.square().sum().backward()
+
+
 def test_empty_batch(kmod):
     value = kmod.msml_triton(torch.zeros(0, 14), torch.zeros(0, 14, dtype=torch.bool), "none")
     assert value.shape == (0,)
