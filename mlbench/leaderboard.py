@@ -293,4 +293,11 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     with ResultsDB(db_path) as db:
         reference = reference or db.get_meta("reference", "bce")
         df = build(db, reference=reference, per_class=per_class)
-    return render(df, fmt, reference)
+    text = render(df, fmt, reference)
+    if fmt in ("text", "md") and not df.empty:
+        done = df[df["seeds"] > 0]
+        if loss_key(reference) not in set(done["loss"]):
+            text += (f"\nnote: no finished run of the reference loss {loss_key(reference)!r}, "
+                     f"so Δ and p are empty; losses with finished runs: "
+                     f"{sorted(set(done['loss']))}\n")
+    return text

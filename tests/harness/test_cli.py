@@ -97,6 +97,10 @@ def test_leaderboard_and_report_commands(filled, tmp_path, capsys):
     assert dest.read_text().startswith("backbone,head,loss,seeds")
     assert main(["leaderboard", str(out), "--format", "md", "--reference", "msml"]) == 0
     assert "Δ vs msml" in capsys.readouterr().out
+    # a mistyped reference: an empty Δ column is explained, not silent
+    assert main(["leaderboard", str(out), "--reference", "bcee"]) == 0
+    text = capsys.readouterr().out
+    assert "no finished run of the reference loss 'bcee'" in text and "'msml'" in text
     assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert main(["leaderboard", str(tmp_path / "empty")]) == 2
