@@ -501,7 +501,7 @@ def check_names(suite: Suite) -> None:
 
     import losses
     from mlbench.engine import TrainConfig
-    from mlbench.models import list_heads
+    from mlbench.models import create_head, list_heads
 
     for i, name in enumerate(_as_list(suite.config["grid"]["backbone"])):
         if not timm.is_model(name):
@@ -514,9 +514,14 @@ def check_names(suite: Suite) -> None:
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"`train`: {exc}") from None
     heads = list_heads()
+    head_kwargs = suite.config["model"]["head_kwargs"] or {}
     for i, head in enumerate(_as_list(suite.config["grid"]["head"])):
         if head not in heads:
             raise SuiteError(f"`grid.head[{i}]`: unknown head {head!r}; valid heads: {heads}")
+        try:  # a tiny instance: the options are checked by the head itself
+            create_head(head, 4, 2, **head_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise SuiteError(f"`model.head_kwargs` for head {head!r}: {exc}") from None
     for i, spec in enumerate(_as_list(suite.config["grid"]["loss"])):
         try:
             losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"), stats=_dummy_stats())

@@ -108,6 +108,9 @@ def test_registry_names_checked(tmp_path):
             check_names(load(d))
     with pytest.raises(SuiteError, match="`train`.*optimizer"):
         check_names(load(tiny_suite(tmp_path), overrides=["train.optimizer=adamx"]))
+    # a head option no head of the grid takes: one error at load, not a failure per run
+    with pytest.raises(SuiteError, match=r"`model.head_kwargs`.*'dimm'.*'linear'"):
+        check_names(load(tiny_suite(tmp_path), overrides=["model.head_kwargs={dimm: 8}"]))
 
 
 def test_overrides_yaml_parsed(tmp_path):
