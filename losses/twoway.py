@@ -43,6 +43,9 @@ def twoway_loss(
         t_neg: temperature T_n of the negatives.
     """
     check_reduction(reduction, ("mean", "sum"))
+    for arg, value in (("t_pos", t_pos), ("t_neg", t_neg)):
+        if not value > 0:  # 0 divides by zero; < 0 turns the soft maximum into a soft minimum
+            raise ValueError(f"Expected argument `{arg}` to be a temperature > 0 but got {value}")
     z, y = prepare(logits, targets, validate=validate)
     sample = _masked_mean(*_relative_term(z, y, 1, t_pos, t_neg))  # over samples
     klass = _masked_mean(*_relative_term(z, y, 0, t_pos, t_neg))  # over classes

@@ -211,6 +211,14 @@ def test_class_counts_must_match_classes(batch):
         losses.create_loss("cb", class_counts=[1, -2, 3, 4])(*batch)
 
 
+@pytest.mark.parametrize("kwargs", [{"t_pos": 0.0}, {"t_neg": 0}, {"t_pos": -1.0}])
+def test_twoway_temperatures_must_be_positive(batch, kwargs):
+    """T = 0 divides by zero (NaN loss), T < 0 flips the soft maximum into a soft minimum."""
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=rf"`{name}`.*> 0.*{kwargs[name]}"):
+        losses.create_loss("twoway", **kwargs)(*batch)
+
+
 def test_cb_module_moves_counts_with_it(batch):
     loss = losses.create_loss("cb", class_counts=torch.tensor([1, 2, 3, 4]))
     assert "class_counts" in dict(loss.named_buffers())
