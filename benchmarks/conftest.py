@@ -26,13 +26,23 @@ class Device:
             torch.cuda.synchronize()
 
 
+def peak_bytes_s(name: str) -> float | None:
+    """Published peak memory bandwidth of the CUDA device called ``name``, or None.
+
+    3.35 TB/s is the H100 SXM figure (reported as e.g. "NVIDIA H100 80GB HBM3"); the PCIe
+    (2.0 TB/s) and NVL (3.9 TB/s) cards also say "H100", and like every other card get None
+    rather than a wrong number.
+    """
+    if "H100" in name and not any(other in name for other in ("PCIe", "NVL")):
+        return H100_SXM_PEAK_BYTES_S
+    return None
+
+
 @pytest.fixture(scope="session")
 def device() -> Device:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        # 3.35 TB/s is the H100 SXM figure; other cards get None rather than a wrong number
-        peak = H100_SXM_PEAK_BYTES_S if "H100" in props.name else None
-        return Device("cuda", props.name, peak, props.total_memory)
+        return Device("cuda", props.name, peak_bytes_s(props.name), props.total_memory)
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return Device("cpu", "cpu", None, pages)
 
