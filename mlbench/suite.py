@@ -68,7 +68,7 @@ GRID = {
 MODEL = {
     "pretrained": Key((bool,), False, doc="ImageNet weights from the hub"),
     "weights": Key((str, type(None)), None, doc="local weights file for the backbone"),
-    "in_chans": Key((int,), 1),
+    "in_chans": Key((int,), 1, choices=(1, 3), doc="1: one-channel stem; 3: gray replicated"),
     "head_kwargs": Key((dict,), {}),
 }
 # Harness-level training keys; the engine's TrainConfig fields are added to these.
@@ -513,6 +513,9 @@ def check_names(suite: Suite) -> None:
         TrainConfig(**{k: v for k, v in suite.config["train"].items() if k in fields})
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"`train`: {exc}") from None
+    weights = suite.config["model"]["weights"]
+    if weights is not None and not Path(weights).is_file():
+        raise SuiteError(f"`model.weights`: file not found: {weights}")
     heads = list_heads()
     head_kwargs = suite.config["model"]["head_kwargs"] or {}
     for i, head in enumerate(_as_list(suite.config["grid"]["head"])):

@@ -74,6 +74,7 @@ def test_interpolation_in_suite(tmp_path):
         (["dataset.sim.images=0"], r"`dataset.sim.images` must be >= 1, got 0"),
         (["dataset.sim.size=3"], r"`dataset.sim.size` must be >= 16, got 3"),
         (["workers=0"], r"`workers` must be >= 1, got 0"),
+        (["model.in_chans=2"], r"`model.in_chans` must be one of \[1, 3\], got 2"),
     ],
 )
 def test_malformed_suites_name_the_key(tmp_path, change, needle):
@@ -111,6 +112,8 @@ def test_registry_names_checked(tmp_path):
     # a head option no head of the grid takes: one error at load, not a failure per run
     with pytest.raises(SuiteError, match=r"`model.head_kwargs`.*'dimm'.*'linear'"):
         check_names(load(tiny_suite(tmp_path), overrides=["model.head_kwargs={dimm: 8}"]))
+    with pytest.raises(SuiteError, match=r"`model.weights`.*not found.*nope.pt"):
+        check_names(load(tiny_suite(tmp_path), overrides=[f"model.weights={tmp_path}/nope.pt"]))
 
 
 def test_overrides_yaml_parsed(tmp_path):
