@@ -301,6 +301,9 @@ def run_suite(suite, runs, *, workers: int = 1, progress: bool = True,
     from mlbench.data import FINDINGS
 
     t0 = time.perf_counter()
+    if suite.config["train"]["device"] == "cuda" and _device("auto") != "cuda":
+        raise ValueError("`train.device` is 'cuda' but torch sees no CUDA device here; "
+                         "use --set train.device=auto (or cpu)")
     out = suite.output
     out.mkdir(parents=True, exist_ok=True)
     ids = [r.id for r in runs]

@@ -45,3 +45,18 @@ def test_empty_validation_split_is_one_clear_set_up_error(tmp_path):
           "missing": "error"}
     with pytest.raises(ValueError, match=r"`val` split .* is empty.*dataset.val_fraction"):
         prepare_data(ds, progress=False)
+
+
+def test_cuda_suite_without_cuda_is_one_set_up_error(tmp_path, monkeypatch):
+    # every run failed with "Torch not compiled with CUDA enabled" before
+    import torch
+
+    from mlbench.runner import run_suite
+    from mlbench.suite import load_suite
+
+    from .conftest import tiny_suite
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    suite = load_suite(tiny_suite(tmp_path), overrides=["train.device=cuda"], env={})
+    with pytest.raises(ValueError, match=r"`train.device` is 'cuda'.*no CUDA device.*auto"):
+        run_suite(suite, suite.runs, progress=False)
