@@ -3,6 +3,7 @@
 Grid (SPEC §2): C ∈ {14, 80, 1000, 10000} × B ∈ {256, 4096, 65536}, forward ("fwd") and
 forward + backward ("fwd_bwd"). Logits bf16 on CUDA, fp32 on CPU; targets bool.
 Bytes per cell = B·C·(logit + target + gradient bytes), the gradient only for fwd_bwd.
+GB/s and % of peak are recorded only for cells of at least 4× the L2 size (conftest.above_l2).
 The baselines are the PyTorch forms of ``losses.msml`` — the same references the kernel
 tests use.
 
