@@ -192,6 +192,9 @@ def _cmd_leaderboard(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dest:
+        from pathlib import Path
+
+        Path(args.dest).parent.mkdir(parents=True, exist_ok=True)
         with open(args.dest, "w", encoding="utf-8") as fh:
             fh.write(text)
         print(f"wrote {args.dest}")

@@ -201,5 +201,7 @@ def write_report(out_dir: str | Path, dest: str | Path | None = None,
                  reference: str | None = None) -> Path:
     """Write the report (default ``OUT/report.html``); returns its path."""
     dest = Path(dest) if dest else Path(out_dir) / "report.html"
-    dest.write_text(build_report(out_dir, reference), encoding="utf-8")
+    page = build_report(out_dir, reference)  # first: a missing results.db makes no folder
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(page, encoding="utf-8")
     return dest

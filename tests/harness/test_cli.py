@@ -103,6 +103,11 @@ def test_leaderboard_and_report_commands(filled, tmp_path, capsys):
     assert "no finished run of the reference loss 'bcee'" in text and "'msml'" in text
     assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    # into a folder that does not exist yet: made, as `--out` of `run` is
+    assert main(["leaderboard", str(out), "--format", "md", "--out", str(tmp_path / "new" / "lb.md")]) == 0
+    assert (tmp_path / "new" / "lb.md").read_text().startswith("### ")
+    assert main(["report", str(out), "-o", str(tmp_path / "new2" / "r.html")]) == 0
+    assert (tmp_path / "new2" / "r.html").is_file()
     assert main(["leaderboard", str(tmp_path / "empty")]) == 2
     assert "run a suite first" in capsys.readouterr().err
 
