@@ -19,7 +19,9 @@ options never override a loss's own defaults):
 - for a single loss they go to that loss; a name it does not take is a ``ValueError``;
 - for a weighted sum each one goes to every term that accepts it (``reduction="sum"`` reaches
   all terms, ``gamma_neg=2`` only asl); one that no term accepts is a ``ValueError``;
-- a term's own mapping kwargs win over these shared ones (the more specific setting wins).
+- a term's own mapping kwargs win over these shared ones (the more specific setting wins);
+- the terms of a weighted sum are all ``reduction="none"`` or none of them is (a (B,) value
+  plus a scalar would broadcast silently).
 
 Dataset statistics: ``stats`` is a dict (keys today: ``"class_counts"``, ``"num_samples"``). A loss
 that declares ``needs=("class_counts",)`` receives ``stats["class_counts"]`` as its keyword argument
@@ -232,10 +234,26 @@ def create_loss(spec: Any, *, stats: Mapping[str, Any] | None = None, **kwargs: 
         modules.append((term.name, term.weight, _build(term.name, own, stats)))
     if len(modules) == 1 and modules[0][1] is None:
         return modules[0][2]
+    _check_term_reductions(modules)
     return WeightedSumLoss([(n, 1.0 if w is None else w, m) for n, w, m in modules])
 
 
 _ANY = frozenset({"*"})  # sentinel: the class takes **kwargs
+
+
+def _check_term_reductions(modules: Sequence[tuple[str, Any, nn.Module]]) -> None:
+    """Refuse "none" beside a scalar reduction: (B,) + () would broadcast silently."""
+    labels = _unique_labels([name for name, _, _ in modules])  # a name may repeat
+    reductions = {
+        label: module.options["reduction"]
+        for label, (_, _, module) in zip(labels, modules, strict=True)
+        if "reduction" in getattr(module, "options", {})
+    }
+    if "none" in reductions.values() and len(set(reductions.values())) > 1:
+        raise ValueError(
+            "Expected the terms of a weighted-sum loss to agree on reduction='none' (per-sample "
+            f"values cannot be added to scalars) but got {reductions}"
+        )
 
 
 def _accepted_kwargs(cls: type[nn.Module]) -> frozenset[str]:

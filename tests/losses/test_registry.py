@@ -183,6 +183,19 @@ def test_refused_reduction_is_a_value_error():
         losses.create_loss("bce", reduction="avg")
 
 
+def test_terms_cannot_mix_none_with_a_scalar_reduction():
+    """(B,) per-sample values plus a scalar broadcast silently into a wrong (B,) 'per-sample' loss."""
+    with pytest.raises(ValueError, match=r"reduction.*'bce': 'none'.*'msml': 'mean'"):
+        losses.create_loss([{"name": "bce", "reduction": "none"}, {"name": "msml"}])
+    with pytest.raises(ValueError, match=r"reduction.*'none'.*'twoway': 'mean'"):
+        losses.create_loss([{"name": "bce", "reduction": "none"}, {"name": "twoway"}])
+    with pytest.raises(ValueError, match=r"'bce': 'none'.*'bce#2': 'mean'"):
+        losses.create_loss([{"name": "bce", "reduction": "none"}, {"name": "bce"}])
+    # all "none", or scalar reductions mixed (a deliberate scale), stay allowed
+    losses.create_loss("bce+msml", reduction="none")
+    losses.create_loss([{"name": "bce", "reduction": "sum"}, {"name": "msml"}])
+
+
 def test_stats_feed_needs(batch):
     logits, targets = batch
     counts = torch.tensor([10, 200, 3, 40])
