@@ -118,6 +118,10 @@ class TrainConfig:
              "max_steps_per_epoch", ">= 1 or None")
         need(self.log_every >= 0, "log_every", ">= 0")
         need(self.nan_check_every >= 1, "nan_check_every", ">= 1")
+        betas = self.betas if isinstance(self.betas, (list, tuple)) else ()
+        need(len(betas) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                                     and 0 <= b < 1 for b in betas),
+             "betas", "two numbers in [0, 1)")
         self.betas = tuple(self.betas)
 
     @classmethod

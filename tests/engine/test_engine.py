@@ -138,6 +138,10 @@ def test_config_validation():
         TrainConfig(optimizer="adam")
     with pytest.raises(ValueError, match=r"Unknown training option\(s\) \['epochz'\]"):
         TrainConfig.from_dict({"epochz": 3})
+    # bad betas failed inside AdamW at the first run, not at load
+    for betas in ([0.9], [0.9, 1.5], "ab"):
+        with pytest.raises(ValueError, match=r"`betas` two numbers in \[0, 1\)"):
+            TrainConfig(betas=betas)
     assert TrainConfig.from_dict({"epochs": 3, "betas": [0.9, 0.99]}).betas == (0.9, 0.99)
 
 
