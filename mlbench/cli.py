@@ -152,7 +152,23 @@ def _cmd_run(args) -> int:
           f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
     print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
           f"Plots: python -m mlbench report {suite.output}")
+    if summary["failed"]:
+        _print_failures(suite, {r.id for r in runs})
     return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
+
+
+def _print_failures(suite, ids: set) -> None:
+    """The failed runs among ``ids`` with the first line of their recorded error."""
+    from mlbench.db import ResultsDB
+
+    with ResultsDB(suite.output) as db:
+        failed = [r for r in db.runs("failed") if r["id"] in ids]
+    print(f"\n{len(failed)} failed run(s):", file=sys.stderr)
+    for r in failed:
+        first = (r["error"] or "").strip().splitlines()[:1] or ["(no error recorded)"]
+        print(f"  {r['id']}  {r['backbone']} / {r['head']} / {r['loss']} / seed {r['seed']}: "
+              f"{first[0]}", file=sys.stderr)
+    print("Run the same command with --retry-failed to run them again.", file=sys.stderr)
 
 
 def _statuses(suite) -> dict:

@@ -126,3 +126,19 @@ def test_dataset_with_missing_images_is_an_error_not_a_traceback(tmp_path, capsy
     assert main(["run", write(tmp_path, suite), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "00000001_000.png" in err
+
+
+def test_failed_runs_are_named_with_their_error(tmp_path, capsys, monkeypatch):
+    # before: only "0 finished, 2 failed" -- the reason was in results.db alone
+    import mlbench.runner
+
+    def broken(run, db, *a, **k):
+        raise RuntimeError(f"boom in {run['loss']}\nsecond line")
+
+    monkeypatch.setattr(mlbench.runner, "execute", broken)
+    suite = tiny_suite(tmp_path, seeds=[0])
+    suite["grid"] = {"backbone": ["test_resnet"], "head": ["linear"], "loss": ["bce", "msml"]}
+    assert main(["run", write(tmp_path, suite), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: boom in bce" in err and "RuntimeError: boom in msml" in err
+    assert "second line" not in err and "--retry-failed" in err
