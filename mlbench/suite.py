@@ -195,6 +195,8 @@ def _check_section(raw: Any, schema: dict, path: str) -> dict:
             raise SuiteError(f"`{where}` must be one of {list(spec.choices)}, got {value!r}")
         if spec.minimum is not None and isinstance(value, (int, float)) and value < spec.minimum:
             raise SuiteError(f"`{where}` must be >= {spec.minimum}, got {value!r}")
+        if spec.types[0] is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # `lr: 1` and `lr: 1.0` are one config, so one run id
         out[name] = value
     return out
 

@@ -136,6 +136,11 @@ def test_run_ids_stable_and_sensitive(tmp_path):
                    ["dataset.sim.seed=1"], ["eval.bootstrap=30"]):
         c = load(tiny_suite(tmp_path), overrides=change)
         assert not {r.id for r in c.runs} & {r.id for r in a.runs}, change
+    # an integer written for a float setting is the same config (lr: 1 == lr: 1.0)
+    f1 = load(tiny_suite(tmp_path), overrides=["train.lr=1", "train.warmup_epochs=1"])
+    f2 = load(tiny_suite(tmp_path), overrides=["train.lr=1.0", "train.warmup_epochs=1.0"])
+    assert [r.id for r in f1.runs] == [r.id for r in f2.runs]
+    assert isinstance(f1.config["train"]["lr"], float)
     # the output folder and suite name do not enter the id (same experiment)
     e = load(tiny_suite(tmp_path, name="other", output=str(tmp_path / "elsewhere")))
     assert [r.id for r in e.runs] == [r.id for r in a.runs]
