@@ -400,6 +400,7 @@ def _run_parallel(out, ids, before, workers: int, progress: bool) -> None:
                 p.start()
             for p in procs:
                 p.join()
+            _check_workers(out, procs)
         except BaseException:
             for p in procs:
                 if p.is_alive():
@@ -410,3 +411,36 @@ def _run_parallel(out, ids, before, workers: int, progress: bool) -> None:
                 signal.signal(signal.SIGTERM, previous)
 
     _run_with_bar(out, ids, before, progress, body)
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended with a non-zero exit code (crash, OOM killer, signal)."""
+
+
+def _check_workers(out, procs) -> None:
+    """Raise ``WorkerDied`` naming each joined worker that exited non-zero, after putting
+    back to pending the runs it left ``running`` (``ResultsDB.reset_stale``)."""
+    import signal
+    import socket
+
+    from mlbench.db import _worker_alive
+
+    dead = [(i, p) for i, p in enumerate(procs) if p.exitcode != 0]
+    if not dead:
+        return
+    names = {f"{socket.gethostname()}:{p.pid}" for _, p in dead}
+    with ResultsDB(out) as db:
+        reset = db.reset_stale(alive=lambda w: w not in names and _worker_alive(w))
+    lines = []
+    for i, p in dead:
+        code = p.exitcode
+        why = f"exit code {code}"
+        if code is not None and code < 0:
+            try:
+                why += f" (killed by {signal.Signals(-code).name})"
+            except ValueError:
+                pass
+        lines.append(f"worker {i} (pid {p.pid}) died with {why}")
+    back = (f"; its run(s) {', '.join(reset)} are pending again" if reset else "")
+    raise WorkerDied("; ".join(lines) + back + ". Finished runs are kept in "
+                     f"{Path(out) / 'results.db'}; run the same command again to resume")

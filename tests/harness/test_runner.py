@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from mlbench.db import ResultsDB
 from mlbench.metrics import bootstrap_ci, evaluate_scores
 from mlbench.runner import SIM_MARKER, metric_records, prepare_data
 
@@ -60,3 +62,45 @@ def test_cuda_suite_without_cuda_is_one_set_up_error(tmp_path, monkeypatch):
     suite = load_suite(tiny_suite(tmp_path), overrides=["train.device=cuda"], env={})
     with pytest.raises(ValueError, match=r"`train.device` is 'cuda'.*no CUDA device.*auto"):
         run_suite(suite, suite.runs, progress=False)
+
+
+def _claim_then_die(out_dir, ids, position, threads):
+    """A worker that takes a run and is then killed (as by the OOM killer); the others idle."""
+    import os
+    import signal
+
+    if position == 0:
+        with ResultsDB(out_dir) as db:
+            db.claim(ids)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_dead_worker_is_reported_and_its_run_put_back(tmp_path, monkeypatch):
+    # the parent joined its workers without looking at their exit codes: a killed worker
+    # left its run "running" and `run` reported success
+    import multiprocessing
+
+    from mlbench import runner
+    from mlbench.suite import load_suite
+
+    from .conftest import tiny_suite
+
+    suite = load_suite(tiny_suite(tmp_path), env={})
+    ids = [r.id for r in suite.runs]
+    with ResultsDB(suite.output) as db:
+        db.add_runs(suite.runs)
+        before = db.counts(ids)
+    fork = multiprocessing.get_context("fork")
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: fork)
+    monkeypatch.setattr(runner, "_spawned_worker", _claim_then_die)
+    with pytest.raises(runner.WorkerDied) as err:
+        runner._run_parallel(suite.output, ids, before, 2, progress=False)
+    msg = str(err.value)
+    assert re.search(r"worker 0 \(pid \d+\) died with exit code -9 \(killed by SIGKILL\)", msg)
+    assert "worker 1" not in msg
+    assert f"its run(s) {ids[0]} are pending again" in msg
+    with ResultsDB(suite.output) as db:
+        assert db.get_run(ids[0])["status"] == "pending"
+        assert db.events(ids[0])[-1]["detail"].startswith("interrupted (worker ")
+        assert db.counts(ids) == before
+
