@@ -177,7 +177,7 @@ def _statuses(suite) -> dict:
     path = suite.output / DB_NAME
     if not path.exists():
         return {}
-    with ResultsDB(path) as db:
+    with ResultsDB(path, readonly=True) as db:
         return {r["id"]: r["status"] for r in db.runs()}
 
 
@@ -199,20 +199,26 @@ def _register_leaderboard(sub) -> None:
 
 
 def _cmd_leaderboard(args) -> int:
+    import sqlite3
+
     from mlbench.leaderboard import leaderboard
 
     try:
         text = leaderboard(args.out, fmt=args.format, reference=args.reference,
                            per_class=not args.no_per_class)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, sqlite3.DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.dest:
         from pathlib import Path
 
-        Path(args.dest).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.dest, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        try:
+            Path(args.dest).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.dest, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            print(f"error: cannot write {args.dest}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"wrote {args.dest}")
     else:
         print(text, end="")
@@ -232,11 +238,13 @@ def _register_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    from mlbench.report import write_report
+    import sqlite3
+
+    from mlbench.report import ReportWriteError, write_report
 
     try:
         dest = write_report(args.out, args.output, reference=args.reference)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, sqlite3.DatabaseError, ReportWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {dest}")

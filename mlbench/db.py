@@ -125,14 +125,22 @@ class ResultsDB:
     Args:
         path: the output folder or the ``.db`` file itself.
         timeout: seconds to wait on a locked database before failing.
+        readonly: open an existing database for queries only (leaderboard, report): nothing
+            is created or written, so a read-only copy or folder works. A missing database
+            raises ``FileNotFoundError`` naming its path.
     """
 
-    def __init__(self, path: str | Path, timeout: float = 60.0):
+    def __init__(self, path: str | Path, timeout: float = 60.0, readonly: bool = False):
         path = Path(path)
         if path.suffix != ".db":
-            path.mkdir(parents=True, exist_ok=True)
+            if not readonly:
+                path.mkdir(parents=True, exist_ok=True)
             path = path / DB_NAME
         self.path = path
+        if readonly:
+            self.conn = _connect_readonly(path, timeout)
+            self.conn.row_factory = sqlite3.Row
+            return
         self.conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -393,6 +401,35 @@ class ResultsDB:
         if run_id is not None:
             sql, args = sql + " WHERE run_id=?", (run_id,)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+
+def _connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """A query-only connection to an existing database file.
+
+    ``mode=ro`` first (it sees what running workers commit); where SQLite cannot open a WAL
+    database that way because the folder is read-only (it needs the ``-shm`` file), the file
+    is opened ``immutable`` (nothing can be writing to a read-only folder).
+    """
+    from urllib.request import pathname2url
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no results database at {path}; run a suite first: "
+                                "python -m mlbench run suites/quickstart.yaml")
+    url = "file:" + pathname2url(str(path.resolve()))
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(url + query, uri=True, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            error = exc
+            continue
+        if ("runs",) not in [tuple(t) for t in tables]:
+            conn.close()
+            raise sqlite3.DatabaseError(f"{path} is not an mlbench results database (no runs table)")
+        return conn
+    raise sqlite3.OperationalError(f"cannot read {path}: {error}")
 
 
 def _run_dict(row: sqlite3.Row) -> dict:

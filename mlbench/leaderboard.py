@@ -287,10 +287,7 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     """
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
-    if not db_path.exists():
-        raise FileNotFoundError(f"no results database at {db_path}; run a suite first: "
-                                "python -m mlbench run suites/quickstart.yaml")
-    with ResultsDB(db_path) as db:
+    with ResultsDB(db_path, readonly=True) as db:
         reference = reference or db.get_meta("reference", "bce")
         df = build(db, reference=reference, per_class=per_class)
     text = render(df, fmt, reference)

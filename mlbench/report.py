@@ -157,9 +157,7 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     """The report of ``OUT/results.db`` as one HTML string."""
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
-    if not db_path.exists():
-        raise FileNotFoundError(f"no results database at {db_path}; run a suite first")
-    with ResultsDB(db_path) as db:
+    with ResultsDB(db_path, readonly=True) as db:
         reference = reference or db.get_meta("reference", "bce")
         df = build(db, reference=reference)
         findings = db.get_meta("findings") or finding_columns(df)
@@ -202,6 +200,14 @@ def write_report(out_dir: str | Path, dest: str | Path | None = None,
     """Write the report (default ``OUT/report.html``); returns its path."""
     dest = Path(dest) if dest else Path(out_dir) / "report.html"
     page = build_report(out_dir, reference)  # first: a missing results.db makes no folder
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(page, encoding="utf-8")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(page, encoding="utf-8")
+    except OSError as exc:  # e.g. a read-only results folder
+        raise ReportWriteError(f"cannot write {dest}: {exc.strerror or exc}; "
+                               "choose another file with -o FILE") from exc
     return dest
+
+
+class ReportWriteError(OSError):
+    """The report could not be written where asked."""

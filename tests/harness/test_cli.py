@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import losses
 from mlbench.cli import main
+from mlbench.db import ResultsDB
 
 from .conftest import tiny_suite
 
@@ -142,3 +145,78 @@ def test_failed_runs_are_named_with_their_error(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "RuntimeError: boom in bce" in err and "RuntimeError: boom in msml" in err
     assert "second line" not in err and "--retry-failed" in err
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_reading_commands_write_nothing_to_the_results(filled, tmp_path, capsys):
+    # leaderboard/report opened results.db for writing: WAL mode, schema, -wal/-shm files
+    import sqlite3
+
+    out, _ = filled
+    conn = sqlite3.connect(out / "results.db")
+    conn.execute("PRAGMA journal_mode = DELETE")  # as a copied / archived database may be
+    conn.close()
+    before = _snapshot(out)
+    assert main(["leaderboard", str(out)]) == 0
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    assert _snapshot(out) == before
+    with ResultsDB(out / "results.db", readonly=True) as db, pytest.raises(
+            sqlite3.OperationalError, match="readonly"):
+        db.set_meta("x", 1)
+
+
+def _read_only_prefix(folder: Path) -> list[str] | None:
+    """Command prefix under which ``folder`` is read-only, or None where that cannot be had."""
+    if os.geteuid() != 0:
+        for p in [folder, *folder.iterdir()]:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        return []
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {folder} {folder}"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        return None
+    return ["unshare", "-m", "sh", "-c", f'mount --bind -o ro {folder} {folder} && exec "$@"', "sh"]
+
+
+def test_leaderboard_and_report_on_a_read_only_folder(filled, tmp_path, request):
+    out, _ = filled
+    prefix = _read_only_prefix(out)
+    if prefix is None:
+        pytest.skip("cannot make a read-only folder here (root without mount namespaces)")
+    if prefix == []:  # chmod'ed: give pytest its folder back afterwards
+        request.addfinalizer(lambda: [p.chmod(0o755) for p in [out, *out.iterdir()]])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def cli(*args):
+        return subprocess.run([*prefix, sys.executable, "-m", "mlbench", *args], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    lb = cli("leaderboard", str(out), "--no-per-class")
+    assert lb.returncode == 0, lb.stderr
+    assert "bce+0.1*msml" in lb.stdout
+    rep = cli("report", str(out), "-o", str(tmp_path / "r.html"))
+    assert rep.returncode == 0, rep.stderr
+    assert (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+    # the default OUT/report.html cannot be written there: one line, not a traceback
+    rep = cli("report", str(out))
+    assert rep.returncode == 2
+    assert re.fullmatch(f"error: cannot write {re.escape(str(out / 'report.html'))}: "
+                        "(Read-only file system|Permission denied); choose another file with "
+                        "-o FILE", rep.stderr.strip())
+
+
+def test_missing_or_foreign_results_db_is_one_line_naming_it(tmp_path, capsys):
+    for cmd in ("leaderboard", "report"):
+        assert main([cmd, str(tmp_path / "nothing")]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == (f"error: no results database at {tmp_path / 'nothing' / 'results.db'}; "
+                               "run a suite first: python -m mlbench run suites/quickstart.yaml")
+    assert not (tmp_path / "nothing").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.db").write_bytes(b"")
+    for cmd in ("leaderboard", "report"):
+        assert main([cmd, str(tmp_path / "other")]) == 2
+        assert "is not an mlbench results database" in capsys.readouterr().err
