@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mlbench.db import ResultsDB
+from mlbench.suite import SIM_MARKER, sim_root_problem
 
 
 # ------------------------------------------------------------------ metrics -> records
@@ -62,9 +63,6 @@ def dataset_meta(ds_cfg: dict) -> dict:
             "image_size": ds_cfg["image_size"], "sim": ds_cfg["sim"], "view": ds_cfg["view"]}
 
 
-SIM_MARKER = ".mlbench_sim.json"  # the sim parameters a generated folder was made with
-
-
 def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
     """Generate CXR14-sim if the suite asks for it and it is absent; build the cache."""
     from mlbench.data import generate_sim, prepare_cache
@@ -72,6 +70,9 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
     root = Path(ds_cfg["root"])
     sim = ds_cfg["sim"]
     if sim:
+        problem = sim_root_problem(ds_cfg)
+        if problem:
+            raise ValueError(problem)
         marker = root / SIM_MARKER
         if (root / "test_list.txt").is_file():  # written last by generate_sim
             made = json.loads(marker.read_text()) if marker.is_file() else None
@@ -79,10 +80,11 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
                 raise RuntimeError(
                     f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
                     f"delete {root} or set dataset.root to another folder")
-        else:
+        else:  # marked first, so that a generation killed half-way is resumed, not refused
+            root.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(sim, sort_keys=True))
             generate_sim(root, images=sim["images"], size=sim["size"], seed=sim["seed"],
                          progress=progress)
-            marker.write_text(json.dumps(sim, sort_keys=True))
     prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers())
     # missing images, bad splits: one error now, not one failed run each
     for split, ds in _Data.open(ds_cfg).items():

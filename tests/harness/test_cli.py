@@ -220,3 +220,15 @@ def test_missing_or_foreign_results_db_is_one_line_naming_it(tmp_path, capsys):
     for cmd in ("leaderboard", "report"):
         assert main([cmd, str(tmp_path / "other")]) == 2
         assert "is not an mlbench results database" in capsys.readouterr().err
+
+
+def test_run_with_sim_set_and_a_root_of_other_data_names_both_keys(tmp_path, capsys):
+    nih = tmp_path / "nih"
+    nih.mkdir()
+    (nih / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels\n")
+    path = write(tmp_path, tiny_suite(tmp_path))
+    assert main(["run", path, "--set", f"dataset.root={nih}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: `dataset.root` {str(nih)!r} is not a CXR14-sim folder")
+    assert "`dataset.sim` is set" in err and "--set dataset.sim=null" in err
+    assert not (tmp_path / "out").exists()  # refused before anything is written

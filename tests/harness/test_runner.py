@@ -104,3 +104,34 @@ def test_dead_worker_is_reported_and_its_run_put_back(tmp_path, monkeypatch):
         assert db.events(ids[0])[-1]["detail"].startswith("interrupted (worker ")
         assert db.counts(ids) == before
 
+
+
+def test_sim_suite_pointed_at_a_folder_of_other_data_is_refused(tmp_path):
+    # with `sim` still set, a real-data folder was trained on, labelled sim, ids ignoring it
+    root = tmp_path / "nih"
+    root.mkdir()
+    (root / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels\n")
+    (root / "test_list.txt").write_text("")
+    ds = {"root": str(root), "sim": {"images": 20, "size": 32, "seed": 0}, "image_size": 32}
+    with pytest.raises(ValueError) as err:
+        prepare_data(ds, progress=False)
+    msg = str(err.value)
+    assert "`dataset.root`" in msg and "`dataset.sim`" in msg and str(root) in msg
+    assert "--set dataset.sim=null" in msg and "empty or new folder" in msg
+    assert sorted(p.name for p in root.iterdir()) == ["Data_Entry_2017.csv", "test_list.txt"]
+
+
+def test_sim_folder_marked_before_generation_resumes(tmp_path):
+    from mlbench.suite import sim_root_problem
+
+    sim = {"images": 20, "size": 32, "seed": 0}
+    root = tmp_path / "sim"
+    ds = {"root": str(root), "sim": sim}
+    assert sim_root_problem(ds) is None  # absent
+    root.mkdir()
+    assert sim_root_problem(ds) is None  # empty
+    (root / "images").mkdir()  # a generation killed half-way, marked first
+    (root / SIM_MARKER).write_text(json.dumps(sim))
+    assert sim_root_problem(ds) is None
+    (root / SIM_MARKER).unlink()
+    assert "--set dataset.sim=null" in sim_root_problem(ds)
