@@ -63,11 +63,18 @@ def prepare(logits: Tensor, targets: Tensor, *, validate: bool = True) -> tuple[
     """
     if validate:
         validate_inputs(logits, targets)
+    z = compute_logits(logits)
+    return z, targets.to(z.dtype)
+
+
+def compute_logits(logits: Tensor) -> Tensor:
+    """The logits in the compute dtype, as :func:`prepare` returns them: fp16/bf16 → fp32,
+    bf16 first limited to ±``LOW_PRECISION_BOUND`` (straight-through gradient)."""
     dtype = torch.float32 if logits.dtype in _LOW_PRECISION else logits.dtype
     z = logits.to(dtype)
     if logits.dtype is torch.bfloat16:
         z = clamp_straight_through(z, LOW_PRECISION_BOUND)
-    return z, targets.to(dtype)
+    return z
 
 
 def clamp_straight_through(z: Tensor, bound: float) -> Tensor:

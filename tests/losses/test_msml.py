@@ -143,3 +143,64 @@ def test_triton_backend_matches_factorised_under_interpreter():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# --- msml_factorised (gradient written by the forward) vs its plain-autograd twin -----------
+
+
+def _value_and_grad(fn, logits, targets, reduction, grad_output):
+    x = logits.detach().clone().requires_grad_()
+    value = fn(x, targets, reduction)
+    value.backward(grad_output.to(value.dtype))
+    return value.detach(), x.grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_gradient_matches_autograd_form(dtype, reduction):
+    logits, targets = _batch(9, 7, seed=3)
+    logits = logits.to(dtype)
+    targets[0], targets[1] = False, True  # no positives; no negatives
+    gen = torch.Generator().manual_seed(1)
+    grad_output = torch.rand(9, generator=gen) if reduction == "none" else torch.tensor(3.0)
+    got = _value_and_grad(msml_factorised, logits, targets, reduction, grad_output)
+    want = _value_and_grad(msml_mod.msml_factorised_autograd, logits, targets, reduction, grad_output)
+    assert got[1].dtype == dtype
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
+
+
+def test_fused_gradient_keeps_fp16_gradient_under_a_loss_scale():
+    """The gradient stays fp32 until grad_output (a GradScaler's 2^16) has been applied."""
+    logits, targets = _batch(4096, 14, seed=4)
+    logits = logits.half()
+    scale = torch.tensor(2.0**16)
+    got = _value_and_grad(msml_factorised, logits, targets, "mean", scale)[1]
+    want = _value_and_grad(msml_mod.msml_factorised_autograd, logits, targets, "mean", scale)[1]
+    assert (got != 0).sum() == (want != 0).sum() > 0
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_fused_form_has_second_derivatives(reduction):
+    logits, targets = _batch(5, 6, seed=5)
+    targets[0], targets[1] = False, True
+    x = logits.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda z: msml_factorised(z, targets, reduction), x)
+    assert torch.autograd.gradgradcheck(lambda z: msml_factorised(z, targets, reduction), x)
+
+
+def test_fused_form_writes_no_gradient_without_grad(monkeypatch):
+    seen = []
+    rows = msml_mod._msml_rows
+    monkeypatch.setattr(msml_mod, "_msml_rows", lambda *a, **k: seen.append(k) or rows(*a, **k))
+    logits, targets = _batch()
+    msml_factorised(logits, targets)  # logits need no gradient
+    with torch.no_grad():
+        msml_factorised(logits.requires_grad_(), targets)
+    assert seen == [{"need_grad": False}] * 2
+
+
+def test_fused_form_bad_reduction():
+    with pytest.raises(ValueError, match="`reduction`.*'batchmean'"):
+        msml_factorised(*_batch(), "batchmean")

@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 import losses
 from losses.bpmll import bpmll_factorised, bpmll_naive
 from losses.lsep import lsep_factorised, lsep_naive
-from losses.msml import msml_factorised, msml_naive
+from losses.msml import msml_factorised, msml_factorised_autograd, msml_naive
 from losses.zlpr import zlpr_factorised, zlpr_naive
 
 RTOL, ATOL = 1e-5, 1e-7
@@ -128,11 +128,15 @@ def _grad(fn, z, y):
             lambda z, y: msml_factorised(z, y, reduction="none"),
             lambda z, y: msml_naive(z, y, reduction="none"),
         ),
+        (
+            lambda z, y: msml_factorised_autograd(z, y, reduction="none"),
+            lambda z, y: msml_naive(z, y, reduction="none"),
+        ),
         (lambda z, y: lsep_factorised(z, y.double()), lambda z, y: lsep_naive(z, y.double())),
         (lambda z, y: bpmll_factorised(z, y.double()), lambda z, y: bpmll_naive(z, y.double())),
         (lambda z, y: zlpr_factorised(z, y.double()), lambda z, y: zlpr_naive(z, y.double())),
     ],
-    ids=["msml", "lsep", "bpmll", "zlpr"],
+    ids=["msml", "msml-autograd", "lsep", "bpmll", "zlpr"],
 )
 @settings(max_examples=60, deadline=None)
 @given(batch=_batches())
