@@ -10,14 +10,14 @@ Kernel design
 -------------
 * A program owns a tile of ``ROWS × BLOCK_C`` (rows × classes); all reductions are along
   the class axis and accumulate in fp32 whatever the logits dtype.
-* **Single-block path** (``C ≤ 16384``): the whole row tile is loaded once and kept in
+* **Single-block path** (``C ≤ 8192``): the whole row tile is loaded once and kept in
   registers; small C packs many rows per program (C=14 → 128 rows × 16 columns). Bytes
   per element: read logits + targets once, write the gradient once (when needed) —
   the minimum: bf16 logits + bool targets → 2 + 1 read + 2 written = 5 bytes per element
   with gradient, 3 without. The loss is written per row (4 bytes per row). fp16 logits get
   an fp32 gradient (see :func:`_grad_dtype`), cast to fp16 in ``backward``: 2 + 1 + 4, then
   4 + 2 more.
-* **Block loop** (``C > 16384``, up to any C): pass 1 keeps an online log-sum-exp of the
+* **Block loop** (``C > 8192``, up to any C): pass 1 keeps an online log-sum-exp of the
   negatives (running max + rescaled sum) and |P|; pass 2 accumulates Σ_p softplus(lse_N − z_p)
   and Σ_p σ(lse_N − z_p) — both need the *final* lse_N and, unlike exp, σ and softplus
   cannot be rescaled when the running max moves, so they cannot share pass 1; pass 3
@@ -59,9 +59,12 @@ _REDUCTIONS = ("mean", "sum", "none")
 _LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Launch heuristics (see the module docstring and _launch_config).
-_MAX_SINGLE_BLOCK_C = 16384  # largest row kept whole in registers (32 warps, 16 per thread;
-# ptxas -v sm_90: 64 registers + 88 bytes of spill at 16384, none at 8192)
-_LOOP_BLOCK_C = 4096  # chunk of the block loop for larger C
+_MAX_SINGLE_BLOCK_C = 8192  # largest row kept whole in registers. 16384 (32 warps) spilled
+# 60 bytes (ptxas -v, sm_90) and ran 1.7x slower than the block loop at C=10^4 on an H200
+# (python -m benchmarks.sweep, 2026-11-26)
+_LOOP_BLOCK_C = 2048  # chunk of the block loop for larger C (best of 1024-8192 in that sweep)
+_LOOP_WARPS = 4
+_LOG_GROUP = tl.constexpr(8)  # softplus logs summed as the log of products of 8 (≤ 2^8)
 _TILE_ELEMS = 2048  # elements per program for small C (rows × BLOCK_C)
 _MAX_ROWS = 128
 
@@ -78,6 +81,61 @@ def _sigmoid(x):
     e = tl.exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0, r, e * r)
+
+
+@triton.jit
+def _max_and_add(m0, c0, m1, c1):
+    return tl.maximum(m0, m1), c0 + c1
+
+
+@triton.jit
+def _add_and_add(a0, b0, a1, b1):
+    return a0 + a1, b0 + b1
+
+
+@triton.jit
+def _max_neg_and_count_pos(z, pos, neg):
+    """Per row: (max of z over N, |P|) in one reduction (one cross-warp exchange)."""
+    return tl.reduce((tl.where(neg, z, float("-inf")), pos.to(tl.float32)), 1, _max_and_add)
+
+
+@triton.jit
+def _sum2(a, b):
+    """Per row: (Σ a, Σ b) in one reduction."""
+    return tl.reduce((a, b), 1, _add_and_add)
+
+
+@triton.jit
+def _mul(a, b):
+    return a * b
+
+
+@triton.jit
+def _softplus_sigmoid_sums(t, ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Per row (Σ softplus(t), Σ σ(t)), and σ(t) (ROWS, BLOCK_C).
+
+    softplus(t) = max(t, 0) + log(1 + a) with a = e^-|t| ∈ [0, 1]: the logs are summed as
+    the log of products of _LOG_GROUP factors (each in [1, 2], so a product ≤ 2^_LOG_GROUP):
+    one log per group instead of per element (log has no hardware instruction; it costs
+    ~15 FMAs). −inf entries give a = 0: factor 1, max 0, σ 0.
+    """
+    G: tl.constexpr = _LOG_GROUP
+    a = tl.exp(-tl.abs(t))
+    r = 1.0 / (1.0 + a)
+    sig = tl.where(t >= 0, r, a * r)
+    prod = tl.reduce(tl.reshape(1.0 + a, [ROWS, BLOCK_C // G, G]), 2, _mul)
+    lin = tl.sum(tl.reshape(tl.maximum(t, 0.0), [ROWS, BLOCK_C // G, G]), axis=2)
+    sig_g = tl.sum(tl.reshape(sig, [ROWS, BLOCK_C // G, G]), axis=2)
+    sp_sum, sig_sum = _sum2(lin + tl.log(prod), sig_g)
+    return sp_sum, sig_sum, sig
+
+
+@triton.jit
+def _softplus_sigmoid(x):
+    """(softplus(x), σ(x)) from one exp, one log and one reciprocal."""
+    a = tl.exp(-tl.abs(x))
+    r = 1.0 / (1.0 + a)
+    return tl.maximum(x, 0.0) + tl.log(1.0 + a), tl.where(x >= 0, r, a * r)
 
 
 @triton.jit
@@ -113,35 +171,42 @@ def _msml_fwd_kernel(
     loss_ptr,  # (B,) fp32 per-row loss (out)
     grad_ptr,  # (B, C) gradient in the logits dtype (out; unused unless WRITE_GRAD)
     B,
-    C,
-    stride_zb,
+    c_units,  # C in units of ROW_ALIGN
+    zb_units,  # row strides of logits, targets and gradient, in units of ROW_ALIGN elements
     stride_zc,
-    stride_yb,
+    yb_units,
     stride_yc,
-    stride_gb,
+    gb_units,
     grad_scale,  # fp32 factor of the written gradient: 1/B for "mean", else 1
+    partial_ptr,  # (num_programs,) fp32 scratch: each program's Σ of its rows' loss (REDUCE)
+    counter_ptr,  # int32 ticket counter, 0 between launches (REDUCE; reset by the last program)
     ROWS: tl.constexpr,
     BLOCK_C: tl.constexpr,
     SINGLE: tl.constexpr,  # C <= BLOCK_C: whole rows in registers, one read
     WRITE_GRAD: tl.constexpr,
+    REDUCE: tl.constexpr,  # "mean"/"sum": loss_ptr gets the scalar Σ_r L_r · grad_scale
+    RBLOCK: tl.constexpr,  # chunk of the final reduction over the partials
+    ROW_ALIGN: tl.constexpr,  # power of two (≤ 16) dividing C and every row stride: lets the
+    # compiler prove that rows start aligned and that the column mask is constant over
+    # ROW_ALIGN columns, so contiguous rows load and store in wide vectors
 ):
     NEG_INF: tl.constexpr = float("-inf")
+    C = c_units * ROW_ALIGN
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     row_mask = rows < B
     rows64 = rows.to(tl.int64)  # int64 offsets: B * C may exceed 2**31
-    z_rows = z_ptr + rows64 * stride_zb
-    y_rows = y_ptr + rows64 * stride_yb
-    g_rows = grad_ptr + rows64 * stride_gb
+    z_rows = z_ptr + rows64 * (zb_units * ROW_ALIGN)
+    y_rows = y_ptr + rows64 * (yb_units * ROW_ALIGN)
+    g_rows = grad_ptr + rows64 * (gb_units * ROW_ALIGN)
     cols = tl.arange(0, BLOCK_C)
 
     # ---- pass 1: lse over the negatives (m: max, s: Σ e^(z - m)) and |P| -------------------
     if SINGLE:
         z, pos, neg, mask = _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc)
-        m = tl.max(tl.where(neg, z, NEG_INF), axis=1)
+        m, n_pos = _max_neg_and_count_pos(z, pos, neg)
         m_safe = tl.where(m == NEG_INF, 0.0, m)
         e = tl.exp(tl.where(neg, z - m_safe[:, None], NEG_INF))  # 0 off N
         s = tl.sum(e, axis=1)
-        n_pos = tl.sum(pos.to(tl.float32), axis=1)
     else:
         m = tl.full([ROWS], NEG_INF, tl.float32)
         s = tl.zeros([ROWS], tl.float32)
@@ -150,13 +215,14 @@ def _msml_fwd_kernel(
             zc, pc, nc, _ = _load_tile(
                 z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
             )
-            m_new = tl.maximum(m, tl.max(tl.where(nc, zc, NEG_INF), axis=1))
+            m_chunk, n_pos_chunk = _max_neg_and_count_pos(zc, pc, nc)
+            m_new = tl.maximum(m, m_chunk)
             m_new_safe = tl.where(m_new == NEG_INF, 0.0, m_new)
             s = s * tl.exp(m - m_new_safe) + tl.sum(
                 tl.exp(tl.where(nc, zc - m_new_safe[:, None], NEG_INF)), axis=1
             )
             m = m_new
-            n_pos += tl.sum(pc.to(tl.float32), axis=1)
+            n_pos += n_pos_chunk
         m_safe = tl.where(m == NEG_INF, 0.0, m)
     has_neg = s > 0.0  # the max negative contributes e^0 = 1, so s >= 1 iff N is not empty
     lse = tl.where(has_neg, m_safe + tl.log(tl.where(has_neg, s, 1.0)), NEG_INF)
@@ -166,14 +232,16 @@ def _msml_fwd_kernel(
     # ---- pass 2: t_p = lse_N - z_p (-inf off P, so softplus = σ = 0 there) -----------------
     if SINGLE:
         t = _margins(z, pos, lse)
-        loss = tl.sum(_softplus(t), axis=1) * inv_p
         if WRITE_GRAD:
-            sig = _sigmoid(t)
-            coef_n = tl.sum(sig, axis=1) * coef_p  # Σ_p σ(t_p) / |P| (× grad_scale)
+            sp_sum, sig_sum, sig = _softplus_sigmoid_sums(t, ROWS, BLOCK_C)
+            loss = sp_sum * inv_p
+            coef_n = sig_sum * coef_p  # Σ_p σ(t_p) / |P| (× grad_scale)
             inv_s = 1.0 / tl.where(has_neg, s, 1.0)
             g = tl.where(pos, -sig * coef_p[:, None], e * (inv_s * coef_n)[:, None])
             g_ptrs = g_rows[:, None] + cols[None, :]
             tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+        else:
+            loss = tl.sum(_softplus(t), axis=1) * inv_p
     else:
         loss_acc = tl.zeros([ROWS], tl.float32)
         sig_acc = tl.zeros([ROWS], tl.float32)
@@ -182,9 +250,12 @@ def _msml_fwd_kernel(
                 z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
             )
             tc = _margins(zc, pc, lse)
-            loss_acc += tl.sum(_softplus(tc), axis=1)
             if WRITE_GRAD:
-                sig_acc += tl.sum(_sigmoid(tc), axis=1)
+                sp_sum, sig_sum, _ = _softplus_sigmoid_sums(tc, ROWS, BLOCK_C)
+                loss_acc += sp_sum
+                sig_acc += sig_sum
+            else:
+                loss_acc += tl.sum(_softplus(tc), axis=1)
         loss = loss_acc * inv_p
         # ---- pass 3: the gradient ------------------------------------------------------------
         if WRITE_GRAD:
@@ -200,32 +271,70 @@ def _msml_fwd_kernel(
                 g_ptrs = g_rows[:, None] + (start + cols)[None, :]
                 tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=maskc)
 
-    tl.store(loss_ptr + rows, loss, mask=row_mask)
+    if REDUCE:
+        _reduce_rows(loss, row_mask, loss_ptr, partial_ptr, counter_ptr, grad_scale, RBLOCK)
+    else:
+        tl.store(loss_ptr + rows, loss, mask=row_mask)
+
+
+@triton.jit
+def _reduce_rows(loss, row_mask, out_ptr, partial_ptr, counter_ptr, scale, RBLOCK: tl.constexpr):
+    """out = scale · Σ over all programs of this program's rows' loss, inside the launch.
+
+    Each program stores its partial sum, then takes a ticket from the counter; the program
+    that takes the last ticket adds the partials in program order (a deterministic sum, unlike
+    float atomics), writes the scalar and resets the counter to 0 for the next launch. The
+    barriers order every thread's store before the ticket (release) and the reads of the
+    partials after it (acquire); the partials are read past L1 (.cg).
+    """
+    pid = tl.program_id(0)
+    n_programs = tl.num_programs(0)
+    tl.store(partial_ptr + pid, tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+    tl.debug_barrier()
+    ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
+    tl.debug_barrier()
+    if ticket == n_programs - 1:
+        acc = tl.zeros([RBLOCK], tl.float32)
+        for start in range(0, n_programs, RBLOCK):
+            idx = start + tl.arange(0, RBLOCK)
+            acc += tl.load(partial_ptr + idx, mask=idx < n_programs, other=0.0, cache_modifier=".cg")
+        tl.store(out_ptr, tl.sum(acc, axis=0) * scale)
+        tl.atomic_xchg(counter_ptr, 0)
 
 
 @triton.jit
 def _scale_rows_kernel(
-    grad_ptr,  # (B, C) contiguous rows (stride_gb, 1), scaled in place
+    grad_ptr,  # (B, C) contiguous rows, scaled in place
     go_ptr,  # grad_output: one fp32 per row, or a scalar (stride_go = 0)
     stride_go,
     B,
-    C,
-    stride_gb,
+    c_units,  # C and the row stride of grad in units of ROW_ALIGN elements
+    gb_units,
     ROWS: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    ROW_ALIGN: tl.constexpr,
 ):
-    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
-    row_mask = rows < B
-    rows64 = rows.to(tl.int64)
-    go = tl.load(go_ptr + rows64 * stride_go, mask=row_mask, other=1.0).to(tl.float32)
-    # grad_output == 1 for every row of the tile (plain loss.backward()): nothing to do.
-    # (NaN != 1, so a NaN grad_output still propagates.)
-    if tl.sum((go != 1.0).to(tl.int32), axis=0) > 0:
-        cols = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        mask = row_mask[:, None] & (cols < C)[None, :]
-        ptrs = grad_ptr + rows64[:, None] * stride_gb + cols[None, :]
-        g = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32) * go[:, None]
-        tl.store(ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+    """grad *= grad_output, rows broadcast. A grid of a few programs per SM strides over
+    the row tiles, so that the usual case, a scalar grad_output of 1 (``loss.backward()``),
+    costs each program one scalar load. (NaN != 1, so a NaN grad_output still propagates.)"""
+    pid = tl.program_id(0)
+    n_programs = tl.num_programs(0)
+    C = c_units * ROW_ALIGN
+    todo = (tl.load(go_ptr).to(tl.float32) != 1.0) | (stride_go != 0)
+    if todo:
+        for tile in range(pid, tl.cdiv(B, ROWS), n_programs):
+            rows = tile * ROWS + tl.arange(0, ROWS)
+            row_mask = rows < B
+            rows64 = rows.to(tl.int64)
+            go = tl.load(go_ptr + rows64 * stride_go, mask=row_mask, other=1.0).to(tl.float32)
+            if tl.sum((go != 1.0).to(tl.int32), axis=0) > 0:
+                g_rows = grad_ptr + rows64 * (gb_units * ROW_ALIGN)
+                for start in range(0, C, BLOCK_C):
+                    cols = start + tl.arange(0, BLOCK_C)
+                    mask = row_mask[:, None] & (cols < C)[None, :]
+                    ptrs = g_rows[:, None] + cols[None, :]
+                    g = tl.load(ptrs, mask=mask, other=0.0).to(tl.float32) * go[:, None]
+                    tl.store(ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
 
 
 #: True when this module's kernels were built by the Triton interpreter
@@ -253,9 +362,14 @@ def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
         if block_c > _MAX_SINGLE_BLOCK_C:
             block_c = _LOOP_BLOCK_C
     single = C <= block_c
-    rows = max(1, min(_MAX_ROWS, _TILE_ELEMS // block_c)) if single else 1
-    # 8-16 values per thread per tile-sized temporary (no spills at 16; ptxas -v, sm_90)
-    num_warps = min(32, max(4, rows * block_c // 256)) if single else 8
+    if not single:
+        return LaunchConfig(rows=1, block_c=block_c, single=False, num_warps=_LOOP_WARPS)
+    # Tiles of 2048 elements; 16 values per thread for rows of ≥ 256 columns, else 8.
+    # (H200 sweeps, 2026-11-26: at C=1000, 2 rows × 4 warps was the best or within 1% of it
+    # in all three; at C=14, 128 rows × 8 warps was within 25% of the best, 10.8 vs 13.3 us.)
+    tile, per_thread = _TILE_ELEMS, (16 if block_c >= 256 else 8)
+    rows = max(1, min(_MAX_ROWS, tile // block_c))
+    num_warps = min(32, max(4, rows * block_c // (32 * per_thread)))
     return LaunchConfig(rows=rows, block_c=block_c, single=single, num_warps=num_warps)
 
 
@@ -293,38 +407,88 @@ def msml_forward(
     need_grad: bool = False,
     block_c: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One kernel launch: per-row loss and, when ``need_grad``, the scaled gradient.
+    """One kernel launch: the reduced loss and, when ``need_grad``, the scaled gradient.
+
+    "mean" and "sum" are reduced inside the launch (see :func:`_reduce_rows`), so the value
+    and the gradient of a scalar loss cost exactly one kernel launch.
 
     Args:
         logits: (B, C) fp32/fp16/bf16.
         targets: (B, C) bool/int/float in {0, 1}.
-        reduction: decides the gradient's scale (1/B for "mean").
+        reduction: "mean" | "sum" (fp32 scalar) | "none" (per-row (B,) fp32); also decides
+            the gradient's scale (1/B for "mean").
         need_grad: write ∂loss/∂logits (for a grad_output of 1).
         block_c: force the tile width (testing the block loop at small C).
 
     Returns:
-        per-row loss (B,) fp32, and the gradient (B, C) or None: in the logits dtype, fp32 for
-        fp16 logits (see :func:`_grad_dtype`).
+        the loss, and the gradient (B, C) or None: in the logits dtype, fp32 for fp16 logits
+        (see :func:`_grad_dtype`).
     """
     B, C = logits.shape
-    per_row = torch.empty(B, dtype=torch.float32, device=logits.device)
+    device = logits.device
     grad_dtype = _grad_dtype(logits.dtype)
-    grad = torch.empty((B, C), dtype=grad_dtype, device=logits.device) if need_grad else None
+    grad = torch.empty((B, C), dtype=grad_dtype, device=device) if need_grad else None
+    reduce = reduction != "none"
     if B == 0:
-        return per_row, grad
+        empty = torch.empty(0, dtype=torch.float32, device=device)
+        loss = empty.mean() if reduction == "mean" else empty.sum() if reduce else empty
+        return loss, grad
     y = targets.view(torch.uint8) if targets.dtype == torch.bool else targets  # no copy
     cfg = _launch_config(C, block_c)
+    n_programs = triton.cdiv(B, cfg.rows)
     scale = 1.0 / B if reduction == "mean" else 1.0
-    _msml_fwd_kernel[(triton.cdiv(B, cfg.rows),)](
-        logits, y, per_row, grad if need_grad else per_row,
-        B, C,
-        logits.stride(0), logits.stride(1), y.stride(0), y.stride(1),
-        grad.stride(0) if need_grad else 0,
-        scale,
+    align = _row_align(C, logits.stride(0), y.stride(0), grad.stride(0) if need_grad else 0)
+    if reduce:
+        out = torch.empty((), dtype=torch.float32, device=device)
+        partials = torch.empty(n_programs, dtype=torch.float32, device=device)
+        counter = _ticket_counter(device)
+    else:
+        out = torch.empty(B, dtype=torch.float32, device=device)
+        partials = counter = out  # unused
+    _msml_fwd_kernel[(n_programs,)](
+        logits, y, out, grad if need_grad else out,
+        B, C // align,
+        logits.stride(0) // align, logits.stride(1), y.stride(0) // align, y.stride(1),
+        grad.stride(0) // align if need_grad else 0,
+        scale, partials, counter,
         ROWS=cfg.rows, BLOCK_C=cfg.block_c, SINGLE=cfg.single, WRITE_GRAD=need_grad,
-        num_warps=cfg.num_warps,
+        REDUCE=reduce, RBLOCK=_RBLOCK, ROW_ALIGN=align, num_warps=cfg.num_warps,
     )  # fmt: skip
-    return per_row, grad
+    return out, grad
+
+
+def _scale_programs(device: torch.device) -> int:
+    """Programs of a scale launch: 4 per SM (8 under the interpreter)."""
+    if device.type != "cuda":
+        return 8
+    return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _row_align(*numbers: int) -> int:
+    """The largest power of two ≤ 16 dividing every number (0 is divided by anything)."""
+    align = 16
+    while any(n % align for n in numbers):
+        align //= 2
+    return align
+
+
+_RBLOCK = 1024  # partials summed per step by the last program of a reducing launch
+_counters: dict[tuple, torch.Tensor] = {}
+
+
+def _ticket_counter(device: torch.device) -> torch.Tensor:
+    """The int32 ticket counter of reducing launches on ``device``'s current stream.
+
+    Zeroed once, when first made; every launch leaves it at 0 again (its last program resets
+    it), so no per-launch memset is needed. One per stream, so that launches that may run
+    concurrently never share one.
+    """
+    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+    key = (device.type, device.index, stream)
+    counter = _counters.get(key)
+    if counter is None:
+        counter = _counters[key] = torch.zeros((), dtype=torch.int32, device=device)
+    return counter
 
 
 def _grad_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -351,19 +515,13 @@ def scale_grad_(grad: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
     stride_go = 0 if go.dim() == 0 else go.stride(0)
     block_c = min(_LOOP_BLOCK_C, max(16, triton.next_power_of_2(C)))
     rows = max(1, _TILE_ELEMS // block_c)
-    grid = (triton.cdiv(B, rows), triton.cdiv(C, block_c))
-    _scale_rows_kernel[grid](
-        grad, go, stride_go, B, C, grad.stride(0), ROWS=rows, BLOCK_C=block_c, num_warps=4
-    )
+    n_tiles = triton.cdiv(B, rows)
+    align = _row_align(C, grad.stride(0))
+    _scale_rows_kernel[(min(n_tiles, _scale_programs(grad.device)),)](
+        grad, go, stride_go, B, C // align, grad.stride(0) // align,
+        ROWS=rows, BLOCK_C=block_c, ROW_ALIGN=align, num_warps=4,
+    )  # fmt: skip
     return grad
-
-
-def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return per_row.mean()
-    if reduction == "sum":
-        return per_row.sum()
-    return per_row
 
 
 class MSMLTritonFunction(torch.autograd.Function):
@@ -371,11 +529,11 @@ class MSMLTritonFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, targets, reduction):
-        per_row, grad = msml_forward(logits, targets, reduction, need_grad=True)
+        loss, grad = msml_forward(logits, targets, reduction, need_grad=True)
         ctx.save_for_backward(grad)
         ctx.consumed = False
         ctx.logits_dtype = logits.dtype
-        return _reduce(per_row, reduction)
+        return loss
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -427,5 +585,5 @@ def msml_triton(
     _check_inputs(logits, targets, reduction)
     if torch.is_grad_enabled() and logits.requires_grad:
         return MSMLTritonFunction.apply(logits, targets, reduction)
-    per_row, _ = msml_forward(logits, targets, reduction, need_grad=False)
-    return _reduce(per_row, reduction)
+    loss, _ = msml_forward(logits, targets, reduction, need_grad=False)
+    return loss

@@ -3,7 +3,8 @@
 ``triton.compile(ASTSource(...), target=GPUTarget(...))`` runs the whole pipeline
 (TTIR → TTGIR → LLVM → PTX → cubin with the ptxas shipped in the triton wheel).
 The signatures mirror what the JIT derives at launch: a column stride of 1 is
-specialised to a constant, as the JIT does for contiguous rows.
+specialised to a constant, as the JIT does for contiguous rows, and pointers are marked
+16-byte aligned, as the JIT marks PyTorch's allocations.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ pytestmark = pytest.mark.triton
 ARCHS = [80, 90]
 LOGIT_TYPES = ["fp32", "fp16", "bf16"]
 # (logits type, C): C picks the launch shape — many rows per program (14), whole rows
-# (1000, 16384: the largest single block) or the block loop (100000); every dtype on the
+# (1000, 8192: the largest single block) or the block loop (100000); every dtype on the
 # two extremes, bf16 on all.
-FWD_CASES = [(t, C) for t in LOGIT_TYPES for C in (14, 100_000)] + [("bf16", 1000), ("bf16", 16384)]
+FWD_CASES = [(t, C) for t in LOGIT_TYPES for C in (14, 100_000)] + [("bf16", 1000), ("bf16", 8192)]
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,13 @@ def compile_kernel(kmod):
 
     def build(fn, signature, constexprs, arch, num_warps):
         signature = {**signature, **dict.fromkeys(constexprs, "constexpr")}
-        src = ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+        # as the JIT marks them for PyTorch allocations: every pointer 16-byte aligned
+        attrs = {
+            (fn.arg_names.index(name),): [["tt.divisibility", 16]]
+            for name, ty in signature.items()
+            if ty.startswith("*")
+        }
+        src = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
         return triton.compile(
             src, target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps}
         )
@@ -42,8 +49,9 @@ def fwd_signature(logit_type, target_type="u8", strided=False):
     sig = {
         "z_ptr": f"*{logit_type}", "y_ptr": f"*{target_type}", "loss_ptr": "*fp32",
         "grad_ptr": "*fp32" if logit_type == "fp16" else f"*{logit_type}",  # as _grad_dtype
-        "B": "i32", "C": "i32",
-        "stride_zb": "i64", "stride_yb": "i32", "stride_gb": "i32", "grad_scale": "fp32",
+        "B": "i32", "c_units": "i32",
+        "zb_units": "i64", "yb_units": "i32", "gb_units": "i32", "grad_scale": "fp32",
+        "partial_ptr": "*fp32", "counter_ptr": "*i32",
     }  # fmt: skip
     if strided:
         sig.update(stride_zc="i32", stride_yc="i32")
@@ -51,11 +59,13 @@ def fwd_signature(logit_type, target_type="u8", strided=False):
 
 
 def build_fwd(
-    kmod, compile_kernel, arch, C, logit_type, target_type="u8", grad=True, strided=False
-):
+    kmod, compile_kernel, arch, C, logit_type, target_type="u8", grad=True, strided=False,
+    reduce=True,
+):  # fmt: skip
     cfg = kmod._launch_config(C)
     constexprs = {
         "ROWS": cfg.rows, "BLOCK_C": cfg.block_c, "SINGLE": cfg.single, "WRITE_GRAD": grad,
+        "REDUCE": reduce, "RBLOCK": kmod._RBLOCK, "ROW_ALIGN": kmod._row_align(C),
     }  # fmt: skip
     if not strided:
         constexprs.update(stride_zc=1, stride_yc=1)
@@ -89,8 +99,13 @@ def test_forward_with_gradient_compiles(kmod, compile_kernel, arch, logit_type, 
         {"C": 14, "target_type": "i64"},
         {"C": 1000, "strided": True},
         {"C": 100_000, "strided": True},
+        {"C": 14, "reduce": False},
+        {"C": 100_000, "reduce": False},
     ],
-    ids=["value-small", "value-loop", "float-targets", "int64-targets", "strided", "strided-loop"],
+    ids=[
+        "value-small", "value-loop", "float-targets", "int64-targets", "strided", "strided-loop",
+        "per-row-small", "per-row-loop",
+    ],  # fmt: skip
 )
 def test_forward_variants_compile(kmod, compile_kernel, arch, variant):
     assert_cubin(build_fwd(kmod, compile_kernel, arch, logit_type="bf16", **variant), arch)
@@ -100,9 +115,9 @@ def test_forward_variants_compile(kmod, compile_kernel, arch, variant):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_scale_kernel_compiles(kmod, compile_kernel, arch, logit_type):
     sig = {"grad_ptr": f"*{logit_type}", "go_ptr": "*fp32", "stride_go": "i32", "B": "i32",
-           "C": "i32", "stride_gb": "i32"}  # fmt: skip
+           "c_units": "i32", "gb_units": "i32"}  # fmt: skip
     kernel = compile_kernel(
-        kmod._scale_rows_kernel, sig, {"ROWS": 2, "BLOCK_C": 1024}, arch, num_warps=4
+        kmod._scale_rows_kernel, sig, {"ROWS": 2, "BLOCK_C": 1024, "ROW_ALIGN": 8}, arch, num_warps=4
     )
     assert_cubin(kernel, arch)
 
@@ -112,3 +127,15 @@ def test_addresses_are_64_bit(kmod, compile_kernel):
     ttir = build_fwd(kmod, compile_kernel, 90, 14, "bf16").asm["ttir"]
     assert "arith.extsi" in ttir and "arith.muli" in ttir and "i64" in ttir
     assert any("arith.muli" in line and "i64" in line for line in ttir.splitlines())
+
+
+@pytest.mark.parametrize(("C", "width"), [(1000, "v4.b32"), (10000, "v4.b32"), (14, None)])
+def test_aligned_rows_load_in_wide_vectors(kmod, compile_kernel, C, width):
+    """Rows whose stride is a multiple of 8 bf16 elements start 16-byte aligned: the loads of
+    the logits and the stores of the gradient are 16 bytes wide (C=14 rows cannot be)."""
+    ptx = build_fwd(kmod, compile_kernel, 90, C, "bf16").asm["ptx"]
+    if width is None:
+        assert "ld.global.v4.b32" not in ptx
+    else:
+        assert f"ld.global.{width}" in ptx or f"ld.global.nc.{width}" in ptx
+        assert f"st.global.{width}" in ptx

@@ -298,3 +298,41 @@ def test_msml_loss_backends_route_to_the_kernel(kmod, batch):
     )
     # auto on CPU tensors is the factorised PyTorch form (same value)
     torch.testing.assert_close(msml_loss(logits, targets, reduction="none"), expected)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_in_launch_reduction_over_many_programs(kmod, check, batch, block_loop, monkeypatch, reduction):
+    """One program per row (block loop) and 4 partials per step: the last program sums
+    11 partials in 3 steps; the ticket counter is back at 0 after every launch."""
+    monkeypatch.setattr(kmod, "_RBLOCK", 4)
+    logits, targets = batch(11, 37, seed=23)
+    for _ in range(2):
+        check(logits, targets, reduction)
+        counter = kmod._ticket_counter(logits.device)
+        assert counter.item() == 0
+
+
+def test_scalar_loss_is_one_launch(kmod, batch, monkeypatch):
+    """mean/sum: the kernel writes the scalar itself (no torch reduction afterwards)."""
+    launches = []
+    kernel = kmod._msml_fwd_kernel
+    monkeypatch.setattr(kmod, "_msml_fwd_kernel", _Spy(kernel, launches))
+    logits, targets = batch(300, 14, seed=29)
+    with torch.no_grad():
+        value = kmod.msml_triton(logits, targets)
+    assert len(launches) == 1 and launches[0]["REDUCE"]
+    torch.testing.assert_close(value, kmod.msml_triton(logits, targets, "none").mean())
+
+
+class _Spy:
+    """Wraps a kernel: records each launch's keyword arguments, then launches it."""
+
+    def __init__(self, kernel, calls):
+        self.kernel, self.calls = kernel, calls
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.calls.append(kwargs)
+            return self.kernel[grid](*args, **kwargs)
+
+        return launch
