@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 H100_SXM_PEAK_BYTES_S = 3.35e12  # HBM3, H100 SXM5 datasheet
+H200_PEAK_BYTES_S = 4.8e12  # HBM3e, H200 (SXM and NVL) datasheet
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,12 @@ def peak_bytes_s(name: str) -> float | None:
 
     3.35 TB/s is the H100 SXM figure (reported as e.g. "NVIDIA H100 80GB HBM3"); the PCIe
     (2.0 TB/s) and NVL (3.9 TB/s) cards also say "H100", and like every other card get None
-    rather than a wrong number.
+    rather than a wrong number. Every H200 ("NVIDIA H200", "NVIDIA H200 NVL") has 4.8 TB/s.
     """
     if "H100" in name and not any(other in name for other in ("PCIe", "NVL")):
         return H100_SXM_PEAK_BYTES_S
+    if "H200" in name:
+        return H200_PEAK_BYTES_S
     return None
 
 
@@ -106,18 +109,21 @@ def above_l2(device: Device, nbytes: int) -> bool:
     return device.l2_bytes is None or nbytes >= ABOVE_L2_FACTOR * device.l2_bytes
 
 
-def record(benchmark, device: Device, *, nbytes: int, fn, **info) -> None:
+def record(benchmark, device: Device, *, nbytes: int, fn, calls: int = 1, **info) -> None:
     """Put bytes, GB/s, % of peak bandwidth and peak memory into ``benchmark.extra_info``.
 
+    ``calls``: calls of ``fn`` per timed round (the time per call is the round's / calls).
     GB/s and % of peak are None for data that is not well above the L2 size (see ``above_l2``).
     """
     stats = getattr(benchmark, "stats", None)
-    seconds = stats.stats.median if stats is not None else None
+    seconds = stats.stats.median / calls if stats is not None else None
     gbs = nbytes / seconds / 1e9 if seconds and above_l2(device, nbytes) else None
     peak_mem, how = peak_memory(device, fn)
     benchmark.extra_info.update(
         device=device.name,
         bytes=nbytes,
+        calls_per_round=calls,
+        seconds_per_call=seconds,
         gb_per_s=gbs,
         peak_bandwidth_gb_per_s=device.peak_bytes_s / 1e9 if device.peak_bytes_s else None,
         pct_of_peak=100 * gbs * 1e9 / device.peak_bytes_s if gbs and device.peak_bytes_s else None,

@@ -24,6 +24,11 @@ def _speedup(median: dict[str, float], base: str, t: float) -> float | None:
     return median[base] / t if base in median else None
 
 
+def _per_call(bench: dict) -> float:
+    """Median seconds per call (a timed round may hold several calls, see test_msml)."""
+    return bench["stats"]["median"] / bench.get("extra_info", {}).get("calls_per_round", 1)
+
+
 def _rows(benchmarks: list[dict]) -> list[list]:
     cells: dict[tuple, dict[str, dict]] = {}
     for bench in benchmarks:
@@ -35,7 +40,7 @@ def _rows(benchmarks: list[dict]) -> list[list]:
     rows = []
     for key in sorted(cells):
         by_variant = cells[key]
-        median = {v: b["stats"]["median"] for v, b in by_variant.items()}
+        median = {v: _per_call(b) for v, b in by_variant.items()}
         order = sorted(
             by_variant, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99
         )
@@ -54,6 +59,8 @@ def _rows(benchmarks: list[dict]) -> list[list]:
 def render(path: str | Path, fmt: str = "github") -> str:
     """The table for the pytest-benchmark JSON file at ``path``."""
     data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks", []), list):
+        raise ValueError("expected an object with a 'benchmarks' list")
     rows = _rows(data.get("benchmarks", []))
     machine = data.get("machine_info", {})
     devices = sorted({b["extra_info"].get("device", "?") for b in data.get("benchmarks", [])})
@@ -69,7 +76,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("json", help="file written by pytest --benchmark-json")
     parser.add_argument("--format", default="github", help="tabulate format (default: github)")
     args = parser.parse_args(argv)
-    print(render(args.json, args.format))
+    try:
+        print(render(args.json, args.format))
+    except FileNotFoundError:
+        parser.error(f"no benchmark JSON at {args.json} (write one with pytest --benchmark-json=...)")
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        parser.error(f"{args.json} is not a pytest-benchmark JSON file ({err!r})")
 
 
 if __name__ == "__main__":

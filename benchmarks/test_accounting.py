@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 import benchmarks.conftest as conftest
-from benchmarks.conftest import H100_SXM_PEAK_BYTES_S, Device, peak_bytes_s, record
+from benchmarks.conftest import (
+    H100_SXM_PEAK_BYTES_S,
+    H200_PEAK_BYTES_S,
+    Device,
+    peak_bytes_s,
+    record,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,11 +24,12 @@ from benchmarks.conftest import H100_SXM_PEAK_BYTES_S, Device, peak_bytes_s, rec
         ("NVIDIA H100 80GB HBM3", H100_SXM_PEAK_BYTES_S),  # SXM5
         ("NVIDIA H100 PCIe", None),  # 2.0 TB/s
         ("NVIDIA H100 NVL", None),  # 3.9 TB/s
-        ("NVIDIA H200", None),
+        ("NVIDIA H200", H200_PEAK_BYTES_S),
+        ("NVIDIA H200 NVL", H200_PEAK_BYTES_S),
         ("NVIDIA A100-SXM4-80GB", None),
     ],
 )
-def test_peak_bandwidth_only_for_the_h100_sxm(name, peak):
+def test_peak_bandwidth_of_known_cards_only(name, peak):
     assert peak_bytes_s(name) == peak
 
 
@@ -41,3 +50,52 @@ def test_gb_per_s_only_well_above_l2(monkeypatch, nbytes, quoted):
     record(bench, h100, nbytes=nbytes, fn=lambda: None)
     assert (bench.extra_info["gb_per_s"] is not None) is quoted
     assert (bench.extra_info["pct_of_peak"] is not None) is quoted
+
+
+def test_gb_per_s_uses_the_time_per_call(monkeypatch):
+    """A round of 10 calls taking 1 ms is 0.1 ms per call: 10× the GB/s of one call per round."""
+    h100 = Device("cuda", "NVIDIA H100 80GB HBM3", H100_SXM_PEAK_BYTES_S, 80 * 2**30, 50 * 2**20)
+    monkeypatch.setattr(conftest, "peak_memory", lambda device, fn: (0, "not measured"))
+    one, ten = _Benchmark(seconds=1e-3), _Benchmark(seconds=1e-3)
+    record(one, h100, nbytes=2**30, fn=lambda: None)
+    record(ten, h100, nbytes=2**30, fn=lambda: None, calls=10)
+    assert ten.extra_info["seconds_per_call"] == pytest.approx(1e-4)
+    assert ten.extra_info["gb_per_s"] == pytest.approx(10 * one.extra_info["gb_per_s"])
+
+
+def test_table_divides_rounds_by_calls(tmp_path):
+    from benchmarks.table import render
+
+    bench = {
+        "stats": {"median": 2e-3},
+        "extra_info": {
+            "loss": "msml", "C": 14, "B": 256, "mode": "fwd", "dtype": "bfloat16",
+            "variant": "triton", "calls_per_round": 4, "peak_memory_bytes": 0,
+        },
+    }  # fmt: skip
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": [bench]}))
+    row = [line for line in render(path).splitlines() if "triton" in line][0]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[6] == "0.5"  # time (ms): 2 ms per round / 4 calls
+
+
+def test_table_names_a_missing_or_foreign_file(tmp_path, capsys):
+    from benchmarks.table import main
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "none.json")])
+    assert "no benchmark JSON" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "x.json")])
+    assert "not a pytest-benchmark JSON" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.parametrize("tool", ["benchmarks.launches", "benchmarks.sweep"])
+def test_cuda_tools_say_no_cuda(tool, capsys):
+    import importlib
+
+    assert importlib.import_module(tool).main([]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""Sweep the MSML kernel's launch configuration on a CUDA device (for tuning the heuristic).
+
+    python -m benchmarks.sweep [--B 65536] [--C 14 1000 10000] [--dtype bfloat16]
+
+For each C, times ``msml_forward(..., need_grad=True)`` (value + gradient, "mean": one launch;
+also "none", the per-row loss without the in-launch sum) under several (rows per program, num_warps) choices with ``triton.testing.do_bench``
+(median), against the heuristic's own choice, and prints ms and GB/s
+(bytes = B·C·(logit + target + gradient bytes), as the benchmarks count them). Also prints a
+device-to-device copy's rate (bytes read + written) as the practical ceiling.
+
+CUDA only: without a CUDA device it says so and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from unittest import mock
+
+import torch
+
+
+def copy_rate(nbytes: int = 2**32) -> float:
+    """GB/s of a device-to-device copy of ``nbytes``, counting bytes read and written."""
+    import triton.testing
+
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = triton.testing.do_bench(lambda: dst.copy_(src), return_mode="median")
+    return 2 * nbytes / ms / 1e6
+
+
+def candidates(kmod, C: int) -> list:
+    import triton
+
+    base = kmod._launch_config(C)
+    out = [base]
+    if base.single:
+        for rows in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            if rows * base.block_c > 16 * 1024 or rows * base.block_c < 256:
+                continue
+            for warps in (1, 2, 4, 8, 16, 32):
+                per_thread = rows * base.block_c // (32 * warps)
+                if 4 <= per_thread <= 32:
+                    out.append(kmod.LaunchConfig(rows, base.block_c, True, warps))
+    if C > 4096:  # large C: whole rows in registers with many warps ...
+        block_c = triton.next_power_of_2(C)
+        for warps in (8, 16, 32):
+            if block_c // (32 * warps) <= 64:
+                out.append(kmod.LaunchConfig(1, block_c, True, warps))
+    if not base.single or C > 4096:  # ... and the multi-pass block loop
+        for block_c in (1024, 2048, 4096, 8192):
+            for warps in (4, 8, 16):
+                out.append(kmod.LaunchConfig(1, block_c, False, warps))
+    seen, unique = set(), []
+    for cfg in out:
+        if cfg not in seen:
+            seen.add(cfg)
+            unique.append(cfg)
+    return unique
+
+
+def sweep(B: int, C: int, dtype: torch.dtype) -> list[tuple]:
+    import triton.testing
+
+    from losses._triton import msml as kmod
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(B, C, generator=gen).to("cuda", dtype)
+    targets = (torch.rand(B, C, generator=gen) < 0.1).cuda()
+    grad_bytes = torch.empty((), dtype=kmod._grad_dtype(dtype)).element_size()
+    nbytes = B * C * (logits.element_size() + 1 + grad_bytes)
+    ref, _ = kmod.msml_forward(logits, targets, "mean", need_grad=True)
+    rows = []
+    for i, cfg in enumerate(candidates(kmod, C)):
+        with mock.patch.object(kmod, "_launch_config", lambda C, block_c=None, cfg=cfg: cfg):
+            value, _ = kmod.msml_forward(logits, targets, "mean", need_grad=True)
+            ok = torch.allclose(value, ref, rtol=1e-4)
+            ms = {
+                reduction: triton.testing.do_bench(
+                    lambda r=reduction: kmod.msml_forward(logits, targets, r, need_grad=True),
+                    return_mode="median",
+                )
+                for reduction in ("mean", "none")
+            }
+        tag = "heuristic" if i == 0 else ""
+        rows.append((C, tag, cfg, ms["mean"], nbytes / ms["mean"] / 1e6, ok, ms["none"]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--B", type=int, default=65536)
+    parser.add_argument("--C", type=int, nargs="+", default=[14, 1000, 10000])
+    parser.add_argument("--dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"])
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("benchmarks.sweep times the Triton kernel: no CUDA device here", file=sys.stderr)
+        return 2
+    print(f"{torch.cuda.get_device_name()}: d2d copy {copy_rate():.0f} GB/s (read + write)")
+    for C in args.C:
+        rows = sweep(args.B, C, getattr(torch, args.dtype))
+        best = min(rows, key=lambda r: r[3])
+        for C_, tag, cfg, ms, gbs, ok, ms_none in rows:
+            mark = " <- best" if (C_, cfg) == (best[0], best[2]) else ""
+            print(
+                f"C={C_:<6d} rows={cfg.rows:<4d} block_c={cfg.block_c:<6d} warps={cfg.num_warps:<3d}"
+                f" {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {'ok' if ok else 'WRONG'}"
+                f" (per-row, no in-launch sum: {ms_none * 1e3:.1f} us) {tag}{mark}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
