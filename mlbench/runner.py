@@ -85,7 +85,15 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
             marker.write_text(json.dumps(sim, sort_keys=True))
             generate_sim(root, images=sim["images"], size=sim["size"], seed=sim["seed"],
                          progress=progress)
-    prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers())
+    cache_dir = ds_cfg.get("cache_dir")
+    try:
+        prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers(),
+                      cache_dir=cache_dir)
+    except PermissionError as exc:
+        where = "dataset.cache_dir" if cache_dir else f"{root} (dataset.root)"
+        raise PermissionError(
+            f"cannot write the prepared-image cache in {where}: {exc.strerror or exc}; set "
+            "dataset.cache_dir to a writable folder (--set dataset.cache_dir=/path)") from exc
     # missing images, bad splits: one error now, not one failed run each
     for split, ds in _Data.open(ds_cfg).items():
         if len(ds) == 0:
@@ -112,7 +120,8 @@ class _Data:
 
         common = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
                       view=ds_cfg["view"], image_size=ds_cfg["image_size"],
-                      missing=ds_cfg["missing"], workers=_cache_workers())
+                      missing=ds_cfg["missing"], workers=_cache_workers(),
+                      cache_dir=ds_cfg.get("cache_dir"))
         return {
             "train": ChestXray14(ds_cfg["root"], "train", transform=train_tf, **common),
             "val": ChestXray14(ds_cfg["root"], "val", transform=eval_tf, **common),

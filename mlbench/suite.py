@@ -59,6 +59,8 @@ DATASET = {
     "view": Key((str,), "all", choices=("all", "PA", "AP")),
     "split_seed": Key((int,), 0, doc="seed of the train/val patient split"),
     "missing": Key((str,), "error", choices=("error", "skip")),
+    "cache_dir": Key((str, type(None)), None,
+                     doc="prepared-cache folder (default ROOT/.mlbench_cache; for a read-only ROOT)"),
 }
 GRID = {
     "backbone": Key((list, str), doc="timm model names"),
@@ -265,9 +267,11 @@ def run_id(config: dict) -> str:
     """Stable id of a resolved run config: 12 hex digits of SHA-256 of its canonical JSON.
 
     Where the dataset is generated (``sim``), its parameters identify the data and the
-    folder it lands in does not enter the id.
+    folder it lands in does not enter the id; nor does where the prepared cache is kept
+    (``dataset.cache_dir``).
     """
     ident = copy.deepcopy(config)
+    ident.get("dataset", {}).pop("cache_dir", None)
     if ident.get("dataset", {}).get("sim"):
         ident["dataset"].pop("root", None)
     ident.pop("suite", None)

@@ -135,3 +135,36 @@ def test_sim_folder_marked_before_generation_resumes(tmp_path):
     assert sim_root_problem(ds) is None
     (root / SIM_MARKER).unlink()
     assert "--set dataset.sim=null" in sim_root_problem(ds)
+
+
+def test_cache_dir_keeps_the_dataset_folder_untouched(tmp_path):
+    """dataset.cache_dir: the prepared cache goes there (a read-only ROOT stays as it is) and
+    the splits open from it."""
+    from mlbench.runner import _Data
+
+    root, cache = tmp_path / "sim", tmp_path / "cache"
+    ds = {"root": str(root), "sim": {"images": 40, "size": 16, "seed": 0}, "image_size": 16,
+          "val_fraction": 0.25, "split_seed": 0, "view": "all", "missing": "error",
+          "cache_dir": str(cache)}
+    prepare_data(ds, progress=False)
+    assert not (root / ".mlbench_cache").exists()
+    assert any(cache.iterdir())
+    splits = _Data.open(ds)
+    assert sum(len(s) for s in splits.values()) == 40
+    assert splits["train"][0][0].shape[-1] == 16
+
+
+def test_unwritable_cache_is_one_error_naming_cache_dir(tmp_path, monkeypatch):
+    import mlbench.data
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(mlbench.data, "prepare_cache", refuse)
+    ds = {"root": str(tmp_path / "sim"), "sim": {"images": 20, "size": 16, "seed": 0},
+          "image_size": 16}
+    with pytest.raises(PermissionError, match=r"sim \(dataset.root\).*--set dataset.cache_dir="):
+        prepare_data(ds, progress=False)
+    ds["cache_dir"] = str(tmp_path / "ro")
+    with pytest.raises(PermissionError, match=r"in dataset.cache_dir: Permission denied"):
+        prepare_data(ds, progress=False)

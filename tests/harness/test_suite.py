@@ -141,6 +141,9 @@ def test_run_ids_stable_and_sensitive(tmp_path):
     f2 = load(tiny_suite(tmp_path), overrides=["train.lr=1.0", "train.warmup_epochs=1.0"])
     assert [r.id for r in f1.runs] == [r.id for r in f2.runs]
     assert isinstance(f1.config["train"]["lr"], float)
+    # nor does where the prepared cache is kept
+    g = load(tiny_suite(tmp_path), overrides=[f"dataset.cache_dir={tmp_path / 'cache'}"])
+    assert [r.id for r in g.runs] == [r.id for r in a.runs]
     # the output folder and suite name do not enter the id (same experiment)
     e = load(tiny_suite(tmp_path, name="other", output=str(tmp_path / "elsewhere")))
     assert [r.id for r in e.runs] == [r.id for r in a.runs]
