@@ -131,6 +131,8 @@ def _cmd_run(args) -> int:
     if args.dry_run:
         print(describe_runs(runs, status=_statuses(suite)))
         print(f"\n{len(runs)} runs; output {suite.output}")
+        if problem:  # the listing stands; say that the runs could not start yet
+            print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0
 
     from mlbench.leaderboard import leaderboard

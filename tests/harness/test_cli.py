@@ -232,3 +232,13 @@ def test_run_with_sim_set_and_a_root_of_other_data_names_both_keys(tmp_path, cap
     assert err.startswith(f"error: `dataset.root` {str(nih)!r} is not a CXR14-sim folder")
     assert "`dataset.sim` is set" in err and "--set dataset.sim=null" in err
     assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_dry_run_without_data_lists_runs_and_says_why_they_cannot_start(tmp_path, capsys):
+    path = write(tmp_path, tiny_suite(tmp_path, dataset={"root": str(tmp_path / "absent"),
+                                                         "image_size": 32}))
+    assert main(["run", path, "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "8 runs" in captured.out
+    assert "a real run would stop here" in captured.err and "absent" in captured.err
+    assert main(["run", path]) == 2  # and the real run does stop
