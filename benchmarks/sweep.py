@@ -52,12 +52,7 @@ def candidates(kmod, C: int) -> list:
         for block_c in (1024, 2048, 4096, 8192):
             for warps in (4, 8, 16):
                 out.append(kmod.LaunchConfig(1, block_c, False, warps))
-    seen, unique = set(), []
-    for cfg in out:
-        if cfg not in seen:
-            seen.add(cfg)
-            unique.append(cfg)
-    return unique
+    return list(dict.fromkeys(out))  # without repeats, the heuristic's own first
 
 
 def sweep(B: int, C: int, dtype: torch.dtype) -> list[tuple]:

@@ -36,8 +36,7 @@ def msml_factorised(logits: Tensor, targets: Tensor, reduction: str = "mean") ->
     Value and gradient as :func:`msml_factorised_autograd` (its plain-autograd twin, the
     reference it is tested against): the forward computes the row LSEs once and, when the
     logits need a gradient, writes ∂loss/∂logits right away (the Triton kernel's scheme on
-    CPU), so backward is one multiply — about a third of the autograd form's ops. Second
-    derivatives (``create_graph=True``) recompute through the autograd form.
+    CPU), so backward is one multiply. Second derivatives (``create_graph=True``) recompute through the autograd form.
 
     Args:
         logits: (B, C) floating (fp16/bf16 computed in fp32).
@@ -70,8 +69,8 @@ def _msml_rows(
     """
     # Tuned for CPU, where every op costs 5-40 us at B·C ~ 6e4 (torch.profiler): no float copy
     # of bool targets, row sums as mat-vec products (2x faster than sum(dim=1) over a short
-    # row), exp never fed −inf (Sleef's slow path for underflow: 40 vs 6 us) and no
-    # masked_fill (where-style multiplies instead).
+    # row), exp never fed −inf (Sleef's slow path for underflow: 40 vs 6 us) and masks
+    # applied by multiplying with the float mask rather than masked_fill.
     with torch.no_grad():
         z = compute_logits(logits)
         pos = targets if targets.dtype is torch.bool else targets != 0
