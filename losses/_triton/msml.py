@@ -8,15 +8,32 @@ Per row r with logits z, positives P and negatives N (SPEC §1, §2)::
 
 Kernel design
 -------------
-* A program owns a tile of ``ROWS × BLOCK_C`` (rows × classes); all reductions are along
-  the class axis and accumulate in fp32 whatever the logits dtype.
-* **Single-block path** (``C ≤ 8192``): the whole row tile is loaded once and kept in
-  registers; small C packs many rows per program (C=14 → 128 rows × 16 columns). Bytes
-  per element: read logits + targets once, write the gradient once (when needed) —
-  the minimum: bf16 logits + bool targets → 2 + 1 read + 2 written = 5 bytes per element
-  with gradient, 3 without. The loss is written per row (4 bytes per row). fp16 logits get
-  an fp32 gradient (see :func:`_grad_dtype`), cast to fp16 in ``backward``: 2 + 1 + 4, then
-  4 + 2 more.
+* A program handles tiles of ``ROWS × BLOCK_C`` (rows × classes), one after another: the grid
+  is a few programs per SM (``LaunchConfig.warps_per_sm`` resident warps), each striding over
+  the row tiles, so that a reducing launch takes a few thousand tickets (see
+  :func:`_reduce_programs`), not one per tile. All reductions run along the class axis and
+  accumulate in fp32 whatever the logits dtype.
+* **Single-block path** (``C ≤ 8192``): a tile of whole rows is loaded once and kept in
+  registers. Rows of ≥ 256 columns: 32 values per thread, one warp per 1024 columns (C=1000
+  → one row per one-warp program: the row reductions are warp shuffles, no shared memory);
+  short rows pack many rows per program (C=14 → 128 rows × 16 columns, 8 warps). Bytes per
+  element: read logits + targets once, write the gradient once (when needed) — the minimum:
+  bf16 logits + bool targets → 2 + 1 read + 2 written = 5 bytes per element with gradient, 3
+  without. fp16 logits get an fp32 gradient (see :func:`_grad_dtype`), cast to fp16 in
+  ``backward``: 2 + 1 + 4, then 4 + 2 more.
+* **Few instructions per element**, since at 5 bytes per element the kernel is bound by
+  instruction issue as much as by memory (the C=1000 loop body of the sm_90 cubin built by
+  Triton 3.8 has ~32 SASS instructions per element, a static count; 79 before this design):
+  - everything in base 2 with one exp per element on each side: e^(z_n − m) = 2^(z·log2 e −
+    m·log2 e) (one FFMA + one ex2) on N; on P, x = −t·log2 e with t = lse_N − z_p and
+    v = 2^−|x| = e^−|t| gives softplus(t) = ln 2·(log2(1 + v) − min(x, 0)) and
+    σ(t) = 1/(1 + v) or v/(1 + v) — off P, x = +inf makes every term 0 without a select;
+  - the softplus logs as the log of products of 8 factors in [1, 2] (one log per 8);
+  - compiled (not interpreted), exp2, log2 and the reciprocal are single MUFU instructions
+    (``ex2/lg2/rcp.approx.ftz`` through inline PTX, ``FAST``): ~2 ulp, subnormals flushed;
+  - bool targets: the masked tail of a row reads y = 2, so P is ``y == 1`` and N ``y == 0``
+    with no mask of their own, and |P| is Σ y as integers;
+  - the gradient is ``u·c_N − σ·c_P`` (u = 0 on P, σ = 0 on N): no select.
 * **Block loop** (``C > 8192``, up to any C): pass 1 keeps an online log-sum-exp of the
   negatives (running max + rescaled sum) and |P|; pass 2 accumulates Σ_p softplus(lse_N − z_p)
   and Σ_p σ(lse_N − z_p) — both need the *final* lse_N and, unlike exp, σ and softplus
@@ -29,14 +46,15 @@ Kernel design
   "mean"). ``backward`` only multiplies by ``grad_output``, in place, with a kernel whose
   programs exit after one scalar load when ``grad_output == 1`` (a plain
   ``loss.backward()``), so forward + backward moves ~the bytes of the forward alone
-  (fp32/bf16 logits; fp16 adds the cast of its fp32 gradient). Consequence: the saved gradient is consumed, and a second backward through the same
-  graph raises (as in Liger-Kernel's fused losses), and so does a second derivative
-  (``create_graph=True`` then differentiating the gradient).
+  (fp32/bf16 logits; fp16 adds the cast of its fp32 gradient). Consequence: the saved
+  gradient is consumed, and a second backward through the same graph raises (as in
+  Liger-Kernel's fused losses), and so does a second derivative (``create_graph=True`` then
+  differentiating the gradient).
 * Offsets are int64 (row and column index times stride), so B·C ≥ 2^31 is fine.
 * Inputs are not copied: logits and targets are read through their strides (any
   layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
   contiguous in the logits dtype (fp32 for fp16 logits).
-* softplus and σ are written with exp/log only (no libdevice log1p), in stable forms.
+* softplus and σ are written with exp2/log2 only (no libdevice log1p), in stable forms.
 * bf16 logits are clamped to ±65504 on load, as ``losses._common.prepare`` does (value of
   the clamped logits, gradient passed straight through), so all finite bf16 inputs give a
   finite loss and gradient.
@@ -47,6 +65,7 @@ so every variant compiles ahead of time without a GPU (``tests/triton`` builds c
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -66,26 +85,46 @@ _LOOP_BLOCK_C = 2048  # chunk of the block loop for larger C (best of 1024-8192 
 _LOOP_WARPS = 4
 _LOG_GROUP = tl.constexpr(8)  # softplus logs summed as the log of products of 8 (≤ 2^8)
 _TILE_ELEMS = 2048  # elements per program for small C (rows × BLOCK_C)
+_WARP_TILE_ELEMS = 1024  # elements per warp for C ≥ 256 (32 per thread)
+_WARPS_PER_SM = 16  # resident warps per SM the grid aims at for C ≥ 256 (~128 registers each)
 _MAX_ROWS = 128
 
 
-@triton.jit
-def _softplus(x):
-    # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): never overflows; softplus(-inf) = 0.
-    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+LOG2E = tl.constexpr(1.4426950408889634)
+LN2 = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
-def _sigmoid(x):
-    # exp of a non-positive number only; sigmoid(-inf) = 0.
-    e = tl.exp(-tl.abs(x))
-    r = 1.0 / (1.0 + e)
-    return tl.where(x >= 0, r, e * r)
+def _mufu(x, PTX: tl.constexpr):
+    """One fp32 PTX instruction ``PTX`` (``op $0, $1;``) per element: a single MUFU op."""
+    return tl.inline_asm_elementwise(PTX, "=f,f", [x], dtype=tl.float32, is_pure=True, pack=1)
 
 
 @triton.jit
-def _max_and_add(m0, c0, m1, c1):
-    return tl.maximum(m0, m1), c0 + c1
+def _exp2(x, FAST: tl.constexpr):
+    """2^x; FAST: one MUFU.EX2 (``ex2.approx.ftz``, ~2 ulp, subnormal results flushed to 0)."""
+    if FAST:
+        return _mufu(x, "ex2.approx.ftz.f32 $0, $1;")
+    else:
+        return tl.exp2(x)
+
+
+@triton.jit
+def _log2(x, FAST: tl.constexpr):
+    """log2(x) for x > 0; FAST: one MUFU.LG2 (``lg2.approx.ftz``, abs. error ~2^-22)."""
+    if FAST:
+        return _mufu(x, "lg2.approx.ftz.f32 $0, $1;")
+    else:
+        return tl.log2(x)
+
+
+@triton.jit
+def _rcp(x, FAST: tl.constexpr):
+    """1/x; FAST: one MUFU.RCP (``rcp.approx.ftz``, ~1 ulp)."""
+    if FAST:
+        return _mufu(x, "rcp.approx.ftz.f32 $0, $1;")
+    else:
+        return 1.0 / x
 
 
 @triton.jit
@@ -94,14 +133,8 @@ def _add_and_add(a0, b0, a1, b1):
 
 
 @triton.jit
-def _max_neg_and_count_pos(z, pos, neg):
-    """Per row: (max of z over N, |P|) in one reduction (one cross-warp exchange)."""
-    return tl.reduce((tl.where(neg, z, float("-inf")), pos.to(tl.float32)), 1, _max_and_add)
-
-
-@triton.jit
 def _sum2(a, b):
-    """Per row: (Σ a, Σ b) in one reduction."""
+    """Per row: (Σ a, Σ b) in one reduction (one cross-warp exchange)."""
     return tl.reduce((a, b), 1, _add_and_add)
 
 
@@ -111,49 +144,199 @@ def _mul(a, b):
 
 
 @triton.jit
-def _softplus_sigmoid_sums(t, ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
-    """Per row (Σ softplus(t), Σ σ(t)), and σ(t) (ROWS, BLOCK_C).
+def _group(x, ROWS: tl.constexpr, BLOCK_C: tl.constexpr):
+    """(ROWS, BLOCK_C) → (ROWS, BLOCK_C // _LOG_GROUP, _LOG_GROUP): groups of adjacent columns."""
+    return tl.reshape(x, [ROWS, BLOCK_C // _LOG_GROUP, _LOG_GROUP])
 
-    softplus(t) = max(t, 0) + log(1 + a) with a = e^-|t| ∈ [0, 1]: the logs are summed as
-    the log of products of _LOG_GROUP factors (each in [1, 2], so a product ≤ 2^_LOG_GROUP):
-    one log per group instead of per element (log has no hardware instruction; it costs
-    ~15 FMAs). −inf entries give a = 0: factor 1, max 0, σ 0.
+
+@triton.jit
+def _exp_shifted(zn, m2, FAST: tl.constexpr):
+    """e^(zn − m) as 2^(zn·log2 e − m2) (one FFMA, one exp2); 0 where zn = −inf (off N)."""
+    return _exp2(zn * LOG2E - m2[:, None], FAST)
+
+
+@triton.jit
+def _margin_terms(z, pos, lse2, FAST: tl.constexpr):
+    """x = −t·log2 e = z·log2 e − lse2 on P (+inf elsewhere) and v = 2^−|x| = e^−|t|."""
+    x = tl.where(pos, z * LOG2E - lse2[:, None], float("inf"))
+    return x, _exp2(-tl.abs(x), FAST)
+
+
+@triton.jit
+def _sigmoid(x, v, one_v, FAST: tl.constexpr):
+    """σ(t) from x = −t·log2 e, v = e^−|t|: 1/(1 + v) when t ≥ 0, v/(1 + v) otherwise."""
+    r = _rcp(one_v, FAST)
+    return tl.where(x <= 0.0, r, v * r)
+
+
+@triton.jit
+def _positive_terms(
+    z, pos, lse2, ROWS: tl.constexpr, BLOCK_C: tl.constexpr, NEED_SIG: tl.constexpr,
+    FAST: tl.constexpr,
+):  # fmt: skip
+    """Per row Σ_p softplus(t_p) (and Σ_p σ(t_p), σ(t) when NEED_SIG), t_p = lse_N − z_p.
+
+    Works in base 2 on x = −t·log2 e = z·log2 e − lse2 (+inf off P): with v = 2^−|x| = e^−|t|,
+    softplus(t) = max(t, 0) + ln(1 + v) = ln 2 · (log2(1 + v) − min(x, 0)) and
+    σ(t) = 1/(1 + v) when t ≥ 0, v/(1 + v) otherwise. Off P (x = +inf) v = 0: every term is 0
+    without a select. The logs are summed as the log of products of _LOG_GROUP factors (each
+    in [1, 2], so a product ≤ 2^_LOG_GROUP): one log per group.
     """
-    G: tl.constexpr = _LOG_GROUP
-    a = tl.exp(-tl.abs(t))
-    r = 1.0 / (1.0 + a)
-    sig = tl.where(t >= 0, r, a * r)
-    prod = tl.reduce(tl.reshape(1.0 + a, [ROWS, BLOCK_C // G, G]), 2, _mul)
-    lin = tl.sum(tl.reshape(tl.maximum(t, 0.0), [ROWS, BLOCK_C // G, G]), axis=2)
-    sig_g = tl.sum(tl.reshape(sig, [ROWS, BLOCK_C // G, G]), axis=2)
-    sp_sum, sig_sum = _sum2(lin + tl.log(prod), sig_g)
+    x, v = _margin_terms(z, pos, lse2, FAST)
+    one_v = 1.0 + v
+    log_prod = _log2(tl.reduce(_group(one_v, ROWS, BLOCK_C), 2, _mul), FAST)
+    sp_g = LN2 * (log_prod - tl.sum(_group(tl.minimum(x, 0.0), ROWS, BLOCK_C), axis=2))
+    if NEED_SIG:
+        sig = _sigmoid(x, v, one_v, FAST)
+        sp_sum, sig_sum = _sum2(sp_g, tl.sum(_group(sig, ROWS, BLOCK_C), axis=2))
+    else:
+        sig = v
+        sp_sum = tl.sum(sp_g, axis=1)
+        sig_sum = sp_sum
     return sp_sum, sig_sum, sig
 
 
 @triton.jit
-def _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc):
-    """Load a (ROWS, BLOCK_C) tile: logits as fp32, and the positive / negative masks.
+def _row_ptrs(ptr, rows, stride_units, ROW_ALIGN: tl.constexpr):
+    """(ROWS,) pointers to the rows' first elements; int64 offsets (B·C may exceed 2^31)."""
+    return ptr + rows.to(tl.int64) * (stride_units * ROW_ALIGN)
 
-    ``z_rows``/``y_rows`` are (ROWS,) pointers to the rows' first elements.
+
+@triton.jit
+def _load_raw(
+    z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL: tl.constexpr,
+    EVICT: tl.constexpr,
+):  # fmt: skip
+    """Load a (ROWS, BLOCK_C) tile as stored: logits, targets and the in-bounds mask.
+
+    Masked entries read y = 1 (y = 2 for bool targets): not in N without a mask of their own;
+    :func:`_unpack` keeps them out of P.
     """
     cols64 = cols.to(tl.int64)
     mask = row_mask[:, None] & (cols < C)[None, :]
-    z = tl.load(z_rows[:, None] + cols64[None, :] * stride_zc, mask=mask, other=0.0)
-    y = tl.load(y_rows[:, None] + cols64[None, :] * stride_yc, mask=mask, other=0)
-    pos = mask & (y != 0)
-    neg = mask & (y == 0)
+    z_ptrs = z_rows[:, None] + cols64[None, :] * stride_zc
+    z = tl.load(z_ptrs, mask=mask, other=0.0, eviction_policy=EVICT)
+    y_ptrs = y_rows[:, None] + cols64[None, :] * stride_yc
+    y = tl.load(y_ptrs, mask=mask, other=2 if Y_BOOL else 1, eviction_policy=EVICT)
+    return z, y, mask
+
+
+@triton.jit
+def _unpack(z, y, mask, Y_BOOL: tl.constexpr):
+    """Logits as fp32, and the positive / negative masks of a raw tile.
+
+    Bool targets are 0/1 bytes and masked entries read 2, so P is y == 1 without the mask
+    (one compare per element instead of a compare and a select).
+    """
+    if Y_BOOL:
+        pos = y == 1
+    else:
+        pos = mask & (y != 0)
+    neg = y == 0
+    is_bf16: tl.constexpr = z.dtype == tl.bfloat16
     z = z.to(tl.float32)
-    if z_rows.dtype.element_ty == tl.bfloat16:
+    if is_bf16:
         # as losses._common.prepare: bf16 clamped to the fp16 range (its 3.4e38 would overflow
         # lse_N − z_p); the gradient at the clamped point is the one written
         z = tl.minimum(tl.maximum(z, -65504.0), 65504.0)
+    return z, pos, neg
+
+
+@triton.jit
+def _load_tile(
+    z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL: tl.constexpr,
+    EVICT: tl.constexpr,
+):  # fmt: skip
+    """Load a (ROWS, BLOCK_C) tile: logits as fp32, the positive / negative masks, the mask."""
+    z, y, mask = _load_raw(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL, EVICT)
+    z, pos, neg = _unpack(z, y, mask, Y_BOOL)
     return z, pos, neg, mask
 
 
 @triton.jit
-def _margins(z, pos, lse):
-    """t = lse_N − z on the positives, −inf elsewhere (where softplus(t) = σ(t) = 0)."""
-    return tl.where(pos, lse[:, None] - z, float("-inf"))
+def _tile_loss_single(
+    z_raw, y_raw, mask, g_rows, cols, C, grad_scale, ROWS: tl.constexpr, BLOCK_C: tl.constexpr,
+    Y_BOOL: tl.constexpr, WRITE_GRAD: tl.constexpr, FAST: tl.constexpr,
+):  # fmt: skip
+    """Per-row loss of a tile of whole rows held in registers; writes their gradient."""
+    NEG_INF: tl.constexpr = float("-inf")
+    z, pos, neg = _unpack(z_raw, y_raw, mask, Y_BOOL)
+    # lse_N in base 2: m = max_N z, s = Σ_N 2^(z·log2 e − m·log2 e); |P|
+    zn = tl.where(neg, z, NEG_INF)
+    m = tl.max(zn, axis=1)
+    m2 = tl.where(m == NEG_INF, 0.0, m) * LOG2E
+    u = _exp_shifted(zn, m2, FAST)  # e^(z_n − m) on N, 0 elsewhere
+    if Y_BOOL:
+        # y is 0/1 (bool bytes): |P| = Σ y, less the masked columns (read as y = 2)
+        s, y_sum = _sum2(u, y_raw.to(tl.int32))
+        n_pos = (y_sum - 2 * (BLOCK_C - C)).to(tl.float32)
+    else:
+        s, n_pos = _sum2(u, tl.where(pos, 1.0, 0.0))
+    has_neg = s > 0.0  # the max negative contributes 2^0 = 1, so s >= 1 iff N is not empty
+    lse2 = tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), NEG_INF)
+    inv_p = 1.0 / tl.maximum(n_pos, 1.0)
+    # Σ_p softplus(t_p), Σ_p σ(t_p) with t_p = lse_N − z_p
+    sp_sum, sig_sum, sig = _positive_terms(z, pos, lse2, ROWS, BLOCK_C, WRITE_GRAD, FAST)
+    if WRITE_GRAD:
+        # ∂L/∂z = u · Σ_p σ(t_p)/|P| / s on N (u = 0 on P), −σ(t_p)/|P| on P (σ = 0 on N)
+        coef_p = inv_p * grad_scale
+        coef_n = sig_sum * coef_p / tl.where(has_neg, s, 1.0)
+        g = u * coef_n[:, None] - sig * coef_p[:, None]
+        tl.store(g_rows[:, None] + cols[None, :], g.to(g_rows.dtype.element_ty), mask=mask)
+    return sp_sum * inv_p
+
+
+@triton.jit
+def _tile_loss_loop(
+    z_rows, y_rows, g_rows, row_mask, cols, C, stride_zc, stride_yc, grad_scale,
+    ROWS: tl.constexpr, BLOCK_C: tl.constexpr, Y_BOOL: tl.constexpr, EVICT: tl.constexpr,
+    WRITE_GRAD: tl.constexpr, FAST: tl.constexpr,
+):  # fmt: skip
+    """Per-row loss of a tile of rows longer than BLOCK_C: the 3-pass block loop."""
+    NEG_INF: tl.constexpr = float("-inf")
+    # ---- pass 1: online lse_N in base 2 (running max · log2 e, rescaled sum) and |P| --------
+    m2 = tl.full([ROWS], NEG_INF, tl.float32)
+    s = tl.zeros([ROWS], tl.float32)
+    n_pos = tl.zeros([ROWS], tl.float32)
+    for start in range(0, C, BLOCK_C):
+        zc, pc, nc, _ = _load_tile(
+            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+        )
+        zn = tl.where(nc, zc, NEG_INF)
+        m2_new = tl.maximum(m2, tl.max(zn, axis=1) * LOG2E)
+        m2_safe = tl.where(m2_new == NEG_INF, 0.0, m2_new)
+        s_chunk, n_chunk = _sum2(_exp_shifted(zn, m2_safe, FAST), tl.where(pc, 1.0, 0.0))
+        s = s * _exp2(m2 - m2_safe, FAST) + s_chunk
+        n_pos += n_chunk
+        m2 = m2_new
+    m2 = tl.where(m2 == NEG_INF, 0.0, m2)
+    has_neg = s > 0.0
+    lse2 = tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), NEG_INF)
+    inv_p = 1.0 / tl.maximum(n_pos, 1.0)
+    # ---- pass 2: Σ_p softplus(t_p), Σ_p σ(t_p) ----------------------------------------------
+    loss_acc = tl.zeros([ROWS], tl.float32)
+    sig_acc = tl.zeros([ROWS], tl.float32)
+    for start in range(0, C, BLOCK_C):
+        zc, pc, nc, _ = _load_tile(
+            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+        )
+        sp_sum, sig_sum, _ = _positive_terms(zc, pc, lse2, ROWS, BLOCK_C, WRITE_GRAD, FAST)
+        loss_acc += sp_sum
+        sig_acc += sig_sum
+    # ---- pass 3: the gradient ----------------------------------------------------------------
+    if WRITE_GRAD:
+        coef_p = inv_p * grad_scale
+        coef_n = sig_acc * coef_p / tl.where(has_neg, s, 1.0)
+        for start in range(0, C, BLOCK_C):
+            zc, pc, nc, maskc = _load_tile(
+                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+            )
+            uc = _exp_shifted(tl.where(nc, zc, NEG_INF), m2, FAST)
+            x, v = _margin_terms(zc, pc, lse2, FAST)
+            g = uc * coef_n[:, None] - _sigmoid(x, v, 1.0 + v, FAST) * coef_p[:, None]
+            g_ptrs = g_rows[:, None] + (start + cols)[None, :]
+            tl.store(g_ptrs, g.to(g_rows.dtype.element_ty), mask=maskc)
+    return loss_acc * inv_p
 
 
 @triton.jit
@@ -181,107 +364,58 @@ def _msml_fwd_kernel(
     ROW_ALIGN: tl.constexpr,  # power of two (≤ 16) dividing C and every row stride: lets the
     # compiler prove that rows start aligned and that the column mask is constant over
     # ROW_ALIGN columns, so contiguous rows load and store in wide vectors
+    FAST: tl.constexpr,  # MUFU approximations via inline PTX (False under the interpreter)
+    Y_BOOL: tl.constexpr,  # targets are bool bytes (0/1): |P| counted as Σ y
+    EVICT: tl.constexpr,  # eviction policy of the logits/targets loads ("" or "evict_first")
 ):
-    NEG_INF: tl.constexpr = float("-inf")
     C = c_units * ROW_ALIGN
-    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
-    row_mask = rows < B
-    rows64 = rows.to(tl.int64)  # int64 offsets: B * C may exceed 2**31
-    z_rows = z_ptr + rows64 * (zb_units * ROW_ALIGN)
-    y_rows = y_ptr + rows64 * (yb_units * ROW_ALIGN)
-    g_rows = grad_ptr + rows64 * (gb_units * ROW_ALIGN)
     cols = tl.arange(0, BLOCK_C)
-
-    # ---- pass 1: lse over the negatives (m: max, s: Σ e^(z - m)) and |P| -------------------
-    if SINGLE:
-        z, pos, neg, mask = _load_tile(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc)
-        m, n_pos = _max_neg_and_count_pos(z, pos, neg)
-        m_safe = tl.where(m == NEG_INF, 0.0, m)
-        e = tl.exp(tl.where(neg, z - m_safe[:, None], NEG_INF))  # 0 off N
-        s = tl.sum(e, axis=1)
-    else:
-        m = tl.full([ROWS], NEG_INF, tl.float32)
-        s = tl.zeros([ROWS], tl.float32)
-        n_pos = tl.zeros([ROWS], tl.float32)
-        for start in range(0, C, BLOCK_C):
-            zc, pc, nc, _ = _load_tile(
-                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
+    pid = tl.program_id(0)
+    n_programs = tl.num_programs(0)
+    program_sum = tl.zeros([ROWS], tl.float32)  # REDUCE: Σ of this program's rows' loss
+    # grid-strided over row tiles: a grid of a few programs per SM, so that a reducing launch
+    # takes a few thousand tickets, not one per tile
+    for tile in range(pid, tl.cdiv(B, ROWS), n_programs):
+        rows = tile * ROWS + tl.arange(0, ROWS)
+        row_mask = rows < B
+        z_rows = _row_ptrs(z_ptr, rows, zb_units, ROW_ALIGN)
+        y_rows = _row_ptrs(y_ptr, rows, yb_units, ROW_ALIGN)
+        g_rows = _row_ptrs(grad_ptr, rows, gb_units, ROW_ALIGN)
+        if SINGLE:
+            z_raw, y_raw, mask = _load_raw(
+                z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
             )
-            m_chunk, n_pos_chunk = _max_neg_and_count_pos(zc, pc, nc)
-            m_new = tl.maximum(m, m_chunk)
-            m_new_safe = tl.where(m_new == NEG_INF, 0.0, m_new)
-            s = s * tl.exp(m - m_new_safe) + tl.sum(
-                tl.exp(tl.where(nc, zc - m_new_safe[:, None], NEG_INF)), axis=1
-            )
-            m = m_new
-            n_pos += n_pos_chunk
-        m_safe = tl.where(m == NEG_INF, 0.0, m)
-    has_neg = s > 0.0  # the max negative contributes e^0 = 1, so s >= 1 iff N is not empty
-    lse = tl.where(has_neg, m_safe + tl.log(tl.where(has_neg, s, 1.0)), NEG_INF)
-    inv_p = 1.0 / tl.maximum(n_pos, 1.0)
-    coef_p = inv_p * grad_scale  # |∂L/∂z_p| = σ(t_p) · coef_p
-
-    # ---- pass 2: t_p = lse_N - z_p (-inf off P, so softplus = σ = 0 there) -----------------
-    if SINGLE:
-        t = _margins(z, pos, lse)
-        if WRITE_GRAD:
-            sp_sum, sig_sum, sig = _softplus_sigmoid_sums(t, ROWS, BLOCK_C)
-            loss = sp_sum * inv_p
-            coef_n = sig_sum * coef_p  # Σ_p σ(t_p) / |P| (× grad_scale)
-            inv_s = 1.0 / tl.where(has_neg, s, 1.0)
-            g = tl.where(pos, -sig * coef_p[:, None], e * (inv_s * coef_n)[:, None])
-            g_ptrs = g_rows[:, None] + cols[None, :]
-            tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=mask)
+            loss = _tile_loss_single(
+                z_raw, y_raw, mask, g_rows, cols, C, grad_scale, ROWS, BLOCK_C, Y_BOOL, WRITE_GRAD,
+                FAST,
+            )  # fmt: skip
         else:
-            loss = tl.sum(_softplus(t), axis=1) * inv_p
-    else:
-        loss_acc = tl.zeros([ROWS], tl.float32)
-        sig_acc = tl.zeros([ROWS], tl.float32)
-        for start in range(0, C, BLOCK_C):
-            zc, pc, nc, _ = _load_tile(
-                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
-            )
-            tc = _margins(zc, pc, lse)
-            if WRITE_GRAD:
-                sp_sum, sig_sum, _ = _softplus_sigmoid_sums(tc, ROWS, BLOCK_C)
-                loss_acc += sp_sum
-                sig_acc += sig_sum
-            else:
-                loss_acc += tl.sum(_softplus(tc), axis=1)
-        loss = loss_acc * inv_p
-        # ---- pass 3: the gradient ------------------------------------------------------------
-        if WRITE_GRAD:
-            coef_n = sig_acc * coef_p
-            lse_safe = tl.where(has_neg, lse, 0.0)
-            for start in range(0, C, BLOCK_C):
-                zc, pc, nc, maskc = _load_tile(
-                    z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc
-                )
-                tc = _margins(zc, pc, lse)
-                softmax_n = tl.exp(tl.where(nc, zc - lse_safe[:, None], NEG_INF))
-                g = tl.where(pc, -_sigmoid(tc) * coef_p[:, None], softmax_n * coef_n[:, None])
-                g_ptrs = g_rows[:, None] + (start + cols)[None, :]
-                tl.store(g_ptrs, g.to(grad_ptr.dtype.element_ty), mask=maskc)
-
+            loss = _tile_loss_loop(
+                z_rows, y_rows, g_rows, row_mask, cols, C, stride_zc, stride_yc, grad_scale,
+                ROWS, BLOCK_C, Y_BOOL, EVICT, WRITE_GRAD, FAST,
+            )  # fmt: skip
+        if REDUCE:
+            program_sum += tl.where(row_mask, loss, 0.0)
+        else:
+            tl.store(loss_ptr + rows, loss, mask=row_mask)
     if REDUCE:
-        _reduce_rows(loss, row_mask, loss_ptr, partial_ptr, counter_ptr, grad_scale, RBLOCK)
-    else:
-        tl.store(loss_ptr + rows, loss, mask=row_mask)
+        total = tl.sum(program_sum, axis=0)
+        _reduce_programs(total, loss_ptr, partial_ptr, counter_ptr, grad_scale, RBLOCK)
 
 
 @triton.jit
-def _reduce_rows(loss, row_mask, out_ptr, partial_ptr, counter_ptr, scale, RBLOCK: tl.constexpr):
-    """out = scale · Σ over all programs of this program's rows' loss, inside the launch.
+def _reduce_programs(value, out_ptr, partial_ptr, counter_ptr, scale, RBLOCK: tl.constexpr):
+    """out = scale · Σ over all programs of their ``value``, inside the launch.
 
-    Each program stores its partial sum, then takes a ticket from the counter; the program
-    that takes the last ticket adds the partials in program order (a deterministic sum, unlike
-    float atomics), writes the scalar and resets the counter to 0 for the next launch. The
-    barriers order every thread's store before the ticket (release) and the reads of the
-    partials after it (acquire); the partials are read past L1 (.cg).
+    Each program stores its value, then takes a ticket from the counter; the program that
+    takes the last ticket adds the values in program order (a deterministic sum for a given
+    grid, unlike float atomics), writes the scalar and resets the counter to 0 for the next
+    launch. The barriers order every thread's store before the ticket (release) and the reads
+    of the partials after it (acquire); the partials are read past L1 (.cg).
     """
     pid = tl.program_id(0)
     n_programs = tl.num_programs(0)
-    tl.store(partial_ptr + pid, tl.sum(tl.where(row_mask, loss, 0.0), axis=0))
+    tl.store(partial_ptr + pid, value)
     tl.debug_barrier()
     ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel")
     tl.debug_barrier()
@@ -342,6 +476,9 @@ class LaunchConfig:
     block_c: int  # columns per tile (power of two)
     single: bool  # whole rows in one tile (one read) vs the 3-pass block loop
     num_warps: int
+    warps_per_sm: int = 32  # grid: programs of num_warps warps, this many warps per SM
+    evict_first: bool = False  # load logits and targets with the evict-first L2 policy (no
+    # measurable difference at C=1000 on an H100, 2026-11-26; kept as a sweep knob)
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
@@ -355,12 +492,18 @@ def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
             block_c = _LOOP_BLOCK_C
     if C > block_c:
         return LaunchConfig(rows=1, block_c=block_c, single=False, num_warps=_LOOP_WARPS)
-    # Tiles of 2048 elements; 16 values per thread for rows of ≥ 256 columns, else 8.
-    # (H200 sweeps, 2026-11-26: at C=1000, 2 rows × 4 warps was the best or within 1% of it
-    # in all three; at C=14, 128 rows × 8 warps was within 25% of the best, 10.8 vs 13.3 us.)
-    per_thread = 16 if block_c >= 256 else 8
+    if block_c >= 256:
+        # rows of ≥ 256 columns: 32 values per thread, 1024 columns per warp (up to C=1024 a
+        # warp holds whole rows: row reductions are warp shuffles, no shared memory). H100
+        # sweep (2026-11-26, C=1000): one row × one warp 135 us, 2 rows × 4 warps (the former
+        # heuristic) 185 us; 16 warps per SM as good as 32 or 64 and better than 8
+        # (python -m benchmarks.sweep, benchmarks/results/h100-2026-11-26-sweep.txt)
+        rows = max(1, _WARP_TILE_ELEMS // block_c)
+        num_warps = max(1, block_c // _WARP_TILE_ELEMS)
+        return LaunchConfig(rows, block_c, True, num_warps, warps_per_sm=_WARPS_PER_SM)
+    # short rows: tiles of 2048 elements, 8 values per thread
     rows = max(1, min(_MAX_ROWS, _TILE_ELEMS // block_c))
-    num_warps = min(32, max(4, rows * block_c // (32 * per_thread)))
+    num_warps = min(32, max(4, rows * block_c // (32 * 8)))
     return LaunchConfig(rows=rows, block_c=block_c, single=True, num_warps=num_warps)
 
 
@@ -400,7 +543,7 @@ def msml_forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One kernel launch: the reduced loss and, when ``need_grad``, the scaled gradient.
 
-    "mean" and "sum" are reduced inside the launch (see :func:`_reduce_rows`), so the value
+    "mean" and "sum" are reduced inside the launch (see :func:`_reduce_programs`), so the value
     and the gradient of a scalar loss cost exactly one kernel launch.
 
     Args:
@@ -426,13 +569,12 @@ def msml_forward(
         return loss, grad
     y = targets.view(torch.uint8) if targets.dtype == torch.bool else targets  # no copy
     cfg = _launch_config(C, block_c)
-    n_programs = triton.cdiv(B, cfg.rows)
+    n_programs = _num_programs(device, cfg, triton.cdiv(B, cfg.rows))
     scale = 1.0 / B if reduction == "mean" else 1.0
     align = _row_align(C, logits.stride(0), y.stride(0), grad.stride(0) if need_grad else 0)
     if reduce:
         out = torch.empty((), dtype=torch.float32, device=device)
-        partials = torch.empty(n_programs, dtype=torch.float32, device=device)
-        counter = _ticket_counter(device)
+        counter, partials = _reduce_workspace(device, n_programs)
     else:
         out = torch.empty(B, dtype=torch.float32, device=device)
         partials = counter = out  # unused
@@ -443,16 +585,39 @@ def msml_forward(
         grad.stride(0) // align if need_grad else 0,
         scale, partials, counter,
         ROWS=cfg.rows, BLOCK_C=cfg.block_c, SINGLE=cfg.single, WRITE_GRAD=need_grad,
-        REDUCE=reduce, RBLOCK=_RBLOCK, ROW_ALIGN=align, num_warps=cfg.num_warps,
+        REDUCE=reduce, RBLOCK=_RBLOCK, ROW_ALIGN=align, FAST=not INTERPRETED,
+        Y_BOOL=targets.dtype == torch.bool, EVICT="evict_first" if cfg.evict_first else "",
+        num_warps=cfg.num_warps,
     )  # fmt: skip
     return out, grad
+
+
+@functools.cache
+def _sm_count(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+#: Programs of a forward launch under the interpreter, at most (tests lower it to run
+#: several row tiles per program)
+INTERPRETER_PROGRAMS = 64
+
+
+def _num_programs(device: torch.device, cfg: LaunchConfig, n_tiles: int) -> int:
+    """Grid of a forward launch: ``cfg.warps_per_sm`` warps per SM, at most one per tile."""
+    if device.type != "cuda":
+        most = INTERPRETER_PROGRAMS
+    else:
+        most = max(1, cfg.warps_per_sm // cfg.num_warps) * _sm_count(device.index or 0)
+    # as many programs as keep every program at the same number of tiles (no tail of programs
+    # with one tile more), at most `most`
+    return triton.cdiv(n_tiles, triton.cdiv(n_tiles, most))
 
 
 def _scale_programs(device: torch.device) -> int:
     """Programs of a scale launch: 4 per SM (8 under the interpreter)."""
     if device.type != "cuda":
         return 8
-    return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 4 * _sm_count(device.index or 0)
 
 
 def _row_align(*numbers: int) -> int:
@@ -464,22 +629,33 @@ def _row_align(*numbers: int) -> int:
 
 
 _RBLOCK = 1024  # partials summed per step by the last program of a reducing launch
-_counters: dict[tuple, torch.Tensor] = {}
+_workspaces: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _ticket_counter(device: torch.device) -> torch.Tensor:
-    """The int32 ticket counter of reducing launches on ``device``'s current stream.
+def _reduce_workspace(device: torch.device, n_programs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ticket counter, partials) of reducing launches on ``device``'s current stream.
 
-    Zeroed once, when first made; every launch leaves it at 0 again (its last program resets
-    it), so no per-launch memset is needed. One per stream, so that launches that may run
-    concurrently never share one.
+    The int32 counter is zeroed once, when first made; every launch leaves it at 0 again (its
+    last program resets it), so no per-launch memset is needed. The fp32 partials (one per
+    program) are written before they are read within a launch. Both are kept per stream, so
+    that launches that may run concurrently never share them, and reused across launches (no
+    allocation per call); the partials grow when a launch has more programs.
     """
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
     key = (device.type, device.index, stream)
-    counter = _counters.get(key)
-    if counter is None:
-        counter = _counters[key] = torch.zeros((), dtype=torch.int32, device=device)
-    return counter
+    workspace = _workspaces.get(key)
+    if workspace is None or workspace[1].numel() < n_programs:
+        counter = (
+            workspace[0] if workspace else torch.zeros((), dtype=torch.int32, device=device)
+        )
+        partials = torch.empty(max(n_programs, 1024), dtype=torch.float32, device=device)
+        workspace = _workspaces[key] = (counter, partials)
+    return workspace
+
+
+def _ticket_counter(device: torch.device) -> torch.Tensor:
+    """The ticket counter of reducing launches on ``device``'s current stream (0 between them)."""
+    return _reduce_workspace(device, 0)[0]
 
 
 def _grad_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -65,7 +65,8 @@ def build_fwd(
     cfg = kmod._launch_config(C)
     constexprs = {
         "ROWS": cfg.rows, "BLOCK_C": cfg.block_c, "SINGLE": cfg.single, "WRITE_GRAD": grad,
-        "REDUCE": reduce, "RBLOCK": kmod._RBLOCK, "ROW_ALIGN": kmod._row_align(C),
+        "REDUCE": reduce, "RBLOCK": kmod._RBLOCK, "ROW_ALIGN": kmod._row_align(C), "FAST": True,
+        "Y_BOOL": target_type == "u8", "EVICT": "",
     }  # fmt: skip
     if not strided:
         constexprs.update(stride_zc=1, stride_yc=1)

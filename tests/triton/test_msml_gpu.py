@@ -70,8 +70,9 @@ def test_int64_offsets(gpu_kmod, references):
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_in_launch_reduction_is_deterministic(gpu_kmod, references, batch, reduction):
-    """B = 2^20, C = 14: 8192 programs, so the last one sums its partials in 8 steps; the sum
-    is in program order, so repeated launches agree bit for bit (unlike float atomics)."""
+    """B = 2^20, C = 14: 8192 row tiles over a grid of a few programs per SM; the last program
+    sums the partials in program order, so repeated launches agree bit for bit (unlike float
+    atomics)."""
     logits, targets = batch(2**20, 14, dtype=torch.bfloat16, device="cuda", seed=37, p_pos=0.1)
     values = [gpu_kmod.msml_triton(logits, targets, reduction) for _ in range(5)]
     assert all(torch.equal(v, values[0]) for v in values)

@@ -64,7 +64,7 @@ def block_loop(kmod, monkeypatch):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("C", [1, 2, 14, 37, 100])
+@pytest.mark.parametrize("C", [1, 2, 14, 37, 100, 300])
 def test_single_block_matches_references(check, batch, C, reduction):
     logits, targets = batch(11, C, seed=C)
     check(logits, targets, reduction)
@@ -75,6 +75,23 @@ def test_single_block_matches_references(check, batch, C, reduction):
 def test_block_loop_matches_references(kmod, check, batch, block_loop, C, reduction):
     assert not kmod._launch_config(C).single
     logits, targets = batch(5, C, seed=C)
+    check(logits, targets, reduction)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize(
+    ("B", "C", "loop"), [(300, 14, False), (11, 300, False), (7, 37, True)], ids=["C14", "C300", "loop"]
+)
+def test_programs_stride_over_several_row_tiles(
+    kmod, check, batch, request, monkeypatch, B, C, loop, reduction
+):
+    """A grid smaller than the row tiles (as on a GPU): each program loops over several."""
+    if loop:
+        request.getfixturevalue("block_loop")
+    monkeypatch.setattr(kmod, "INTERPRETER_PROGRAMS", 2)
+    cfg = kmod._launch_config(C)
+    assert kmod._num_programs(torch.device("cpu"), cfg, -(-B // cfg.rows)) == 2 < -(-B // cfg.rows)
+    logits, targets = batch(B, C, seed=B + C)
     check(logits, targets, reduction)
 
 
