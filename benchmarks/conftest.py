@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import statistics
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -109,15 +111,52 @@ def above_l2(device: Device, nbytes: int) -> bool:
     return device.l2_bytes is None or nbytes >= ABOVE_L2_FACTOR * device.l2_bytes
 
 
-def record(benchmark, device: Device, *, nbytes: int, fn, calls: int = 1, **info) -> None:
+def graph_seconds_per_call(fn, calls: int = 10, replays: int = 10, repeats: int = 5) -> float:
+    """Device time of one call of ``fn`` (CUDA): ``calls`` calls captured in one CUDA graph,
+    replayed back to back (median of ``repeats`` timings of ``replays`` replays).
+
+    A graph replay launches the captured kernels without Python, autograd or launch overhead,
+    so this is the GPU's time for the call's work, what it costs inside a CUDA-graphed training
+    step, where the wall time of a Python loop (the benchmark's own timing) may be the host's.
+    """
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up on the capture stream: per-stream workspaces
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(replays):
+            graph.replay()
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) / (replays * calls))
+    return statistics.median(times)
+
+
+def record(
+    benchmark, device: Device, *, nbytes: int, fn, calls: int = 1,
+    device_seconds: float | None = None, **info,
+) -> None:  # fmt: skip
     """Put bytes, GB/s, % of peak bandwidth and peak memory into ``benchmark.extra_info``.
 
     ``calls``: calls of ``fn`` per timed round (the time per call is the round's / calls).
+    ``device_seconds``: the device time per call (CUDA graph replay, see
+    ``graph_seconds_per_call``), recorded with its own GB/s and % of peak.
     GB/s and % of peak are None for data that is not well above the L2 size (see ``above_l2``).
     """
     stats = getattr(benchmark, "stats", None)
     seconds = stats.stats.median / calls if stats is not None else None
     gbs = nbytes / seconds / 1e9 if seconds and above_l2(device, nbytes) else None
+    dev_gbs = nbytes / device_seconds / 1e9 if device_seconds and above_l2(device, nbytes) else None
+    peak = device.peak_bytes_s
     peak_mem, how = peak_memory(device, fn)
     benchmark.extra_info.update(
         device=device.name,
@@ -126,7 +165,10 @@ def record(benchmark, device: Device, *, nbytes: int, fn, calls: int = 1, **info
         seconds_per_call=seconds,
         gb_per_s=gbs,
         peak_bandwidth_gb_per_s=device.peak_bytes_s / 1e9 if device.peak_bytes_s else None,
-        pct_of_peak=100 * gbs * 1e9 / device.peak_bytes_s if gbs and device.peak_bytes_s else None,
+        pct_of_peak=100 * gbs * 1e9 / peak if gbs and peak else None,
+        device_seconds_per_call=device_seconds,
+        device_gb_per_s=dev_gbs,
+        device_pct_of_peak=100 * dev_gbs * 1e9 / peak if dev_gbs and peak else None,
         peak_memory_bytes=peak_mem,
         peak_memory_how=how,
         **info,

@@ -2,9 +2,11 @@
 
     python -m benchmarks.table bench.json [--format github]
 
-One row per benchmark: median time, achieved GB/s, % of the device's peak bandwidth,
-peak memory, and the speed-up over ``torch.compile`` of the factorised form ("compiled")
-and over the eager factorised form ("factorised") of the same cell (loss, C, B, mode).
+One row per benchmark: median wall time per call, achieved GB/s, % of the device's peak
+bandwidth, the same three for the device time per call (CUDA only: CUDA-graph replays, without
+the host's Python/autograd/launch time), peak memory, and the speed-ups over ``torch.compile``
+of the factorised form ("compiled") and over the eager factorised form ("factorised") of the
+same cell (loss, C, B, mode), by wall time and by device time.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from tabulate import tabulate
 
 VARIANT_ORDER = ["naive", "factorised", "compiled", "triton"]
 HEADERS = ["loss", "C", "B", "mode", "dtype", "variant", "time (ms)", "GB/s", "% peak",
-           "peak mem (MiB)", "× compiled", "× eager"]  # fmt: skip
+           "device (ms)", "dev GB/s", "dev % peak", "peak mem (MiB)", "× compiled", "× eager",
+           "× compiled (dev)", "× eager (dev)"]  # fmt: skip
 
 
 def _speedup(median: dict[str, float], base: str, t: float) -> float | None:
@@ -41,17 +44,25 @@ def _rows(benchmarks: list[dict]) -> list[list]:
     for key in sorted(cells):
         by_variant = cells[key]
         median = {v: _per_call(b) for v, b in by_variant.items()}
+        dev = {
+            v: b["extra_info"]["device_seconds_per_call"]
+            for v, b in by_variant.items()
+            if b["extra_info"].get("device_seconds_per_call")
+        }
         order = sorted(
             by_variant, key=lambda v: VARIANT_ORDER.index(v) if v in VARIANT_ORDER else 99
         )
         for variant in order:
             info = by_variant[variant]["extra_info"]
-            t = median[variant]
+            t, d = median[variant], dev.get(variant)
             rows.append([
                 *key, variant, t * 1e3, info.get("gb_per_s"), info.get("pct_of_peak"),
+                d * 1e3 if d else None, info.get("device_gb_per_s"), info.get("device_pct_of_peak"),
                 info["peak_memory_bytes"] / 2**20 if info.get("peak_memory_bytes") is not None
                 else None,
                 _speedup(median, "compiled", t), _speedup(median, "factorised", t),
+                _speedup(dev, "compiled", d) if d else None,
+                _speedup(dev, "factorised", d) if d else None,
             ])  # fmt: skip
     return rows
 

@@ -80,6 +80,30 @@ def test_table_divides_rounds_by_calls(tmp_path):
     assert cells[6] == "0.5"  # time (ms): 2 ms per round / 4 calls
 
 
+def test_device_time_gets_its_own_gb_per_s_and_speed_ups(monkeypatch, tmp_path):
+    """A cell with a host-bound wall time: the device time (CUDA graph replay) is recorded and
+    shown beside it, with its own GB/s, % of peak and speed-ups."""
+    from benchmarks.table import render
+
+    h100 = Device("cuda", "NVIDIA H100 80GB HBM3", H100_SXM_PEAK_BYTES_S, 80 * 2**30, 50 * 2**20)
+    monkeypatch.setattr(conftest, "peak_memory", lambda device, fn: (0, "not measured"))
+    benches = []
+    for variant, wall, dev in (("compiled", 1e-3, 8e-4), ("triton", 2e-4, 1e-4)):
+        bench = _Benchmark(seconds=wall)
+        record(bench, h100, nbytes=2**30, fn=lambda: None, device_seconds=dev, loss="msml",
+               variant=variant, mode="fwd_bwd", B=65536, C=1000, dtype="bfloat16")  # fmt: skip
+        benches.append({"stats": {"median": wall}, "extra_info": bench.extra_info})
+    info = benches[1]["extra_info"]
+    assert info["device_gb_per_s"] == pytest.approx(2**30 / 1e-4 / 1e9)
+    assert info["device_pct_of_peak"] == pytest.approx(100 * 2**30 / 1e-4 / 3.35e12)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": benches}))
+    row = [line for line in render(path).splitlines() if "triton" in line][0]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[6] == "0.2" and cells[9] == "0.1"  # wall and device ms
+    assert cells[13] == "5" and cells[15] == "8"  # × compiled by wall time and by device time
+
+
 def test_table_names_a_missing_or_foreign_file(tmp_path, capsys):
     from benchmarks.table import main
 
@@ -93,7 +117,7 @@ def test_table_names_a_missing_or_foreign_file(tmp_path, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
-@pytest.mark.parametrize("tool", ["benchmarks.launches", "benchmarks.sweep"])
+@pytest.mark.parametrize("tool", ["benchmarks.launches", "benchmarks.sweep", "benchmarks.host"])
 def test_cuda_tools_say_no_cuda(tool, capsys):
     import importlib
 

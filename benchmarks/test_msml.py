@@ -5,7 +5,10 @@ forward + backward ("fwd_bwd"). Logits bf16 on CUDA, fp32 on CPU; targets bool.
 Bytes per cell = B·C·(logit + target + gradient bytes), the gradient only for fwd_bwd.
 GB/s and % of peak are recorded only for cells of at least 4× the L2 size (conftest.above_l2).
 On CUDA a timed round is several back-to-back calls and one sync (``_calls_per_round``); the
-table and the recorded GB/s use the time per call (``extra_info["calls_per_round"]``).
+table and the recorded GB/s use the time per call (``extra_info["calls_per_round"]``). That
+wall time includes the host's share (Python, autograd, launches) where it exceeds the device's;
+on CUDA each cell also records its device time per call, from CUDA-graph replays
+(``conftest.graph_seconds_per_call``), with its own GB/s and % of peak.
 The baselines are the PyTorch forms of ``losses.msml`` — the same references the kernel
 tests use: "factorised" is ``msml_factorised`` (gradient written by the forward, the default
 on CPU), "compiled" is ``torch.compile(msml_factorised_autograd)``, the plain autograd form.
@@ -22,6 +25,7 @@ import time
 import pytest
 import torch
 
+from benchmarks.conftest import graph_seconds_per_call
 from losses.msml import msml_factorised, msml_factorised_autograd, msml_naive
 
 C_GRID = [14, 80, 1000, 10000]
@@ -111,8 +115,15 @@ def test_msml(benchmark, device, bench_record, C, B, variant, mode):
     benchmark(step)
     grad_bytes = logits.element_size() if mode == "fwd_bwd" else 0
     nbytes = B * C * (logits.element_size() + targets.element_size() + grad_bytes)
+    device_seconds, device_note = None, None
+    if device.type == "cuda":
+        try:
+            device_seconds = graph_seconds_per_call(call)
+        except RuntimeError as err:  # a variant that cannot be captured keeps its wall time
+            device_note = f"CUDA graph capture failed: {err}"[:300]
     bench_record(
-        benchmark, device, nbytes=nbytes, fn=call, calls=calls,
+        benchmark, device, nbytes=nbytes, fn=call, calls=calls, device_seconds=device_seconds,
+        device_time_note=device_note,
         loss="msml", variant=variant, mode=mode, B=B, C=C, dtype=str(logits.dtype).split(".")[-1],
     )  # fmt: skip
 
