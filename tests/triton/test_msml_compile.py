@@ -140,3 +140,16 @@ def test_aligned_rows_load_in_wide_vectors(kmod, compile_kernel, C, width):
     else:
         assert f"ld.global.{width}" in ptx or f"ld.global.nc.{width}" in ptx
         assert f"st.global.{width}" in ptx
+
+
+@pytest.mark.parametrize("C", [1000, 100_000])
+def test_exp_log_and_reciprocal_are_single_mufu_instructions(kmod, compile_kernel, C):
+    """The compiled kernel's maths: ex2/lg2/rcp.approx.ftz (one MUFU instruction each), no
+    IEEE division, no non-ftz exp (extra range fix-ups); one exp2 per element on N and one on
+    P, so at most two per element in the single-block loop."""
+    ptx = build_fwd(kmod, compile_kernel, 90, C, "bf16").asm["ptx"]
+    for op in ("ex2.approx.ftz.f32", "lg2.approx.ftz.f32", "rcp.approx.ftz.f32"):
+        assert op in ptx
+    assert "div.rn.f32" not in ptx and "ex2.approx.f32" not in ptx
+    if C == 1000:  # one row of 1024 columns per warp: 32 elements per thread
+        assert ptx.count("ex2.approx.ftz.f32") <= 2 * 32 + 2
