@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from benchmarks.launches import STEPS, variants
+from benchmarks.launches import STEPS, make_step, variants
 
 
 def per_call_us(step, calls: int) -> float:
@@ -35,18 +35,6 @@ def per_call_us(step, calls: int) -> float:
         step()
     torch.cuda.synchronize()
     return (time.perf_counter() - start) / calls * 1e6
-
-
-def make_step(fn, logits, targets, mode):
-    x = logits.detach().requires_grad_(mode == "fwd_bwd")
-
-    def step():
-        loss = fn(x, targets)
-        if mode == "fwd_bwd":
-            loss.backward()
-            x.grad = None
-
-    return step
 
 
 def main(argv: list[str] | None = None) -> int:

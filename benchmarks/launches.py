@@ -22,6 +22,20 @@ import torch
 STEPS = ["fwd", "fwd_bwd"]
 
 
+def make_step(fn, logits: torch.Tensor, targets: torch.Tensor, mode: str):
+    """One call of loss ``fn``: ``loss = fn(x, y)``, and for "fwd_bwd" ``loss.backward()``
+    with the gradient dropped after it (so no accumulation kernel runs on the next call)."""
+    x = logits.detach().requires_grad_(mode == "fwd_bwd")
+
+    def step():
+        loss = fn(x, targets)
+        if mode == "fwd_bwd":
+            loss.backward()
+            x.grad = None
+
+    return step
+
+
 def device_events(step) -> list[str]:
     """Names of the device-side events of one call of ``step`` (after a warm-up call)."""
     from torch.autograd import DeviceType
@@ -63,15 +77,7 @@ def count(B: int, C: int, dtype: torch.dtype, naive_max_pairs: int = 2**31) -> l
         if name == "naive" and B * C * C > naive_max_pairs:
             continue
         for mode in STEPS:
-            x = logits.detach().requires_grad_(mode == "fwd_bwd")
-
-            def step(fn=fn, x=x, mode=mode):
-                loss = fn(x, targets)
-                if mode == "fwd_bwd":
-                    loss.backward()
-                    x.grad = None
-
-            names = device_events(step)
+            names = device_events(make_step(fn, logits, targets, mode))
             rows.append((name, mode, len(names), names))
     if "triton" in fns:
         from losses._triton.msml import msml_forward

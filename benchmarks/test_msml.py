@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from benchmarks.conftest import graph_seconds_per_call
+from benchmarks.launches import make_step
 from losses.msml import msml_factorised, msml_factorised_autograd, msml_naive
 
 C_GRID = [14, 80, 1000, 10000]
@@ -95,14 +96,7 @@ def test_msml(benchmark, device, bench_record, C, B, variant, mode):
         pytest.skip(reason)
     fn = _loss_fn(variant)
     logits, targets = _inputs(B, C, device)
-    leaf = logits.detach().requires_grad_(mode == "fwd_bwd")
-
-    def call():
-        loss = fn(leaf, targets)
-        if mode == "fwd_bwd":
-            loss.backward()
-            leaf.grad = None
-
+    call = make_step(fn, logits, targets, mode)
     call()  # warm-up: compiles (triton, torch.compile), allocator caches
     calls = _calls_per_round(call, device)
 

@@ -170,6 +170,22 @@ def _sigmoid(x, v, one_v, FAST: tl.constexpr):
 
 
 @triton.jit
+def _lse_n(m2, s, FAST: tl.constexpr):
+    """(N not empty, lse_N·log2 e) per row from m2 = max_N z·log2 e (0 when N is empty) and
+    s = Σ_N 2^(z·log2 e − m2): the max negative contributes 2^0 = 1, so s >= 1 iff N ≠ ∅."""
+    has_neg = s > 0.0
+    return has_neg, tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), float("-inf"))
+
+
+@triton.jit
+def _grad_coefs(inv_p, sig_sum, s, has_neg, grad_scale):
+    """Per row (c_P, c_N) of the gradient u·c_N − σ·c_P: ∂L/∂z_p = −σ(t_p)/|P| and
+    ∂L/∂z_n = e^(z_n − m)/s · Σ_p σ(t_p)/|P|, both times the reduction's scale."""
+    coef_p = inv_p * grad_scale
+    return coef_p, sig_sum * coef_p / tl.where(has_neg, s, 1.0)
+
+
+@triton.jit
 def _positive_terms(
     z, pos, lse2, ROWS: tl.constexpr, BLOCK_C: tl.constexpr, NEED_SIG: tl.constexpr,
     FAST: tl.constexpr,
@@ -272,15 +288,13 @@ def _tile_loss_single(
         n_pos = (y_sum - 2 * (BLOCK_C - C)).to(tl.float32)
     else:
         s, n_pos = _sum2(u, tl.where(pos, 1.0, 0.0))
-    has_neg = s > 0.0  # the max negative contributes 2^0 = 1, so s >= 1 iff N is not empty
-    lse2 = tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), NEG_INF)
+    has_neg, lse2 = _lse_n(m2, s, FAST)
     inv_p = 1.0 / tl.maximum(n_pos, 1.0)
     # Σ_p softplus(t_p), Σ_p σ(t_p) with t_p = lse_N − z_p
     sp_sum, sig_sum, sig = _positive_terms(z, pos, lse2, ROWS, BLOCK_C, WRITE_GRAD, FAST)
     if WRITE_GRAD:
-        # ∂L/∂z = u · Σ_p σ(t_p)/|P| / s on N (u = 0 on P), −σ(t_p)/|P| on P (σ = 0 on N)
-        coef_p = inv_p * grad_scale
-        coef_n = sig_sum * coef_p / tl.where(has_neg, s, 1.0)
+        # u = 0 on P and σ = 0 on N: one expression for both
+        coef_p, coef_n = _grad_coefs(inv_p, sig_sum, s, has_neg, grad_scale)
         g = u * coef_n[:, None] - sig * coef_p[:, None]
         tl.store(g_rows[:, None] + cols[None, :], g.to(g_rows.dtype.element_ty), mask=mask)
     return sp_sum * inv_p
@@ -310,8 +324,7 @@ def _tile_loss_loop(
         n_pos += n_chunk
         m2 = m2_new
     m2 = tl.where(m2 == NEG_INF, 0.0, m2)
-    has_neg = s > 0.0
-    lse2 = tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), NEG_INF)
+    has_neg, lse2 = _lse_n(m2, s, FAST)
     inv_p = 1.0 / tl.maximum(n_pos, 1.0)
     # ---- pass 2: Σ_p softplus(t_p), Σ_p σ(t_p) ----------------------------------------------
     loss_acc = tl.zeros([ROWS], tl.float32)
@@ -325,8 +338,7 @@ def _tile_loss_loop(
         sig_acc += sig_sum
     # ---- pass 3: the gradient ----------------------------------------------------------------
     if WRITE_GRAD:
-        coef_p = inv_p * grad_scale
-        coef_n = sig_acc * coef_p / tl.where(has_neg, s, 1.0)
+        coef_p, coef_n = _grad_coefs(inv_p, sig_acc, s, has_neg, grad_scale)
         for start in range(0, C, BLOCK_C):
             zc, pc, nc, maskc = _load_tile(
                 z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
@@ -365,7 +377,8 @@ def _msml_fwd_kernel(
     # compiler prove that rows start aligned and that the column mask is constant over
     # ROW_ALIGN columns, so contiguous rows load and store in wide vectors
     FAST: tl.constexpr,  # MUFU approximations via inline PTX (False under the interpreter)
-    Y_BOOL: tl.constexpr,  # targets are bool bytes (0/1): |P| counted as Σ y
+    Y_BOOL: tl.constexpr,  # targets are bool bytes (0/1): masked entries read 2, P is y == 1
+    # (and |P| is Σ y in the single-block path)
     EVICT: tl.constexpr,  # eviction policy of the logits/targets loads ("" or "evict_first")
 ):
     C = c_units * ROW_ALIGN
