@@ -123,3 +123,21 @@ def test_cuda_tools_say_no_cuda(tool, capsys):
 
     assert importlib.import_module(tool).main([]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_sweep_tries_grid_sizes_and_pipelined_loads():
+    pytest.importorskip("triton")
+    from benchmarks.sweep import candidates, grid_variants
+    from losses._triton import msml as kmod
+
+    shapes = candidates(kmod, 1000)
+    assert shapes[0] == kmod._launch_config(1000) and len(set(shapes)) == len(shapes)
+    variants = grid_variants(kmod, shapes[0])
+    assert shapes[0] not in variants and len(set(variants)) == len(variants)
+    assert {v.num_stages for v in variants} == {1, 2, 3}
+    assert {v.warps_per_sm for v in variants if v.num_stages == 1} == {8, 12, 16, 32, 64} - {
+        shapes[0].warps_per_sm
+    }
+    # a shape of 8 warps per program is never put on a grid of fewer warps per SM
+    wide = kmod.LaunchConfig(8, 1024, True, 8)
+    assert all(v.warps_per_sm >= 8 for v in grid_variants(kmod, wide))

@@ -50,6 +50,10 @@ Kernel design
   gradient is consumed, and a second backward through the same graph raises (as in
   Liger-Kernel's fused losses), and so does a second derivative (``create_graph=True`` then
   differentiating the gradient).
+* ``LaunchConfig.num_stages`` > 1 software-pipelines the loads (Triton's pipeliner: the next
+  tile, or block-loop chunk, is copied into shared memory with ``cp.async`` while the current
+  one is computed). Not yet timed on a GPU, so the heuristic keeps 1; ``benchmarks.sweep``
+  tries it.
 * Offsets are int64 (row and column index times stride), so B·C ≥ 2^31 is fine.
 * Inputs are not copied: logits and targets are read through their strides (any
   layout); bool targets are reinterpreted as uint8 (a view). The gradient is allocated
@@ -304,15 +308,16 @@ def _tile_loss_single(
 def _tile_loss_loop(
     z_rows, y_rows, g_rows, row_mask, cols, C, stride_zc, stride_yc, grad_scale,
     ROWS: tl.constexpr, BLOCK_C: tl.constexpr, Y_BOOL: tl.constexpr, EVICT: tl.constexpr,
-    WRITE_GRAD: tl.constexpr, FAST: tl.constexpr,
+    WRITE_GRAD: tl.constexpr, FAST: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):  # fmt: skip
-    """Per-row loss of a tile of rows longer than BLOCK_C: the 3-pass block loop."""
+    """Per-row loss of a tile of rows longer than BLOCK_C: the 3-pass block loop (each pass
+    software-pipelined over NUM_STAGES chunks when NUM_STAGES > 1)."""
     NEG_INF: tl.constexpr = float("-inf")
     # ---- pass 1: online lse_N in base 2 (running max · log2 e, rescaled sum) and |P| --------
     m2 = tl.full([ROWS], NEG_INF, tl.float32)
     s = tl.zeros([ROWS], tl.float32)
     n_pos = tl.zeros([ROWS], tl.float32)
-    for start in range(0, C, BLOCK_C):
+    for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
         zc, pc, nc, _ = _load_tile(
             z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
         )
@@ -329,7 +334,7 @@ def _tile_loss_loop(
     # ---- pass 2: Σ_p softplus(t_p), Σ_p σ(t_p) ----------------------------------------------
     loss_acc = tl.zeros([ROWS], tl.float32)
     sig_acc = tl.zeros([ROWS], tl.float32)
-    for start in range(0, C, BLOCK_C):
+    for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
         zc, pc, nc, _ = _load_tile(
             z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
         )
@@ -339,7 +344,7 @@ def _tile_loss_loop(
     # ---- pass 3: the gradient ----------------------------------------------------------------
     if WRITE_GRAD:
         coef_p, coef_n = _grad_coefs(inv_p, sig_acc, s, has_neg, grad_scale)
-        for start in range(0, C, BLOCK_C):
+        for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
             zc, pc, nc, maskc = _load_tile(
                 z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
             )
@@ -380,6 +385,8 @@ def _msml_fwd_kernel(
     Y_BOOL: tl.constexpr,  # targets are bool bytes (0/1): masked entries read 2, P is y == 1
     # (and |P| is Σ y in the single-block path)
     EVICT: tl.constexpr,  # eviction policy of the logits/targets loads ("" or "evict_first")
+    NUM_STAGES: tl.constexpr,  # > 1: loads software-pipelined through shared memory (cp.async),
+    # the next NUM_STAGES − 1 tiles (single block) or chunks (block loop) in flight
 ):
     C = c_units * ROW_ALIGN
     cols = tl.arange(0, BLOCK_C)
@@ -387,8 +394,9 @@ def _msml_fwd_kernel(
     n_programs = tl.num_programs(0)
     program_sum = tl.zeros([ROWS], tl.float32)  # REDUCE: Σ of this program's rows' loss
     # grid-strided over row tiles: a grid of a few programs per SM, so that a reducing launch
-    # takes a few thousand tickets, not one per tile
-    for tile in range(pid, tl.cdiv(B, ROWS), n_programs):
+    # takes a few thousand tickets, not one per tile. The block loop pipelines its own passes.
+    TILE_STAGES: tl.constexpr = NUM_STAGES if SINGLE else 1
+    for tile in tl.range(pid, tl.cdiv(B, ROWS), n_programs, num_stages=TILE_STAGES):
         rows = tile * ROWS + tl.arange(0, ROWS)
         row_mask = rows < B
         z_rows = _row_ptrs(z_ptr, rows, zb_units, ROW_ALIGN)
@@ -405,7 +413,7 @@ def _msml_fwd_kernel(
         else:
             loss = _tile_loss_loop(
                 z_rows, y_rows, g_rows, row_mask, cols, C, stride_zc, stride_yc, grad_scale,
-                ROWS, BLOCK_C, Y_BOOL, EVICT, WRITE_GRAD, FAST,
+                ROWS, BLOCK_C, Y_BOOL, EVICT, WRITE_GRAD, FAST, NUM_STAGES,
             )  # fmt: skip
         if REDUCE:
             program_sum += tl.where(row_mask, loss, 0.0)
@@ -492,6 +500,9 @@ class LaunchConfig:
     warps_per_sm: int = 32  # grid: programs of num_warps warps, this many warps per SM
     evict_first: bool = False  # load logits and targets with the evict-first L2 policy (no
     # measurable difference at C=1000 on an H100, 2026-11-26; kept as a sweep knob)
+    num_stages: int = 1  # > 1: Triton's software pipeliner copies the next num_stages − 1
+    # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
+    # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
@@ -600,7 +611,7 @@ def msml_forward(
         ROWS=cfg.rows, BLOCK_C=cfg.block_c, SINGLE=cfg.single, WRITE_GRAD=need_grad,
         REDUCE=reduce, RBLOCK=_RBLOCK, ROW_ALIGN=align, FAST=not INTERPRETED,
         Y_BOOL=targets.dtype == torch.bool, EVICT="evict_first" if cfg.evict_first else "",
-        num_warps=cfg.num_warps,
+        NUM_STAGES=cfg.num_stages, num_warps=cfg.num_warps,
     )  # fmt: skip
     return out, grad
 

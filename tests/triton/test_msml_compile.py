@@ -60,13 +60,14 @@ def fwd_signature(logit_type, target_type="u8", strided=False):
 
 def build_fwd(
     kmod, compile_kernel, arch, C, logit_type, target_type="u8", grad=True, strided=False,
-    reduce=True,
+    reduce=True, num_stages=None,
 ):  # fmt: skip
     cfg = kmod._launch_config(C)
     constexprs = {
         "ROWS": cfg.rows, "BLOCK_C": cfg.block_c, "SINGLE": cfg.single, "WRITE_GRAD": grad,
         "REDUCE": reduce, "RBLOCK": kmod._RBLOCK, "ROW_ALIGN": kmod._row_align(C), "FAST": True,
         "Y_BOOL": target_type == "u8", "EVICT": "",
+        "NUM_STAGES": cfg.num_stages if num_stages is None else num_stages,
     }  # fmt: skip
     if not strided:
         constexprs.update(stride_zc=1, stride_yc=1)
@@ -153,3 +154,18 @@ def test_exp_log_and_reciprocal_are_single_mufu_instructions(kmod, compile_kerne
     assert "div.rn.f32" not in ptx and "ex2.approx.f32" not in ptx
     if C == 1000:  # one row of 1024 columns per warp: 32 elements per thread
         assert ptx.count("ex2.approx.ftz.f32") <= 2 * 32 + 2
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("C", [14, 1000, 100_000])
+def test_pipelined_loads_go_through_shared_memory(kmod, compile_kernel, arch, C):
+    """num_stages > 1: the tile loop (single block) or each pass of the block loop is
+    software-pipelined: its loads become cp.async copies into shared memory, more of them with
+    more stages; num_stages = 1 (the default) loads into registers."""
+    kernels = {n: build_fwd(kmod, compile_kernel, arch, C, "bf16", num_stages=n) for n in (1, 2, 3)}
+    copies = {n: k.asm["ptx"].count("cp.async.cg.shared.global") + k.asm["ptx"].count(
+        "cp.async.ca.shared.global") for n, k in kernels.items()}  # fmt: skip
+    assert copies[1] == 0 and 0 < copies[2] < copies[3]
+    assert all(kernels[n].metadata.shared > 0 for n in (2, 3))  # the copies' buffers
+    for kernel in kernels.values():
+        assert_cubin(kernel, arch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -28,6 +30,30 @@ def test_matches_factorised(gpu_kmod, references, tolerances, batch, B, C, dtype
     )
     rtol, atol = tolerances[dtype]
     assert grad.dtype == dtype
+    torch.testing.assert_close(value, ref_value, rtol=rtol, atol=atol)
+    torch.testing.assert_close(grad.float(), ref_grad, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("num_stages", [2, 3])
+@pytest.mark.parametrize(("B", "C"), [(4096, 14), (2048, 1000), (64, 10_000)])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_pipelined_configurations_match_factorised(
+    gpu_kmod, references, tolerances, batch, monkeypatch, B, C, num_stages, reduction
+):
+    """The software-pipelined loads (LaunchConfig.num_stages, a sweep knob) give the same loss
+    and gradient: bf16 logits, and rows without positives or negatives among them."""
+    heuristic = gpu_kmod._launch_config
+    monkeypatch.setattr(
+        gpu_kmod, "_launch_config",
+        lambda C, block_c=None: replace(heuristic(C, block_c), num_stages=num_stages),
+    )  # fmt: skip
+    logits, targets = batch(B, C, dtype=torch.bfloat16, device="cuda", seed=C + num_stages)
+    grad_output = torch.rand(B, device="cuda") if reduction == "none" else None
+    value, grad = value_and_grad(gpu_kmod.msml_triton, logits, targets, reduction, grad_output)
+    ref_value, ref_grad = value_and_grad(
+        references["factorised"], logits, targets, reduction, grad_output, upcast=True
+    )
+    rtol, atol = tolerances[torch.bfloat16]
     torch.testing.assert_close(value, ref_value, rtol=rtol, atol=atol)
     torch.testing.assert_close(grad.float(), ref_grad, rtol=rtol, atol=atol)
 
