@@ -62,13 +62,20 @@ def candidates(kmod, C: int) -> list:
 
 
 def grid_variants(kmod, cfg) -> list:
-    """``cfg`` with other grid sizes (8 to 64 resident warps per SM) and with its loads
-    software-pipelined (2 or 3 stages; those use more registers, e.g. 158 instead of 127 at
-    C=1000, so at most 12 one-warp programs fit an SM: tried with 8 to 16 warps per SM)."""
-    out = [replace(cfg, warps_per_sm=wps, num_stages=1) for wps in (8, 12, 16, 32, 64)]
+    """``cfg`` with other grid sizes (8 to 64 resident warps per SM), and with its loads
+    software-pipelined (2 or 3 stages) on 8 to 32 warps per SM: pipelining takes registers
+    (e.g. 127 → 158 per thread for one-warp programs at C=1000, so at most 12 such warps fit an
+    SM; 64 → 72 with two warps per row), so the best grid moves with it. Warps per SM not a
+    multiple of the program's warps round down (``_num_programs``). Last, 2 and 3 stages on 16
+    warps per SM with registers capped at 128 per thread."""
+    out = [replace(cfg, warps_per_sm=wps, num_stages=1) for wps in (8, 12, 16, 24, 32, 64)]
     out += [
-        replace(cfg, warps_per_sm=wps, num_stages=stages) for stages in (2, 3) for wps in (8, 12, 16)
+        replace(cfg, warps_per_sm=wps, num_stages=stages)
+        for stages in (2, 3)
+        for wps in (8, 12, 16, 24, 32)
     ]
+    # pipelined with registers capped at 128 (may spill), so that 16 warps per SM stay resident
+    out += [replace(cfg, warps_per_sm=16, num_stages=stages, maxnreg=128) for stages in (2, 3)]
     return [c for c in out if c != cfg and c.warps_per_sm >= c.num_warps]
 
 
@@ -143,6 +150,7 @@ def _show(row: tuple, prefix: str = "") -> None:
     print(
         f"{prefix}C={C:<6d} rows={cfg.rows:<4d} block_c={cfg.block_c:<6d} warps={cfg.num_warps:<3d}"
         f" warps/SM={cfg.warps_per_sm:<3d} stages={cfg.num_stages}"
+        f"{f' maxnreg={cfg.maxnreg}' if cfg.maxnreg else '':12s}"
         f"{' evict_first' if cfg.evict_first else '':12s}"
         f" {ms * 1e3:9.1f} us {gbs:7.0f} GB/s {'ok' if ok else 'WRONG'}"
         f" (per-row, no in-launch sum: {ms_none * 1e3:.1f} us) {tag}",

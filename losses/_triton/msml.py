@@ -503,6 +503,8 @@ class LaunchConfig:
     num_stages: int = 1  # > 1: Triton's software pipeliner copies the next num_stages − 1
     # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
     # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
+    maxnreg: int | None = None  # cap on registers per thread (ptxas .maxnreg; may spill):
+    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 158
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
@@ -611,7 +613,7 @@ def msml_forward(
         ROWS=cfg.rows, BLOCK_C=cfg.block_c, SINGLE=cfg.single, WRITE_GRAD=need_grad,
         REDUCE=reduce, RBLOCK=_RBLOCK, ROW_ALIGN=align, FAST=not INTERPRETED,
         Y_BOOL=targets.dtype == torch.bool, EVICT="evict_first" if cfg.evict_first else "",
-        NUM_STAGES=cfg.num_stages, num_warps=cfg.num_warps,
+        NUM_STAGES=cfg.num_stages, num_warps=cfg.num_warps, maxnreg=cfg.maxnreg,
     )  # fmt: skip
     return out, grad
 

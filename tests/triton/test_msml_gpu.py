@@ -34,18 +34,21 @@ def test_matches_factorised(gpu_kmod, references, tolerances, batch, B, C, dtype
     torch.testing.assert_close(grad.float(), ref_grad, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("num_stages", [2, 3])
+@pytest.mark.parametrize(("num_stages", "maxnreg"), [(2, None), (3, None), (2, 128)])
 @pytest.mark.parametrize(("B", "C"), [(4096, 14), (2048, 1000), (64, 10_000)])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_pipelined_configurations_match_factorised(
-    gpu_kmod, references, tolerances, batch, monkeypatch, B, C, num_stages, reduction
+    gpu_kmod, references, tolerances, batch, monkeypatch, B, C, num_stages, maxnreg, reduction
 ):
-    """The software-pipelined loads (LaunchConfig.num_stages, a sweep knob) give the same loss
-    and gradient: bf16 logits, and rows without positives or negatives among them."""
+    """The software-pipelined loads (LaunchConfig.num_stages, a sweep knob), also with the
+    registers capped (spilling), give the same loss and gradient: bf16 logits, and rows without
+    positives or negatives among them."""
     heuristic = gpu_kmod._launch_config
     monkeypatch.setattr(
         gpu_kmod, "_launch_config",
-        lambda C, block_c=None: replace(heuristic(C, block_c), num_stages=num_stages),
+        lambda C, block_c=None: replace(
+            heuristic(C, block_c), num_stages=num_stages, maxnreg=maxnreg
+        ),
     )  # fmt: skip
     logits, targets = batch(B, C, dtype=torch.bfloat16, device="cuda", seed=C + num_stages)
     grad_output = torch.rand(B, device="cuda") if reduction == "none" else None

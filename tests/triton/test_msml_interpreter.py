@@ -101,20 +101,22 @@ def test_programs_stride_over_several_row_tiles(
     ("B", "C", "loop"), [(300, 14, False), (11, 300, False), (7, 37, True)], ids=["C14", "C300", "loop"]
 )
 def test_pipelined_launch_configuration(kmod, check, batch, request, monkeypatch, B, C, loop):
-    """LaunchConfig.num_stages reaches the kernel (the tile loop, or each block-loop pass, as a
-    pipelined tl.range; the interpreter runs it in order) and the result is unchanged."""
+    """LaunchConfig.num_stages and .maxnreg reach the launch (the tile loop, or each block-loop
+    pass, as a pipelined tl.range; the interpreter runs it in order and ignores the register
+    cap) and the result is unchanged."""
     if loop:
         request.getfixturevalue("block_loop")
     monkeypatch.setattr(kmod, "INTERPRETER_PROGRAMS", 2)
     heuristic = kmod._launch_config
     monkeypatch.setattr(
-        kmod, "_launch_config", lambda C, block_c=None: replace(heuristic(C, block_c), num_stages=3)
+        kmod, "_launch_config", lambda C, block_c=None: replace(heuristic(C, block_c), num_stages=3, maxnreg=128)
     )
     launches = []
     monkeypatch.setattr(kmod, "_msml_fwd_kernel", _Spy(kmod._msml_fwd_kernel, launches))
     logits, targets = batch(B, C, seed=B + C)
     check(logits, targets, "mean")
-    assert launches and all(launch["NUM_STAGES"] == 3 for launch in launches)
+    assert launches
+    assert all(launch["NUM_STAGES"] == 3 and launch["maxnreg"] == 128 for launch in launches)
 
 
 @pytest.mark.slow
