@@ -6,6 +6,8 @@ import importlib.util
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from losses import msml as msml_mod
 from losses.msml import msml_factorised, msml_loss, msml_naive
@@ -168,6 +170,40 @@ def test_fused_gradient_matches_autograd_form(dtype, reduction):
     assert got[1].dtype == dtype
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])
+
+
+@pytest.mark.parametrize(
+    ("values", "shift"),
+    [([0.5, -40.0, 40.0], False), ([0.5, 40.5], True), ([-41.0], True),
+     ([float("nan")], True), ([float("inf")], True), ([-float("inf")], True)],
+)  # fmt: skip
+def test_row_max_shift_is_skipped_only_within_the_bound(values, shift):
+    assert msml_mod._needs_shift(torch.tensor(values)) is shift
+    assert msml_mod._needs_shift(torch.empty(0, 3)) is True
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    scale=st.floats(0.01, 200.0),
+    p_pos=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_fused_form_matches_autograd_form_either_side_of_the_shift_bound(scale, p_pos, seed, dtype):
+    """Logits within ±40 skip the row-max shift, larger ones take it: both agree with the
+    autograd form (which always shifts), value and gradient, with rows of no positives and no
+    negatives among them."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(7, 11, generator=gen, dtype=torch.float64) * scale).to(dtype)
+    targets = torch.rand(7, 11, generator=gen) < p_pos
+    targets[0], targets[1] = False, True
+    go = torch.tensor(1.0)
+    got = _value_and_grad(msml_factorised, logits, targets, "none", go.expand(7))
+    want = _value_and_grad(msml_mod.msml_factorised_autograd, logits, targets, "none", go.expand(7))
+    # relative to the loss scale: the two forms round differently at large logits
+    tol = dict(rtol=1e-5, atol=1e-6 * max(1.0, scale))
+    torch.testing.assert_close(got[0], want[0], **tol)
+    torch.testing.assert_close(got[1], want[1], **tol)
 
 
 def test_fused_gradient_keeps_fp16_gradient_under_a_loss_scale():
