@@ -80,19 +80,21 @@ def grid_variants(kmod, cfg) -> list:
 
 
 def sweep(
-    B: int, C: int, dtype: torch.dtype, heuristic_only: bool = False, top: int = 2, show=None
+    B: int, C: int, dtype: torch.dtype, heuristic_only: bool = False, top: int = 2, show=None,
+    device: str = "cuda",
 ) -> list[tuple]:
     """Time the candidates of C (stage 1), then the ``top`` fastest with other grid sizes.
 
     ``show(row)`` is called with each row as soon as it is measured (a sweep cut short by a
-    time limit keeps what it printed)."""
+    time limit keeps what it printed). ``device`` other than "cuda" only for testing the tool
+    (CPU tensors under the Triton interpreter)."""
     import triton.testing
 
     from losses._triton import msml as kmod
 
     gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(B, C, generator=gen).to("cuda", dtype)
-    targets = (torch.rand(B, C, generator=gen) < 0.1).cuda()
+    logits = torch.randn(B, C, generator=gen).to(device, dtype)
+    targets = (torch.rand(B, C, generator=gen) < 0.1).to(device)
     grad_bytes = torch.empty((), dtype=kmod._grad_dtype(dtype)).element_size()
     nbytes = B * C * (logits.element_size() + 1 + grad_bytes)
     ref, ref_grad = kmod.msml_forward(logits, targets, "mean", need_grad=True)

@@ -377,3 +377,23 @@ class _Spy:
             return self.kernel[grid](*args, **kwargs)
 
         return launch
+
+
+@pytest.mark.slow  # ~18 s: 17 configurations, 3 interpreted launches each
+def test_sweep_tool_runs_under_the_interpreter(kmod, monkeypatch, capsys):
+    """benchmarks.sweep end to end on CPU tensors (do_bench replaced by one call): every
+    configuration it tries launches and agrees with the heuristic's value and gradient, and
+    each row is shown as it is measured (GPU time is scarce: the tool must not fail there)."""
+    import triton.testing
+
+    from benchmarks import sweep
+
+    monkeypatch.setattr(triton.testing, "do_bench", lambda fn, **kwargs: (fn(), 1.0)[1])
+    shown = []
+    rows = sweep.sweep(8, 14, torch.float32, heuristic_only=True, top=1, show=shown.append,
+                       device="cpu")  # fmt: skip
+    assert shown == rows and len(rows) == 1 + len(sweep.grid_variants(kmod, rows[0][2]))
+    assert all(ok for *_, ok, _ in rows), [r[2] for r in rows if not r[5]]
+    assert {r[2].num_stages for r in rows} == {1, 2, 3}
+    sweep._show(rows[0], "best: ")
+    assert "best: C=14" in capsys.readouterr().out
