@@ -23,7 +23,8 @@ Kernel design
   ``backward``: 2 + 1 + 4, then 4 + 2 more.
 * **Few instructions per element**, since at 5 bytes per element the kernel is bound by
   instruction issue as much as by memory (the C=1000 loop body of the sm_90 cubin built by
-  Triton 3.8 has ~32 SASS instructions per element, a static count; 79 before this design):
+  Triton 3.6 or 3.8 has ~32 SASS instructions per element, a static count; 79 before this
+  design):
   - everything in base 2 with one exp per element on each side: e^(z_n − m) = 2^(z·log2 e −
     m·log2 e) (one FFMA + one ex2) on N; on P, x = −t·log2 e with t = lse_N − z_p and
     v = 2^−|x| = e^−|t| gives softplus(t) = ln 2·(log2(1 + v) − min(x, 0)) and
@@ -200,18 +201,23 @@ def _positive_terms(
     softplus(t) = max(t, 0) + ln(1 + v) = ln 2 · (log2(1 + v) − min(x, 0)) and
     σ(t) = 1/(1 + v) when t ≥ 0, v/(1 + v) otherwise. Off P (x = +inf) v = 0: every term is 0
     without a select. The logs are summed as the log of products of _LOG_GROUP factors (each
-    in [1, 2], so a product ≤ 2^_LOG_GROUP): one log per group.
+    in [1, 2], so a product ≤ 2^_LOG_GROUP): one log per group. Σ σ is a row sum of the tile
+    itself, not of per-group sums joined to the softplus groups' in one reduction: that joint
+    form made Triton 3.6 (the GPU machines' version) move the tile's targets and exponentials
+    into the grouped layout through shared memory. sm_90 SASS loop body per tile, Triton 3.6:
+    C=1000 1011 instructions (1174 joint), C=14 596 (767); Triton 3.8 builds both forms alike
+    (1007 vs 1017, 592 vs 592).
     """
     x, v = _margin_terms(z, pos, lse2, FAST)
     one_v = 1.0 + v
     log_prod = _log2(tl.reduce(_group(one_v, ROWS, BLOCK_C), 2, _mul), FAST)
     sp_g = LN2 * (log_prod - tl.sum(_group(tl.minimum(x, 0.0), ROWS, BLOCK_C), axis=2))
+    sp_sum = tl.sum(sp_g, axis=1)
     if NEED_SIG:
         sig = _sigmoid(x, v, one_v, FAST)
-        sp_sum, sig_sum = _sum2(sp_g, tl.sum(_group(sig, ROWS, BLOCK_C), axis=2))
+        sig_sum = tl.sum(sig, axis=1)
     else:
         sig = v
-        sp_sum = tl.sum(sp_g, axis=1)
         sig_sum = sp_sum
     return sp_sum, sig_sum, sig
 
@@ -504,7 +510,7 @@ class LaunchConfig:
     # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
     # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
     maxnreg: int | None = None  # cap on registers per thread (ptxas .maxnreg; may spill):
-    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 158
+    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 155-167
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
