@@ -62,7 +62,9 @@ Kernel design
 * softplus and σ are written with exp2/log2 only (no libdevice log1p), in stable forms.
 * bf16 logits are clamped to ±65504 on load, as ``losses._common.prepare`` does (value of
   the clamped logits, gradient passed straight through), so all finite bf16 inputs give a
-  finite loss and gradient.
+  finite loss and gradient. NaN stays NaN through the clamp (on sm_90 one
+  ``min.NaN.xorsign.abs`` per element), and a NaN logit gives its row a NaN loss, as in the
+  PyTorch forms.
 
 No autotuning: the launch configuration is a heuristic of C (see :func:`_launch_config`),
 so every variant compiles ahead of time without a GPU (``tests/triton`` builds cubin).
@@ -177,8 +179,10 @@ def _sigmoid(x, v, one_v, FAST: tl.constexpr):
 @triton.jit
 def _lse_n(m2, s, FAST: tl.constexpr):
     """(N not empty, lse_N·log2 e) per row from m2 = max_N z·log2 e (0 when N is empty) and
-    s = Σ_N 2^(z·log2 e − m2): the max negative contributes 2^0 = 1, so s >= 1 iff N ≠ ∅."""
-    has_neg = s > 0.0
+    s = Σ_N 2^(z·log2 e − m2): the max negative contributes 2^0 = 1, so s >= 1 iff N ≠ ∅.
+    s is NaN when a logit is: then so is lse_N (the test is s != 0, not s > 0, which would
+    take the row for one without negatives and return a loss of 0)."""
+    has_neg = s != 0.0
     return has_neg, tl.where(has_neg, m2 + _log2(tl.where(has_neg, s, 1.0), FAST), float("-inf"))
 
 
@@ -204,9 +208,9 @@ def _positive_terms(
     in [1, 2], so a product ≤ 2^_LOG_GROUP): one log per group. Σ σ is a row sum of the tile
     itself, not of per-group sums joined to the softplus groups' in one reduction: that joint
     form made Triton 3.6 (the GPU machines' version) move the tile's targets and exponentials
-    into the grouped layout through shared memory. sm_90 SASS loop body per tile, Triton 3.6:
-    C=1000 1011 instructions (1174 joint), C=14 596 (767); Triton 3.8 builds both forms alike
-    (1007 vs 1017, 592 vs 592).
+    into the grouped layout through shared memory (sm_90 SASS loop body per tile, Triton 3.6:
+    C=1000 1011 instructions against 1174 joint, C=14 596 against 767; Triton 3.8 built both
+    forms alike).
     """
     x, v = _margin_terms(z, pos, lse2, FAST)
     one_v = 1.0 + v
@@ -263,8 +267,9 @@ def _unpack(z, y, mask, Y_BOOL: tl.constexpr):
     z = z.to(tl.float32)
     if is_bf16:
         # as losses._common.prepare: bf16 clamped to the fp16 range (its 3.4e38 would overflow
-        # lse_N − z_p); the gradient at the clamped point is the one written
-        z = tl.minimum(tl.maximum(z, -65504.0), 65504.0)
+        # lse_N − z_p); the gradient at the clamped point is the one written. NaN stays NaN
+        # (as torch.clamp): plain min/max would turn it into −65504, a finite loss
+        z = tl.clamp(z, -65504.0, 65504.0, propagate_nan=tl.PropagateNan.ALL)
     return z, pos, neg
 
 

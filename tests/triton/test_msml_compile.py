@@ -195,3 +195,17 @@ def test_tiles_stay_in_one_register_layout(kmod, compile_kernel, C):
     tile = f"tensor<{cfg.rows}x{cfg.block_c}x"
     converts = [line for line in ttgir.splitlines() if "ttg.convert_layout" in line]
     assert not [line for line in converts if tile in line.split("->")[0]]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_bf16_clamp_keeps_nan(kmod, compile_kernel, arch):
+    """The ±65504 clamp of bf16 logits propagates NaN: PTX min/max .NaN (sm_80), or on sm_90
+    one min.NaN.xorsign.abs per element, the whole clamp in one instruction. Plain min/max
+    return the other operand, so they would turn a NaN logit into a finite loss."""
+    ptx = build_fwd(kmod, compile_kernel, arch, 1000, "bf16").asm["ptx"]
+    lines = [line.strip() for line in ptx.splitlines()]
+    if arch >= 90:
+        assert sum(line.startswith("min.NaN.xorsign.abs.f32") for line in lines) == 32
+    else:
+        bounds = [line for line in lines if "0f477FE000" in line or "0fC77FE000" in line]
+        assert len(bounds) == 64 and all(".NaN." in line for line in bounds)

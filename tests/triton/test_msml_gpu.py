@@ -61,6 +61,26 @@ def test_pipelined_configurations_match_factorised(
     torch.testing.assert_close(grad.float(), ref_grad, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("C", [14, 1000, 10_000])
+def test_nan_logits_give_nan_rows(gpu_kmod, references, batch, C, dtype):
+    """On the device, where min/max drop NaN unless told not to: a NaN logit (a negative in row
+    2, a positive in row 3) gives a NaN loss for its row only, and a NaN gradient row."""
+    logits, targets = batch(64, C, dtype=dtype, device="cuda", seed=C)
+    targets[2:4] = False
+    targets[2:4, 5] = True
+    logits[2, 9] = float("nan")
+    logits[3, 5] = float("nan")
+    x = logits.detach().requires_grad_()
+    value = gpu_kmod.msml_triton(x, targets, "none")
+    value.sum().backward()
+    nan_rows = torch.zeros(64, dtype=torch.bool, device="cuda")
+    nan_rows[2:4] = True
+    assert torch.equal(value.isnan(), nan_rows)
+    assert torch.equal(references["factorised"](logits, targets, "none").isnan(), nan_rows)
+    assert x.grad[2:4].isnan().any(dim=1).all() and not x.grad[nan_rows.logical_not()].isnan().any()
+
+
 def test_non_contiguous_and_target_dtypes(gpu_kmod, references, batch):
     logits, targets = batch(1024, 80, device="cuda")
     expected = references["factorised"](logits, targets, "none")

@@ -181,6 +181,26 @@ def test_bf16_extremes_finite_like_factorised(
     torch.testing.assert_close(grad.float(), x.grad.float(), rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("loop", [False, True], ids=["single", "loop"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nan_logits_give_nan_rows_like_factorised(kmod, references, batch, request, dtype, loop):
+    """A NaN logit makes its row's loss NaN (and the mean NaN), as in the PyTorch forms: the
+    bf16 clamp keeps NaN (a plain min/max pair would turn it into −65504, a finite loss). A
+    NaN among the negatives, among the positives, and a row untouched."""
+    if loop:
+        request.getfixturevalue("block_loop")
+    logits, targets = batch(4, 37, dtype=dtype, seed=31)
+    targets[2:] = False
+    targets[2:, 5] = True
+    logits[2, 9] = float("nan")  # a negative
+    logits[3, 5] = float("nan")  # the positive
+    value = kmod.msml_triton(logits, targets, "none")
+    expected = references["factorised"](logits, targets, "none")
+    assert torch.equal(value.isnan(), expected.isnan())
+    assert value[2:].isnan().all() and not value[:2].isnan().any()
+    assert kmod.msml_triton(logits, targets, "mean").isnan()
+
+
 @pytest.mark.parametrize(
     "target_dtype",
     [torch.bool, torch.uint8, torch.int32, torch.int64, torch.float32, torch.float16],
