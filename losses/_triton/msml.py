@@ -23,8 +23,8 @@ Kernel design
   ``backward``: 2 + 1 + 4, then 4 + 2 more.
 * **Few instructions per element**, since at 5 bytes per element the kernel is bound by
   instruction issue as much as by memory (the C=1000 loop body of the sm_90 cubin built by
-  Triton 3.6 or 3.8 has ~32 SASS instructions per element, a static count; 79 before this
-  design):
+  Triton 3.6 or 3.8 has ~29.5 SASS instructions per element, a static count that
+  ``tests/triton/test_msml_compile.py`` keeps under a budget; 79 before this design):
   - everything in base 2 with one exp per element on each side: e^(z_n − m) = 2^(z·log2 e −
     m·log2 e) (one FFMA + one ex2) on N; on P, x = −t·log2 e with t = lse_N − z_p and
     v = 2^−|x| = e^−|t| gives softplus(t) = ln 2·(log2(1 + v) − min(x, 0)) and
@@ -32,6 +32,7 @@ Kernel design
   - the softplus logs as the log of products of 8 factors in [1, 2] (one log per 8);
   - compiled (not interpreted), exp2, log2 and the reciprocal are single MUFU instructions
     (``ex2/lg2/rcp.approx.ftz`` through inline PTX, ``FAST``): ~2 ulp, subnormals flushed;
+    the P side's 2^−|x| takes its −|·| as an operand modifier of the MUFU;
   - bool targets: the masked tail of a row reads y = 2, so P is ``y == 1`` and N ``y == 0``
     with no mask of their own, and |P| is Σ y as integers;
   - the gradient is ``u·c_N − σ·c_P`` (u = 0 on P, σ = 0 on N): no select.
@@ -117,6 +118,17 @@ def _exp2(x, FAST: tl.constexpr):
 
 
 @triton.jit
+def _exp2_neg_abs(x, FAST: tl.constexpr):
+    """2^−|x|; FAST: one MUFU.EX2 with the −|·| folded into its operand (PTX abs and neg
+    before ex2, which ptxas turns into operand modifiers; −|x| written as Triton code comes out
+    as a separate sign-bit OR)."""
+    if FAST:
+        return _mufu(x, "{ .reg .f32 t; abs.f32 t, $1; neg.f32 t, t; ex2.approx.ftz.f32 $0, t; }")
+    else:
+        return tl.exp2(-tl.abs(x))
+
+
+@triton.jit
 def _log2(x, FAST: tl.constexpr):
     """log2(x) for x > 0; FAST: one MUFU.LG2 (``lg2.approx.ftz``, abs. error ~2^-22)."""
     if FAST:
@@ -166,7 +178,7 @@ def _exp_shifted(zn, m2, FAST: tl.constexpr):
 def _margin_terms(z, pos, lse2, FAST: tl.constexpr):
     """x = −t·log2 e = z·log2 e − lse2 on P (+inf elsewhere) and v = 2^−|x| = e^−|t|."""
     x = tl.where(pos, z * LOG2E - lse2[:, None], float("inf"))
-    return x, _exp2(-tl.abs(x), FAST)
+    return x, _exp2_neg_abs(x, FAST)
 
 
 @triton.jit
@@ -515,7 +527,7 @@ class LaunchConfig:
     # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
     # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
     maxnreg: int | None = None  # cap on registers per thread (ptxas .maxnreg; may spill):
-    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 155-167
+    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 150-156
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:

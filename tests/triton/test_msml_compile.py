@@ -175,8 +175,8 @@ def test_pipelined_loads_go_through_shared_memory(kmod, compile_kernel, arch, C)
 
 def test_register_cap_reaches_ptxas(kmod, compile_kernel):
     """LaunchConfig.maxnreg: the PTX entry carries .maxnreg (which ptxas keeps to, spilling if
-    it must; ptxas -v here: 128 registers and 36-52 bytes of spill at C=1000 with 2 stages,
-    155-167 uncapped, Triton 3.8-3.6), and the kernel still builds."""
+    it must; ptxas -v here: 128 registers and 36-48 bytes of spill at C=1000 with 2 stages,
+    150-156 uncapped, Triton 3.8-3.6), and the kernel still builds."""
     capped = build_fwd(kmod, compile_kernel, 90, 1000, "bf16", num_stages=2, maxnreg=128)
     assert ".maxnreg 128" in capped.asm["ptx"]
     assert_cubin(capped, 90)
@@ -209,3 +209,52 @@ def test_bf16_clamp_keeps_nan(kmod, compile_kernel, arch):
     else:
         bounds = [line for line in lines if "0f477FE000" in line or "0fC77FE000" in line]
         assert len(bounds) == 64 and all(".NaN." in line for line in bounds)
+
+
+def _sass(kernel) -> list[str]:
+    """The SASS instructions of a compiled kernel (cuobjdump from the triton wheel), NOPs out."""
+    import os
+    import re
+    import subprocess
+    import tempfile
+
+    import triton.backends.nvidia as nvidia
+
+    tool = os.path.join(os.path.dirname(nvidia.__file__), "bin", "cuobjdump")
+    if not os.access(tool, os.X_OK):
+        pytest.skip(f"no cuobjdump in the triton wheel ({tool}) to read SASS with")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(kernel.asm["cubin"])
+        f.flush()
+        out = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True)
+    found = re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]+);", out.stdout)
+    return [f"{int(addr, 16):x} {' '.join(text.split())}" for addr, text in found if "NOP" not in text]
+
+
+def _tile_loop(sass: list[str]) -> list[str]:
+    """The instructions of the longest backward branch's loop: the kernel's tile loop."""
+    import re
+
+    best = (0, 0)
+    for line in sass:
+        addr, text = line.split(" ", 1)
+        target = re.search(r"BRA (?:`\(\.L_x_\d+\) )?0x([0-9a-f]+)", text)
+        if target and int(target.group(1), 16) < int(addr, 16):
+            span = (int(target.group(1), 16), int(addr, 16))
+            best = max(best, span, key=lambda s: s[1] - s[0])
+    return [line.split(" ", 1)[1] for line in sass if best[0] <= int(line.split(" ", 1)[0], 16) <= best[1]]
+
+
+@pytest.mark.parametrize(("C", "budget"), [(1000, 31.0), (14, 76.0)])
+def test_tile_loop_instruction_budget(kmod, compile_kernel, C, budget):
+    """Static size of the sm_90 tile loop, in SASS instructions per element a thread holds: a
+    guard (~5% headroom) against code-generation regressions such as a layout conversion
+    through shared memory or a lost MUFU operand modifier. Built with Triton 3.8 (3.6): 943
+    (935) per tile at C=1000, 32 elements per thread, 29.5 each; 575 (577) at C=14, 8 elements
+    per thread (16 columns for 14 classes, and the row reductions shared by few elements)."""
+    cfg = kmod._launch_config(C)
+    loop = _tile_loop(_sass(build_fwd(kmod, compile_kernel, 90, C, "bf16")))
+    per_thread = cfg.rows * cfg.block_c / (32 * cfg.num_warps)
+    assert len(loop) / per_thread <= budget, len(loop)
+    # P side: 2^−|x| is one MUFU.EX2 whose −|·| is an operand modifier, no separate sign-bit OR
+    assert sum("MUFU.EX2" in ins and "-|R" in ins for ins in loop) == per_thread
