@@ -64,7 +64,7 @@ def candidates(kmod, C: int) -> list:
 def grid_variants(kmod, cfg) -> list:
     """``cfg`` with other grid sizes (8 to 64 resident warps per SM), and with its loads
     software-pipelined (2 or 3 stages) on 8 to 32 warps per SM: pipelining takes registers
-    (e.g. 128 → 150-156 per thread for one-warp programs at C=1000, so at most 12 such warps fit
+    (e.g. 128 → 150-160 per thread for one-warp programs at C=1000, so at most 12 such warps fit
     an SM), so the best grid moves with it. Warps per SM not a
     multiple of the program's warps round down (``_num_programs``). Last, 2 and 3 stages on 16
     warps per SM with registers capped at 128 per thread."""

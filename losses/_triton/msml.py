@@ -23,7 +23,7 @@ Kernel design
   ``backward``: 2 + 1 + 4, then 4 + 2 more.
 * **Few instructions per element**, since at 5 bytes per element the kernel is bound by
   instruction issue as much as by memory (the C=1000 loop body of the sm_90 cubin built by
-  Triton 3.6 or 3.8 has ~29.5 SASS instructions per element, a static count that
+  Triton 3.6 or 3.8 has ~29 SASS instructions per element, a static count that
   ``tests/triton/test_msml_compile.py`` keeps under a budget; 79 before this design):
   - everything in base 2 with one exp per element on each side: e^(z_n − m) = 2^(z·log2 e −
     m·log2 e) (one FFMA + one ex2) on N; on P, x = −t·log2 e with t = lse_N − z_p and
@@ -32,7 +32,8 @@ Kernel design
   - the softplus logs as the log of products of 8 factors in [1, 2] (one log per 8);
   - compiled (not interpreted), exp2, log2 and the reciprocal are single MUFU instructions
     (``ex2/lg2/rcp.approx.ftz`` through inline PTX, ``FAST``): ~2 ulp, subnormals flushed;
-    the P side's 2^−|x| takes its −|·| as an operand modifier of the MUFU;
+    the P side's 2^−|x| takes its −|·| as an operand modifier of the MUFU, and bf16 pairs
+    are unpacked with a shift and a mask;
   - bool targets: the masked tail of a row reads y = 2, so P is ``y == 1`` and N ``y == 0``
     with no mask of their own, and |P| is Σ y as integers;
   - the gradient is ``u·c_N − σ·c_P`` (u = 0 on P, σ = 0 on N): no select.
@@ -264,7 +265,7 @@ def _load_raw(
 
 
 @triton.jit
-def _unpack(z, y, mask, Y_BOOL: tl.constexpr):
+def _unpack(z, y, mask, Y_BOOL: tl.constexpr, FAST: tl.constexpr):
     """Logits as fp32, and the positive / negative masks of a raw tile.
 
     Bool targets are 0/1 bytes and masked entries read 2, so P is y == 1 without the mask
@@ -276,7 +277,16 @@ def _unpack(z, y, mask, Y_BOOL: tl.constexpr):
         pos = mask & (y != 0)
     neg = y == 0
     is_bf16: tl.constexpr = z.dtype == tl.bfloat16
-    z = z.to(tl.float32)
+    if is_bf16 and FAST:
+        # two bf16 per 32-bit word (element 0 in the low half) to fp32: a shift and a mask,
+        # where Triton's conversion takes a shift for the low half and a byte permute plus a
+        # shift for the high half (16 instead of 24 instructions per 32 elements)
+        z = tl.inline_asm_elementwise(
+            "{ shl.b32 $0, $2, 16; and.b32 $1, $2, -65536; }", "=r,=r,r", [z],
+            dtype=tl.float32, is_pure=True, pack=2,
+        )
+    else:
+        z = z.to(tl.float32)
     if is_bf16:
         # as losses._common.prepare: bf16 clamped to the fp16 range (its 3.4e38 would overflow
         # lse_N − z_p); the gradient at the clamped point is the one written. NaN stays NaN
@@ -288,11 +298,11 @@ def _unpack(z, y, mask, Y_BOOL: tl.constexpr):
 @triton.jit
 def _load_tile(
     z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL: tl.constexpr,
-    EVICT: tl.constexpr,
+    EVICT: tl.constexpr, FAST: tl.constexpr,
 ):  # fmt: skip
     """Load a (ROWS, BLOCK_C) tile: logits as fp32, the positive / negative masks, the mask."""
     z, y, mask = _load_raw(z_rows, y_rows, row_mask, cols, C, stride_zc, stride_yc, Y_BOOL, EVICT)
-    z, pos, neg = _unpack(z, y, mask, Y_BOOL)
+    z, pos, neg = _unpack(z, y, mask, Y_BOOL, FAST)
     return z, pos, neg, mask
 
 
@@ -303,7 +313,7 @@ def _tile_loss_single(
 ):  # fmt: skip
     """Per-row loss of a tile of whole rows held in registers; writes their gradient."""
     NEG_INF: tl.constexpr = float("-inf")
-    z, pos, neg = _unpack(z_raw, y_raw, mask, Y_BOOL)
+    z, pos, neg = _unpack(z_raw, y_raw, mask, Y_BOOL, FAST)
     # lse_N in base 2: m = max_N z, s = Σ_N 2^(z·log2 e − m·log2 e); |P|
     zn = tl.where(neg, z, NEG_INF)
     m = tl.max(zn, axis=1)
@@ -342,7 +352,7 @@ def _tile_loss_loop(
     n_pos = tl.zeros([ROWS], tl.float32)
     for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
         zc, pc, nc, _ = _load_tile(
-            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT, FAST
         )
         zn = tl.where(nc, zc, NEG_INF)
         m2_new = tl.maximum(m2, tl.max(zn, axis=1) * LOG2E)
@@ -359,7 +369,7 @@ def _tile_loss_loop(
     sig_acc = tl.zeros([ROWS], tl.float32)
     for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
         zc, pc, nc, _ = _load_tile(
-            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+            z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT, FAST
         )
         sp_sum, sig_sum, _ = _positive_terms(zc, pc, lse2, ROWS, BLOCK_C, WRITE_GRAD, FAST)
         loss_acc += sp_sum
@@ -369,7 +379,7 @@ def _tile_loss_loop(
         coef_p, coef_n = _grad_coefs(inv_p, sig_acc, s, has_neg, grad_scale)
         for start in tl.range(0, C, BLOCK_C, num_stages=NUM_STAGES):
             zc, pc, nc, maskc = _load_tile(
-                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT
+                z_rows, y_rows, row_mask, start + cols, C, stride_zc, stride_yc, Y_BOOL, EVICT, FAST
             )
             uc = _exp_shifted(tl.where(nc, zc, NEG_INF), m2, FAST)
             x, v = _margin_terms(zc, pc, lse2, FAST)
@@ -527,7 +537,7 @@ class LaunchConfig:
     # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
     # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
     maxnreg: int | None = None  # cap on registers per thread (ptxas .maxnreg; may spill):
-    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 150-156
+    # e.g. 128 keeps 16 one-warp programs resident per SM when pipelining wants 150-160
 
 
 def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:

@@ -176,7 +176,7 @@ def test_pipelined_loads_go_through_shared_memory(kmod, compile_kernel, arch, C)
 def test_register_cap_reaches_ptxas(kmod, compile_kernel):
     """LaunchConfig.maxnreg: the PTX entry carries .maxnreg (which ptxas keeps to, spilling if
     it must; ptxas -v here: 128 registers and 36-48 bytes of spill at C=1000 with 2 stages,
-    150-156 uncapped, Triton 3.8-3.6), and the kernel still builds."""
+    150-160 uncapped, Triton 3.8-3.6), and the kernel still builds."""
     capped = build_fwd(kmod, compile_kernel, 90, 1000, "bf16", num_stages=2, maxnreg=128)
     assert ".maxnreg 128" in capped.asm["ptx"]
     assert_cubin(capped, 90)
@@ -245,12 +245,12 @@ def _tile_loop(sass: list[str]) -> list[str]:
     return [line.split(" ", 1)[1] for line in sass if best[0] <= int(line.split(" ", 1)[0], 16) <= best[1]]
 
 
-@pytest.mark.parametrize(("C", "budget"), [(1000, 31.0), (14, 76.0)])
+@pytest.mark.parametrize(("C", "budget"), [(1000, 30.5), (14, 75.0)])
 def test_tile_loop_instruction_budget(kmod, compile_kernel, C, budget):
     """Static size of the sm_90 tile loop, in SASS instructions per element a thread holds: a
     guard (~5% headroom) against code-generation regressions such as a layout conversion
-    through shared memory or a lost MUFU operand modifier. Built with Triton 3.8 (3.6): 943
-    (935) per tile at C=1000, 32 elements per thread, 29.5 each; 575 (577) at C=14, 8 elements
+    through shared memory or a lost MUFU operand modifier. Built with Triton 3.8 (3.6): 927
+    (919) per tile at C=1000, 32 elements per thread, 29 each; 572 (573) at C=14, 8 elements
     per thread (16 columns for 14 classes, and the row reductions shared by few elements)."""
     cfg = kmod._launch_config(C)
     loop = _tile_loop(_sass(build_fwd(kmod, compile_kernel, 90, C, "bf16")))
@@ -258,3 +258,28 @@ def test_tile_loop_instruction_budget(kmod, compile_kernel, C, budget):
     assert len(loop) / per_thread <= budget, len(loop)
     # P side: 2^−|x| is one MUFU.EX2 whose −|·| is an operand modifier, no separate sign-bit OR
     assert sum("MUFU.EX2" in ins and "-|R" in ins for ins in loop) == per_thread
+
+
+def test_bf16_unpack_pairs_logits_with_their_targets(kmod, compile_kernel):
+    """The inline-PTX unpack of two bf16 logits per 32-bit word gives element 0 (low half)
+    first: follow each word's two outputs through the clamp to the select that masks
+    negatives, and check that the select's target byte is the matching one (an even byte of
+    the target word for the low half, the next byte for the high half)."""
+    import re
+
+    ptx = build_fwd(kmod, compile_kernel, 90, 1000, "bf16").asm["ptx"]
+
+    def uses(reg, pattern):
+        return re.findall(pattern.replace("REG", re.escape(reg)), ptx)
+
+    def target_byte(out_reg):
+        (clamped,) = uses(out_reg, r"min\.NaN\.xorsign\.abs\.f32\s+(%r\d+), REG,")
+        (pred,) = uses(clamped, r"selp\.f32\s+%r\d+, REG, 0fFF800000, (%p\d+);")
+        (byte_reg,) = uses(pred, r"setp\.eq\.b32\s+REG, (%r\d+), 0;")
+        (selector,) = re.findall(rf"prmt\.b32\s+{re.escape(byte_reg)}, %r\d+, 0, 0x777([0-3])U;", ptx)
+        return int(selector)
+
+    words = re.findall(r"shl\.b32 (%r\d+), (%r\d+), 16; and\.b32 (%r\d+), \2, -65536;", ptx)
+    assert len(words) == 16  # 32 logits per thread
+    for low, _, high in words:
+        assert target_byte(low) % 2 == 0 and target_byte(high) == target_byte(low) + 1
