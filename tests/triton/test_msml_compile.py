@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import sass as sass_tool
+
 pytestmark = pytest.mark.triton
 
 ARCHS = [80, 90]
@@ -25,61 +27,12 @@ FWD_CASES = [(t, C) for t in LOGIT_TYPES for C in (14, 100_000)] + [("bf16", 100
 def compile_kernel(kmod):
     if kmod.INTERPRETED:
         pytest.skip("kernels were built by the interpreter (TRITON_INTERPRET=1)")
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    def build(fn, signature, constexprs, arch, num_warps, maxnreg=None):
-        signature = {**signature, **dict.fromkeys(constexprs, "constexpr")}
-        # as the JIT marks them for PyTorch allocations: every pointer 16-byte aligned
-        attrs = {
-            (fn.arg_names.index(name),): [["tt.divisibility", 16]]
-            for name, ty in signature.items()
-            if ty.startswith("*")
-        }
-        src = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
-        return triton.compile(
-            src, target=GPUTarget("cuda", arch, 32),
-            options={"num_warps": num_warps, "maxnreg": maxnreg},
-        )  # fmt: skip
-
-    return build
+    return sass_tool.compile_kernel
 
 
-def fwd_signature(logit_type, target_type="u8", strided=False):
-    sig = {
-        "z_ptr": f"*{logit_type}", "y_ptr": f"*{target_type}", "loss_ptr": "*fp32",
-        "grad_ptr": "*fp32" if logit_type == "fp16" else f"*{logit_type}",  # as _grad_dtype
-        "B": "i32", "c_units": "i32",
-        "zb_units": "i64", "yb_units": "i32", "gb_units": "i32", "grad_scale": "fp32",
-        "partial_ptr": "*fp32", "counter_ptr": "*i32",
-    }  # fmt: skip
-    if strided:
-        sig.update(stride_zc="i32", stride_yc="i32")
-    return sig
-
-
-def build_fwd(
-    kmod, compile_kernel, arch, C, logit_type, target_type="u8", grad=True, strided=False,
-    reduce=True, num_stages=None, maxnreg=None,
-):  # fmt: skip
-    cfg = kmod._launch_config(C)
-    constexprs = {
-        "ROWS": cfg.rows, "BLOCK_C": cfg.block_c, "SINGLE": cfg.single, "WRITE_GRAD": grad,
-        "REDUCE": reduce, "RBLOCK": kmod._RBLOCK, "ROW_ALIGN": kmod._row_align(C), "FAST": True,
-        "Y_BOOL": target_type == "u8", "EVICT": "",
-        "NUM_STAGES": cfg.num_stages if num_stages is None else num_stages,
-    }  # fmt: skip
-    if not strided:
-        constexprs.update(stride_zc=1, stride_yc=1)
-    return compile_kernel(
-        kmod._msml_fwd_kernel,
-        fwd_signature(logit_type, target_type, strided),
-        constexprs,
-        arch,
-        cfg.num_warps,
-        maxnreg,
-    )
+def build_fwd(kmod, compile_kernel, arch, C, logit_type, **kwargs):
+    """The forward kernel for C with the heuristic's shape (``benchmarks.sass.build_fwd``)."""
+    return sass_tool.build_fwd(kmod, C, logit_type, arch=arch, **kwargs)
 
 
 def assert_cubin(kernel, arch):
@@ -211,40 +164,6 @@ def test_bf16_clamp_keeps_nan(kmod, compile_kernel, arch):
         assert len(bounds) == 64 and all(".NaN." in line for line in bounds)
 
 
-def _sass(kernel) -> list[str]:
-    """The SASS instructions of a compiled kernel (cuobjdump from the triton wheel), NOPs out."""
-    import os
-    import re
-    import subprocess
-    import tempfile
-
-    import triton.backends.nvidia as nvidia
-
-    tool = os.path.join(os.path.dirname(nvidia.__file__), "bin", "cuobjdump")
-    if not os.access(tool, os.X_OK):
-        pytest.skip(f"no cuobjdump in the triton wheel ({tool}) to read SASS with")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(kernel.asm["cubin"])
-        f.flush()
-        out = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True)
-    found = re.findall(r"/\*([0-9a-f]{4,})\*/\s+([^;]+);", out.stdout)
-    return [f"{int(addr, 16):x} {' '.join(text.split())}" for addr, text in found if "NOP" not in text]
-
-
-def _tile_loop(sass: list[str]) -> list[str]:
-    """The instructions of the longest backward branch's loop: the kernel's tile loop."""
-    import re
-
-    best = (0, 0)
-    for line in sass:
-        addr, text = line.split(" ", 1)
-        target = re.search(r"BRA (?:`\(\.L_x_\d+\) )?0x([0-9a-f]+)", text)
-        if target and int(target.group(1), 16) < int(addr, 16):
-            span = (int(target.group(1), 16), int(addr, 16))
-            best = max(best, span, key=lambda s: s[1] - s[0])
-    return [line.split(" ", 1)[1] for line in sass if best[0] <= int(line.split(" ", 1)[0], 16) <= best[1]]
-
-
 @pytest.mark.parametrize(("C", "budget"), [(1000, 30.5), (14, 75.0)])
 def test_tile_loop_instruction_budget(kmod, compile_kernel, C, budget):
     """Static size of the sm_90 tile loop, in SASS instructions per element a thread holds: a
@@ -253,7 +172,10 @@ def test_tile_loop_instruction_budget(kmod, compile_kernel, C, budget):
     (919) per tile at C=1000, 32 elements per thread, 29 each; 572 (573) at C=14, 8 elements
     per thread (16 columns for 14 classes, and the row reductions shared by few elements)."""
     cfg = kmod._launch_config(C)
-    loop = _tile_loop(_sass(build_fwd(kmod, compile_kernel, 90, C, "bf16")))
+    try:
+        loop = sass_tool.tile_loop(sass_tool.sass(build_fwd(kmod, compile_kernel, 90, C, "bf16")))
+    except FileNotFoundError as err:
+        pytest.skip(f"cannot read SASS: {err}")
     per_thread = cfg.rows * cfg.block_c / (32 * cfg.num_warps)
     assert len(loop) / per_thread <= budget, len(loop)
     # P side: 2^−|x| is one MUFU.EX2 whose −|·| is an operand modifier, no separate sign-bit OR
@@ -283,3 +205,14 @@ def test_bf16_unpack_pairs_logits_with_their_targets(kmod, compile_kernel):
     assert len(words) == 16  # 32 logits per thread
     for low, _, high in words:
         assert target_byte(low) % 2 == 0 and target_byte(high) == target_byte(low) + 1
+
+
+def test_sass_tool_prints_the_kernel_size(kmod, compile_kernel, capsys):
+    """python -m benchmarks.sass: the static size of the kernel, on a machine without a GPU."""
+    try:
+        assert sass_tool.main(["--C", "1000", "--stages", "1", "2"]) == 0
+    except FileNotFoundError as err:
+        pytest.skip(f"cannot read SASS: {err}")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("C=1000")]
+    assert len(lines) == 2 and all("/element" in line and "registers" in line for line in lines)
+    assert "stages=2" in lines[1] and "3072 B shared" in lines[1]
