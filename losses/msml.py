@@ -84,13 +84,12 @@ def _msml_rows(
             m = m.nan_to_num_(neginf=0.0)  # rows without negatives: shift 0
             # e^(z_n − m) on N (z_n ≤ m there), 0 on P
             e = (z - m).clamp_(max=0.0).exp_().mul_(1.0 - posf)
-            s = e @ ones  # 0 only for rows without negatives
-            lse = s.log().add_(m[:, 0])
         else:  # |z| ≤ _UNSHIFTED_BOUND: e^z neither overflows nor underflows, nor does Σ e^z
+            m = None
             e = z.exp()
             e.addcmul_(e, posf, value=-1.0)  # e − e·[P]: exactly 0 on P, no mask temporary
-            s = e @ ones  # 0 only for rows without negatives
-            lse = s.log()
+        s = e @ ones  # 0 only for rows without negatives
+        lse = s.log() if m is None else s.log().add_(m[:, 0])
         # lse is −inf without negatives: then softplus = σ = 0
         t = lse[:, None] - z  # t_p on P (finite or −inf everywhere: no NaN)
         sp = F.softplus(t, threshold=_SOFTPLUS_EXACT).mul_(posf)
