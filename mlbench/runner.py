@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mlbench.db import ResultsDB
-from mlbench.suite import SIM_MARKER, sim_root_problem
+from mlbench.suite import sim_root_problem
 
 
 # ------------------------------------------------------------------ metrics -> records
@@ -66,6 +66,7 @@ def dataset_meta(ds_cfg: dict) -> dict:
 def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
     """Generate CXR14-sim if the suite asks for it and it is absent; build the cache."""
     from mlbench.data import generate_sim, prepare_cache
+    from mlbench.data.sim import SimFolderError, read_marker, sim_params
 
     root = Path(ds_cfg["root"])
     sim = ds_cfg["sim"]
@@ -73,18 +74,15 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
         problem = sim_root_problem(ds_cfg)
         if problem:
             raise ValueError(problem)
-        marker = root / SIM_MARKER
-        if (root / "test_list.txt").is_file():  # written last by generate_sim
-            made = json.loads(marker.read_text()) if marker.is_file() else None
-            if made is not None and made != sim:
-                raise RuntimeError(
-                    f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
-                    f"delete {root} or set dataset.root to another folder")
-        else:  # marked first, so that a generation killed half-way is resumed, not refused
-            root.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps(sim, sort_keys=True))
-            generate_sim(root, images=sim["images"], size=sim["size"], seed=sim["seed"],
-                         progress=progress)
+        made = read_marker(root)
+        if made is not None and made != sim_params(**sim):
+            raise RuntimeError(
+                f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
+                f"delete {root} or set dataset.root to another folder")
+        try:  # locked: a second runner on the same folder waits, then finds it complete
+            generate_sim(root, **sim, progress=progress)
+        except SimFolderError as exc:
+            raise ValueError(f"{exc} (dataset.root / dataset.sim)") from None
     cache_dir = ds_cfg.get("cache_dir")
     try:
         prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers(),

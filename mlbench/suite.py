@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
+
 
 class SuiteError(ValueError):
     """A suite that cannot be run; the message says which key and what is allowed."""
@@ -560,13 +562,6 @@ def describe_runs(runs: list[Run], status: dict | None = None) -> str:
 
 
 # ---------------------------------------------------------------- fast data check
-NIH_URL = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
-_LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
-_SPLIT_FILES = ("train_val_list.txt", "test_list.txt")
-
-
-SIM_MARKER = ".mlbench_sim.json"  # the sim parameters a generated folder was made with
-
 
 def sim_root_problem(ds: dict) -> str | None:
     """Why ``dataset.root`` cannot take the CXR14-sim that ``dataset.sim`` asks for, or None.
@@ -604,10 +599,10 @@ def data_problem(suite: Suite) -> str | None:
     root = Path(ds["root"])
     if not root.is_dir():
         what = f"the ChestX-ray14 folder {str(root)!r} (dataset.root) does not exist"
-    elif not any((root / n).is_file() for n in _LABEL_FILES):
-        what = f"{str(root)!r} (dataset.root) has no label table ({' or '.join(_LABEL_FILES)})"
-    elif not all((root / n).is_file() for n in _SPLIT_FILES):
-        what = f"{str(root)!r} (dataset.root) lacks the split lists {' and '.join(_SPLIT_FILES)}"
+    elif not any((root / n).is_file() for n in LABEL_FILES):
+        what = f"{str(root)!r} (dataset.root) has no label table ({' or '.join(LABEL_FILES)})"
+    elif not all((root / n).is_file() for n in SPLIT_FILES.values()):
+        what = f"{str(root)!r} (dataset.root) lacks the split lists {' and '.join(SPLIT_FILES.values())}"
     else:
         return None
     src = f" of {suite.source}" if suite.source else ""

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     s.add_argument("--images", type=int, default=2000, help="number of images (default 2000)")
     s.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    s.add_argument("--force", action="store_true",
+                   help="replace a CXR14-sim of other parameters, or write into a non-empty "
+                   "folder; a label table that CXR14-sim did not write is never overwritten")
     s.set_defaults(func=_cmd_sim)
 
 
@@ -46,11 +49,16 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_sim(args) -> int:
-    from mlbench.data.sim import generate_sim
+    from mlbench.data.sim import generate_sim, is_complete, sim_params
 
     t0 = time.perf_counter()
+    if is_complete(args.out, sim_params(args.images, args.size, args.seed)):
+        print(f"CXR14-sim: {args.out} already holds these {args.images} images of "
+              f"{args.size}px (seed {args.seed}); nothing to do")
+        return 0
     try:
-        out = generate_sim(args.out, images=args.images, size=args.size, seed=args.seed)
+        out = generate_sim(args.out, images=args.images, size=args.size, seed=args.seed,
+                           force=args.force)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from mlbench.layout import LABEL_FILES, MISSING, NIH_URL, SPLIT_FILES, VIEWS
+
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",
     "Cardiomegaly",
@@ -40,13 +42,6 @@ FINDINGS: tuple[str, ...] = (
 )
 NO_FINDING = "No Finding"
 SPLITS = ("train", "val", "test", "train_val")
-VIEWS = ("all", "PA", "AP")
-MISSING = ("error", "skip")
-
-# Preferred first: the 2020 revision corrects labels of the 2017 file.
-LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
-SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
-NIH_URL = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
 _COLUMNS = {
     "Image Index": "image",
     "Finding Labels": "findings",

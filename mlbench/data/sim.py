@@ -15,9 +15,13 @@ to grey levels at the end.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,8 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from mlbench.data.nih import FINDINGS, LABEL_FILES, SPLIT_FILES, parse_findings
+from mlbench.data.nih import FINDINGS, parse_findings
+from mlbench.layout import LABEL_FILES, SIM_MARKER, SPLIT_FILES
 
 REFERENCE_TABLE = "Data_Entry_2017_v2020.csv.gz"
 F = {name: i for i, name in enumerate(FINDINGS)}
@@ -355,6 +360,80 @@ def render(
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+class SimFolderError(ValueError):
+    """The output folder holds something that CXR14-sim must not overwrite."""
+
+
+def sim_params(images: int, size: int, seed: int) -> dict:
+    """The parameters a CXR14-sim folder is made with (``SIM_MARKER``'s content)."""
+    return {"images": int(images), "seed": int(seed), "size": int(size)}
+
+
+def read_marker(root: str | os.PathLike) -> dict | None:
+    """The parameters recorded in ``root/SIM_MARKER``, or None when it is absent or unreadable."""
+    try:
+        made = json.loads((Path(root) / SIM_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return made if isinstance(made, dict) else None
+
+
+def is_complete(root: str | os.PathLike, params: dict) -> bool:
+    """Whether ``root`` holds a finished CXR14-sim made with ``params``."""
+    root = Path(root)
+    return (read_marker(root) == params and (root / SPLIT_FILES["test"]).is_file()
+            and (root / LABEL_FILES[0]).is_file())
+
+
+@contextlib.contextmanager
+def folder_lock(root: Path):
+    """An exclusive ``flock`` on the folder itself (no lock file left behind): concurrent
+    generators of one folder run one after the other, the later ones finding it complete."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="\n") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _refusal(out: Path, params: dict, force: bool) -> str | None:
+    """Why CXR14-sim with ``params`` must not be written into ``out`` (None: it may)."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return f"{out} is a file, not a folder; give CXR14-sim a new or empty folder"
+    made = read_marker(out)
+    if made is None and (out / SIM_MARKER).exists():
+        made = {}  # a marker we cannot read is still ours
+    if made is not None:
+        if made == params or force:
+            return None
+        return (f"{out} holds CXR14-sim made with {made}, not {params}; nothing was changed. "
+                "Use another folder, or --force to replace that simulated dataset")
+    tables = [n for n in LABEL_FILES if (out / n).exists()]
+    if tables:
+        return (f"{out} holds a label table ({tables[0]}) that CXR14-sim did not write (no "
+                f"{SIM_MARKER}): it looks like a ChestX-ray14 release and is never overwritten, "
+                "not even with --force; give CXR14-sim a new or empty folder")
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not force:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        return (f"{out} is not empty ({len(entries)} entries: {shown}) and is not a CXR14-sim "
+                "folder; nothing was changed. Use a new or empty folder, or --force to write "
+                "into it anyway")
+    return None
+
+
 def generate_sim(
     out_dir: str | os.PathLike,
     images: int = 2000,
@@ -363,17 +442,54 @@ def generate_sim(
     *,
     test_fraction: float = 0.2,
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write CXR14-sim in the NIH layout under ``out_dir``; return ``out_dir``.
 
     Files: ``Data_Entry_2017_v2020.csv`` (2020 format, rows verbatim from the real table),
     ``images/*.png`` (size x size grayscale), ``train_val_list.txt`` and ``test_list.txt``
-    (patient-disjoint). Same arguments give byte-identical files.
+    (patient-disjoint), and ``SIM_MARKER`` (the parameters). Same arguments give
+    byte-identical files.
+
+    Safe to call on the same folder from several processes at once: the folder is locked
+    while it is written, and a folder already holding a finished CXR14-sim of the same
+    parameters is returned as it is. The marker is written first and the test list last
+    (each table atomically), so a generation killed half-way is redone by the next call.
+
+    Raises:
+        SimFolderError: ``out_dir`` holds other data (a non-empty folder without the marker:
+            refused unless ``force``; a label table CXR14-sim did not write: always refused)
+            or CXR14-sim of other parameters (refused unless ``force``). Nothing is changed.
     """
     if not isinstance(size, int) or size < 16:
         raise ValueError(f"Expected argument `size` to be an int >= 16 but got {size!r}")
+    if not isinstance(images, int) or images < 1:
+        raise ValueError(f"Expected argument `images` to be an int >= 1 but got {images!r}")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
+    params = sim_params(images, size, seed)
+    problem = _refusal(out, params, force)  # before anything is created
+    if problem:
+        raise SimFolderError(problem)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        problem = _refusal(out, params, force)  # again: another process may have written
+        if problem:
+            raise SimFolderError(problem)
+        if is_complete(out, params):
+            return out
+        made = read_marker(out)
+        if made is not None and made != params:  # --force over another sim: start clean
+            for name in (*SPLIT_FILES.values(), *LABEL_FILES):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / "images", ignore_errors=True)
+        _write_atomic(out / SIM_MARKER, json.dumps(params, sort_keys=True))
+        _write(out, images, size, seed, test_fraction, progress)
+    return out
+
+
+def _write(out: Path, images: int, size: int, seed: int, test_fraction: float,
+           progress: bool) -> None:
+    (out / "images").mkdir(exist_ok=True)
     rows = sample_rows(images, seed)
     test = assign_split(rows, seed, test_fraction)
     labels = parse_findings(rows["Finding Labels"], images=rows["Image Index"].to_numpy())
@@ -389,8 +505,7 @@ def generate_sim(
             rng,
         )
         Image.fromarray(img).save(out / "images" / rows["Image Index"].iat[i], **PNG_OPTIONS)
-    rows.to_csv(out / LABEL_FILES[0], index=False, lineterminator="\n")
+    _write_atomic(out / LABEL_FILES[0], rows.to_csv(index=False, lineterminator="\n"))
     names = rows["Image Index"]
-    (out / SPLIT_FILES["train_val"]).write_text("".join(n + "\n" for n in names[~test]))
-    (out / SPLIT_FILES["test"]).write_text("".join(n + "\n" for n in names[test]))
-    return out
+    _write_atomic(out / SPLIT_FILES["train_val"], "".join(n + "\n" for n in names[~test]))
+    _write_atomic(out / SPLIT_FILES["test"], "".join(n + "\n" for n in names[test]))  # last

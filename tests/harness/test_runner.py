@@ -10,7 +10,8 @@ import pytest
 
 from mlbench.db import ResultsDB
 from mlbench.metrics import bootstrap_ci, evaluate_scores
-from mlbench.runner import SIM_MARKER, metric_records, prepare_data
+from mlbench.layout import SIM_MARKER
+from mlbench.runner import metric_records, prepare_data
 
 from .conftest import FINDINGS, fake_predictions
 
