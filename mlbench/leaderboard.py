@@ -73,7 +73,7 @@ def setup_of(config: dict) -> str:
     Runs of one output folder made with different settings (say ``--set train.lr=...``)
     get different setups and are never averaged together or compared with each other.
     """
-    from mlbench.suite import run_id
+    from mlbench.suite.identity import run_id
 
     rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
     return run_id(rest)[:6]

@@ -1,0 +1,33 @@
+"""Run identity: the canonical JSON of a resolved run config and the run id made from it.
+
+The results database keys runs by this id and the leaderboard groups runs by it, so it
+changes only when what a run computes changes. Torch-free and YAML-free.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+
+def canonical_json(obj: Any) -> str:
+    """The canonical text of a config: JSON, sorted keys, no spaces."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def run_id(config: dict) -> str:
+    """Stable id of a resolved run config: 12 hex digits of SHA-256 of its canonical JSON.
+
+    Where the dataset is generated (``sim``), its parameters identify the data and the
+    folder it lands in does not enter the id; nor does where the prepared cache is kept
+    (``dataset.cache_dir``).
+    """
+    ident = copy.deepcopy(config)
+    ident.get("dataset", {}).pop("cache_dir", None)
+    if ident.get("dataset", {}).get("sim"):
+        ident["dataset"].pop("root", None)
+    ident.pop("suite", None)
+    return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:12]
+

@@ -1,0 +1,255 @@
+"""Suite loading: YAML -> interpolation -> ``--set`` -> validation -> one ``Run`` per cell.
+
+Also the run filters (``--only``) and the ``--dry-run`` table. Torch-free unless the
+``train`` schema is taken from the engine (``train_schema``).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlbench.suite.identity import run_id
+from mlbench.suite.schema import (
+    GRID_AXES,
+    SIM,
+    TOP,
+    Key,
+    SuiteError,
+    _as_list,
+    _check_section,
+    apply_overrides,
+    interpolate,
+    train_schema,
+)
+
+
+@dataclass
+class Run:
+    """One grid cell x seed: the resolved config and its stable id."""
+
+    id: str
+    config: dict = field(repr=False)
+
+    @property
+    def backbone(self) -> str:
+        return self.config["backbone"]
+
+    @property
+    def head(self) -> str:
+        return self.config["head"]
+
+    @property
+    def loss(self) -> str:
+        return loss_label(self.config["loss"])
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+
+@dataclass
+class Suite:
+    """A loaded, validated suite."""
+
+    name: str
+    config: dict
+    runs: list[Run]
+    source: str | None = None
+
+    @property
+    def output(self) -> Path:
+        return Path(self.config["output"])
+
+    @property
+    def dataset(self) -> dict:
+        return self.config["dataset"]
+
+
+
+def normalise_loss(spec: Any, where: str) -> Any:
+    """Loss spec in its canonical form: strings without spaces, mappings as given."""
+    if isinstance(spec, str):
+        text = re.sub(r"\s+", "", spec)
+        if not text:
+            raise SuiteError(f"`{where}`: empty loss spec")
+        return text
+    if isinstance(spec, dict):
+        if "name" not in spec:
+            raise SuiteError(f"`{where}`: a loss mapping needs `name`, got keys {sorted(spec)}")
+        return dict(spec)
+    if isinstance(spec, list) and spec and all(isinstance(t, dict) for t in spec):
+        return [normalise_loss(t, f"{where}[{i}]") for i, t in enumerate(spec)]
+    raise SuiteError(f"`{where}` must be a spec string like 'bce+0.1*msml' or a mapping, got {spec!r}")
+
+
+def loss_label(spec: Any) -> str:
+    """Short display label of a loss spec (leaderboard row name)."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, list):
+        return "+".join(_term_label(t) for t in spec)
+    return _term_label(spec)
+
+
+def _term_label(term: dict) -> str:
+    weight = term.get("weight")
+    kwargs = {k: v for k, v in term.items() if k not in ("name", "weight")}
+    text = term["name"]
+    if kwargs:
+        text += "(" + ",".join(f"{k}={kwargs[k]}" for k in sorted(kwargs)) + ")"
+    return f"{weight}*{text}" if weight not in (None, 1, 1.0) else text
+
+
+
+def load_suite(
+    source: str | Path | dict,
+    *,
+    overrides: list[str] | None = None,
+    output: str | None = None,
+    env: dict | None = None,
+    train_keys: dict | bool | None = None,
+) -> Suite:
+    """Read, interpolate, override, validate and expand a suite.
+
+    Args:
+        source: path of a suite YAML, or an already-parsed mapping.
+        overrides: ``key.path=value`` strings (``--set``).
+        output: output folder, replacing the suite's ``output``.
+        env: variables for interpolation (default ``os.environ``).
+        train_keys: schema of ``train`` (default: ``train_schema()``, which imports the
+            engine); ``False`` passes ``train`` through unchecked (a quick first look).
+
+    Raises:
+        SuiteError: the message names the offending key.
+    """
+    path = None
+    if isinstance(source, dict):
+        raw = copy.deepcopy(source)
+    else:
+        path = str(source)
+        try:
+            raw = yaml.safe_load(Path(source).read_text())
+        except FileNotFoundError:
+            raise SuiteError(f"suite file not found: {source}") from None
+        except yaml.YAMLError as exc:
+            raise SuiteError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{source}: a suite is a mapping with keys {sorted(TOP)}")
+    raw = apply_overrides(raw, overrides or [])
+    if output is not None:
+        raw["output"] = output
+    raw = interpolate(raw, env)
+    schema = dict(TOP)
+    if train_keys is False:
+        schema["train"] = Key((dict, type(None)), {})
+    else:
+        schema["train"] = train_keys if train_keys is not None else train_schema()
+    cfg = _check_section(raw, schema, "")
+    if cfg["output"] is None:
+        cfg["output"] = str(Path("runs") / cfg["name"])
+    _check_dataset(cfg)
+    runs = expand(cfg)
+    return Suite(name=cfg["name"], config=cfg, runs=runs, source=path)
+
+
+def _check_dataset(cfg: dict) -> None:
+    ds = cfg["dataset"]
+    if ds["sim"] is not None:
+        ds["sim"] = _check_section(ds["sim"], SIM, "dataset.sim")
+        if ds["root"] is None:
+            ds["root"] = str(Path(cfg["output"]) / "cxr14-sim")
+    elif ds["root"] is None:
+        raise SuiteError("`dataset` needs `root` (a ChestX-ray14 folder) or `sim` (generate CXR14-sim)")
+    if not 0 <= ds["val_fraction"] < 1:
+        raise SuiteError(f"`dataset.val_fraction` must be in [0, 1), got {ds['val_fraction']}")
+
+
+def expand(cfg: dict) -> list[Run]:
+    """One ``Run`` per backbone x head x loss x seed, in suite order."""
+    grid = cfg["grid"]
+    backbones = _as_list(grid["backbone"])
+    heads = _as_list(grid["head"])
+    losses_ = [normalise_loss(s, f"grid.loss[{i}]") for i, s in enumerate(_as_list(grid["loss"]))]
+    seeds = _as_list(cfg["seeds"])
+    for axis, values in (("grid.backbone", backbones), ("grid.head", heads), ("seeds", seeds)):
+        kind = int if axis == "seeds" else str
+        for i, v in enumerate(values):
+            if not isinstance(v, kind) or isinstance(v, bool):
+                raise SuiteError(f"`{axis}[{i}]` must be {kind.__name__}, got {v!r}")
+        if not values:
+            raise SuiteError(f"`{axis}` is empty")
+    if not losses_:
+        raise SuiteError("`grid.loss` is empty")
+    shared = {
+        "dataset": cfg["dataset"],
+        "model": cfg["model"],
+        "train": cfg["train"],
+        "eval": {"bootstrap": cfg["eval"]["bootstrap"]},
+    }
+    runs, seen = [], set()
+    for backbone, head, loss, seed in itertools.product(backbones, heads, losses_, seeds):
+        config = {"suite": cfg["name"], "backbone": backbone, "head": head, "loss": loss,
+                  "seed": seed, **copy.deepcopy(shared)}
+        rid = run_id(config)
+        if rid in seen:  # the same cell listed twice runs once
+            continue
+        seen.add(rid)
+        runs.append(Run(rid, config))
+    return runs
+
+
+
+# ---------------------------------------------------------------- filters, dry run
+def parse_only(items: list[str] | None) -> dict[str, list[str]]:
+    """``["loss=msml,bce", "head=linear"]`` -> ``{"loss": ["msml", "bce"], "head": ["linear"]}``.
+
+    Tokens are separated by commas outside parentheses (a mapping loss's label
+    ``asl(gamma_neg=2,gamma_pos=0)`` is one value); a token without ``key=`` adds a value
+    to the last key.
+    """
+    out: dict[str, list[str]] = {}
+    key = None
+    for item in items or []:
+        for token in re.split(r",(?![^(]*\))", item):
+            token = token.strip()
+            if not token:
+                continue
+            if "=" in token and "(" not in token.split("=", 1)[0]:
+                key, value = (s.strip() for s in token.split("=", 1))
+                if key not in GRID_AXES:
+                    raise SuiteError(f"--only: unknown key {key!r}; valid keys: {list(GRID_AXES)}")
+            elif key is None:
+                raise SuiteError(f"--only expects key=value, got {token!r}")
+            else:
+                value = token
+            out.setdefault(key, []).append(re.sub(r"\s+", "", value))
+    return out
+
+
+def filter_runs(runs: list[Run], only: dict[str, list[str]]) -> list[Run]:
+    """Keep runs whose backbone/head/loss/seed match every ``--only`` key."""
+    for key, wanted in only.items():
+        have = {str(getattr(r, key)) for r in runs}
+        missing = [w for w in wanted if w not in have]
+        if missing:
+            raise SuiteError(f"--only {key}={missing[0]} matches no run; {key} values: {sorted(have)}")
+        runs = [r for r in runs if str(getattr(r, key)) in wanted]
+    return runs
+
+
+
+def describe_runs(runs: list[Run], status: dict | None = None) -> str:
+    """Table of runs (``--dry-run``); ``status`` maps run id -> stored status."""
+    from tabulate import tabulate
+
+    status = status or {}
+    rows = [(r.id, r.backbone, r.head, r.loss, r.seed, status.get(r.id, "new")) for r in runs]
+    return tabulate(rows, headers=["id", "backbone", "head", "loss", "seed", "status"])
+
