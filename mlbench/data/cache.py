@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from mlbench.data.nih import DatasetError, ReleaseTables, decode_png, index_images
+from mlbench.data.release import DatasetError, ReleaseTables, decode_png, index_images
 
 CACHE_VERSION = 1
 _CHUNK = 64

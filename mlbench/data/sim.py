@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from mlbench.data.nih import FINDINGS, parse_findings
+from mlbench.data.release import FINDINGS, parse_findings
 from mlbench.layout import LABEL_FILES, SIM_MARKER, SPLIT_FILES
 
 REFERENCE_TABLE = "Data_Entry_2017_v2020.csv.gz"

@@ -9,7 +9,7 @@ import torch
 from mlbench.data import ChestXray14, prepare_cache
 from mlbench.data import cache as cache_mod
 from mlbench.data.cache import CorruptImageError, find_cache, load_resized
-from mlbench.data.nih import decode_png
+from mlbench.data.release import decode_png
 
 from .conftest import write_nih
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlbench.data import FINDINGS, ChestXray14, DatasetError
-from mlbench.data.nih import parse_age, parse_findings, split_patients
+from mlbench.data.release import parse_age, parse_findings, split_patients
 
 from .conftest import write_nih
 
