@@ -1,6 +1,6 @@
 """Training throughput of the engine's loop against a bare PyTorch loop.
 
-    python -m mlbench.models.throughput --backbone resnet18 --head bilinear --size 64
+    python -m tools.train_throughput --backbone resnet18 --head bilinear --size 64
 
 Both loops train the same model on the same in-memory data with the same optimizer
 (AdamW), batch size and number of steps; the engine's loop is

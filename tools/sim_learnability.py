@@ -1,9 +1,10 @@
 """Is CXR14-sim learnable but not trivial? Train a small CNN briefly, report per-class test AUC.
 
-    python -m mlbench.data.learnability --images 4000 --size 64 --epochs 8
+    python -m tools.sim_learnability --images 4000 --size 64 --epochs 8
 
-Plain torch (no engine, no model registry) so that it checks the data alone. SPEC §3.2 asks
-for per-class AUCs spread over about 0.6-0.97: none trivially at 1.0, none at chance.
+Plain torch (no engine, no model registry) so that it checks the data alone; the AUCs are
+``mlbench.metrics.per_class_auc``. SPEC §3.2 asks for per-class AUCs spread over about
+0.6-0.97: none trivially at 1.0, none at chance.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from mlbench.data import FINDINGS, ChestXray14, generate_sim
+from mlbench.metrics import per_class_auc
 
 
 def small_cnn(width: int = 16, classes: int = 14) -> nn.Sequential:
@@ -39,15 +40,6 @@ def small_cnn(width: int = 16, classes: int = 14) -> nn.Sequential:
 def _tensors(ds: ChestXray14) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.stack([ds.image(i) for i in range(len(ds))]).float().div_(255.0)  # (N, 1, S, S)
     return (x - 0.5) / 0.25, torch.from_numpy(ds.labels)
-
-
-def per_class_auc(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """ROC AUC per class (14,); NaN where the test split lacks positives or negatives."""
-    out = np.full(targets.shape[1], np.nan)
-    for c in range(targets.shape[1]):
-        if 0 < targets[:, c].sum() < len(targets):
-            out[c] = roc_auc_score(targets[:, c], scores[:, c])
-    return out
 
 
 def run(root: Path, size: int, epochs: int, width: int, seed: int) -> dict:
@@ -76,7 +68,7 @@ def run(root: Path, size: int, epochs: int, width: int, seed: int) -> dict:
     model.eval()
     with torch.no_grad():
         scores = torch.cat([model(x_te[s : s + 256]).sigmoid() for s in range(0, len(x_te), 256)])
-    auc = per_class_auc(scores.numpy(), y_te.numpy())
+    auc = per_class_auc(y_te.numpy(), scores.numpy())
     return {
         "auc": auc,
         "positives": y_te.numpy().sum(0).astype(int),

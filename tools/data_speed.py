@@ -1,6 +1,6 @@
 """Cache read speed vs decoding full-size PNGs, on the same images.
 
-    python -m mlbench.data.speed --images 64 --png-size 1024 --size 256
+    python -m tools.data_speed --images 64 --png-size 1024 --size 256
 
 Writes a CXR14-sim folder with ``--png-size`` PNGs (1024 like the NIH films), prepares the
 cache at ``--size``, then times a full pass of each way of getting (1, size, size) uint8 images:
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--png-size", type=int, default=1024)
     p.add_argument("--size", type=int, default=256)
+    p.add_argument("--min-seconds", type=float, default=1.0, help="least time per measurement")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = generate_sim(
@@ -42,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         prepare_cache(root, args.size, workers=1, progress=False)
         ds = ChestXray14(root, "train_val", image_size=args.size)
         paths = [root / "images" / name for name in ds.metadata.image]
-        decode = _rate(lambda i: load_resized(paths[i], args.size), len(ds))
-        cached = _rate(ds.image, len(ds))
-        item = _rate(ds.__getitem__, len(ds))
+        decode = _rate(lambda i: load_resized(paths[i], args.size), len(ds), args.min_seconds)
+        cached = _rate(ds.image, len(ds), args.min_seconds)
+        item = _rate(ds.__getitem__, len(ds), args.min_seconds)
     print(f"{len(ds)} images, {args.png_size}px PNG -> {args.size}px")
     print(f"decode+resize PNG : {decode:10.0f} img/s")
     print(f"cache ds.image(i)  : {cached:10.0f} img/s  ({cached / decode:.0f}x)")
