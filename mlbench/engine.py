@@ -28,7 +28,6 @@ from .metrics import evaluate_scores
 __all__ = [
     "FitResult",
     "TrainConfig",
-    "dataset_stats",
     "evaluate",
     "fit",
     "load_checkpoint",
@@ -125,13 +124,14 @@ class TrainConfig:
         self.betas = tuple(self.betas)
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        """Build from a mapping (suite YAML); unknown keys are an error naming them."""
+    def from_dict(cls, d: dict, *, ignore_unknown: bool = False) -> TrainConfig:
+        """Build from a mapping (suite YAML); unknown keys are an error naming them, or are
+        left out with ``ignore_unknown`` (a suite's ``train`` also holds harness keys)."""
         names = [f.name for f in dataclasses.fields(cls)]
         bad = sorted(set(d) - set(names))
-        if bad:
+        if bad and not ignore_unknown:
             raise ValueError(f"Unknown training option(s) {bad}; allowed: {names}")
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -176,22 +176,6 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return OPTIMIZERS[cfg.optimizer](groups, cfg)
-
-
-def dataset_stats(dataset) -> dict:
-    """Training statistics for losses that need them: ``class_counts`` (C,) and ``num_samples``.
-
-    Uses ``dataset.class_counts()`` or ``dataset.labels`` when present (``mlbench.data``
-    datasets have both), else reads the labels through ``dataset[i][1]``.
-    """
-    if hasattr(dataset, "class_counts"):
-        counts = np.asarray(dataset.class_counts())
-    else:
-        labels = getattr(dataset, "labels", None)
-        if labels is None:
-            labels = np.stack([np.asarray(dataset[i][1]) for i in range(len(dataset))])
-        counts = np.asarray(labels).sum(axis=0)
-    return {"class_counts": counts.astype(np.int64), "num_samples": len(dataset)}
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, **meta) -> None:

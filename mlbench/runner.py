@@ -141,12 +141,9 @@ class _Data:
 
 # ------------------------------------------------------------------ one run
 def _train_config(train_cfg: dict):
-    import dataclasses
-
     from mlbench.engine import TrainConfig
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in train_cfg.items() if k in names})
+    return TrainConfig.from_dict(train_cfg, ignore_unknown=True)
 
 
 def _device(name: str) -> str:

@@ -1,6 +1,6 @@
 """Models: timm backbones with a registered classification head (SPEC section 4)."""
 
-from .build import ChestXrayModel, build_model
+from .build import ChestXrayModel, build_model, check_backbone
 from .heads import (
     BilinearHead,
     CompactBilinearHead,
@@ -17,6 +17,7 @@ __all__ = [
     "CompactBilinearHead",
     "LinearHead",
     "build_model",
+    "check_backbone",
     "create_head",
     "list_heads",
     "register_head",

@@ -59,7 +59,8 @@ class ChestXrayModel(nn.Module):
         return self.head(self.forward_features(x))
 
 
-def _check_backbone(name: str) -> None:
+def check_backbone(name: str) -> None:
+    """Raise ``ValueError`` for a name timm does not know, listing the close matches."""
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=5)
         raise ValueError(
@@ -129,7 +130,7 @@ def build_model(
         raise ValueError(f"Expected argument `in_chans` to be one of [1, 3] but got {in_chans}")
     if num_classes < 1:
         raise ValueError(f"Expected argument `num_classes` >= 1 but got {num_classes}")
-    _check_backbone(backbone)
+    check_backbone(backbone)
     config = dict(backbone=backbone, head=head, num_classes=num_classes, pretrained=pretrained,
                   in_chans=in_chans, weights=None if weights is None else str(weights),
                   head_kwargs=dict(head_kwargs or {}),

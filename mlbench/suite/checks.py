@@ -7,7 +7,6 @@ and loss names against their registries (imports torch), the only source of vali
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
@@ -21,22 +20,17 @@ def check_names(suite: Suite) -> None:
     Raises:
         SuiteError: names the grid entry and lists the valid names.
     """
-    import difflib
-
-    import timm
-
     import losses
     from mlbench.engine import TrainConfig
-    from mlbench.models import create_head, list_heads
+    from mlbench.models import check_backbone, create_head, list_heads
 
     for i, name in enumerate(_as_list(suite.config["grid"]["backbone"])):
-        if not timm.is_model(name):
-            close = difflib.get_close_matches(name, timm.list_models(), n=5)
-            raise SuiteError(f"`grid.backbone[{i}]`: unknown timm backbone {name!r}; close "
-                             f"matches: {close} (all names: timm.list_models())")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        try:
+            check_backbone(name)
+        except ValueError as exc:
+            raise SuiteError(f"`grid.backbone[{i}]`: {exc}") from None
     try:
-        TrainConfig(**{k: v for k, v in suite.config["train"].items() if k in fields})
+        TrainConfig.from_dict(suite.config["train"], ignore_unknown=True)
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"`train`: {exc}") from None
     weights = suite.config["model"]["weights"]

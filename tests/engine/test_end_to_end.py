@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from mlbench.engine import TrainConfig, dataset_stats, evaluate, fit
+from mlbench.engine import TrainConfig, evaluate, fit
 from mlbench.models import build_model
 from mlbench.seeding import deterministic, loader_kwargs
 
@@ -30,7 +30,7 @@ def _train(root, seed=0):
                                     seed=seed)
 
         train, val = split("train"), split("val")
-        stats = dataset_stats(train)
+        stats = train.stats()
         loss = losses.create_loss("bce+0.1*msml", stats=stats)
         tl = DataLoader(train, batch_size=16, shuffle=True, drop_last=True, **loader_kwargs(seed))
         vl = DataLoader(val, batch_size=64)
@@ -43,7 +43,7 @@ def _train(root, seed=0):
 def test_cxr14_sim_beats_chance_and_repeats_bit_identically(sim_root):
     train, r1, o1 = _train(sim_root)
     assert r1.status == "finished" and len(r1.history) == 6
-    np.testing.assert_array_equal(dataset_stats(train)["class_counts"], train.class_counts())
+    np.testing.assert_array_equal(train.stats()["class_counts"], train.class_counts())
     assert o1["mean_auc"] == r1.best_val_mean_auc > 0.55  # chance: 0.5
     effusion = data.FINDINGS.index("Effusion")  # a clearly rendered sign
     assert o1["auc"][effusion] > 0.8

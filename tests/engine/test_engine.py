@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from mlbench.engine import (
     FitResult,
     TrainConfig,
-    dataset_stats,
     evaluate,
     fit,
     load_checkpoint,
@@ -169,10 +168,3 @@ def test_evaluate_non_finite_outputs_raise(task):
         model.head.fc.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError):
         evaluate(model, [task[1].tensors], "cpu")
-
-
-def test_dataset_stats(task):
-    train, _ = task
-    st = dataset_stats(train)
-    assert st["num_samples"] == 96
-    np.testing.assert_array_equal(st["class_counts"], train.tensors[1].sum(0).numpy().astype(int))
