@@ -44,21 +44,10 @@ def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
     _register_report(sub)
     _register_losses(sub)
     if mount_others:
-        _register_optional(sub, "mlbench.data.cli")
+        from mlbench.data.cli import register as register_data
+
+        register_data(sub)
     return parser
-
-
-def _register_optional(sub, module: str) -> None:
-    """Add the sub-commands of ``module`` (its ``register(subparsers)``), if it exists yet."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    mod.register(sub)
 
 
 # ------------------------------------------------------------------ run

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,37 +19,71 @@ from torch import nn
 __all__ = [
     "BilinearHead",
     "CompactBilinearHead",
+    "HeadInfo",
     "LinearHead",
     "create_head",
+    "get_head_info",
     "list_heads",
     "register_head",
     "signed_sqrt",
 ]
 
-_HEADS: dict[str, type[nn.Module]] = {}
+@dataclass(frozen=True)
+class HeadInfo:
+    """What the registry knows about one head.
+
+    Attributes:
+        name: registered name (used in suites, the CLI and the leaderboard).
+        cls: the ``nn.Module`` class; ``cls(in_channels, num_classes, **kwargs)`` builds it.
+        options: the keyword arguments the head takes besides in_channels and num_classes.
+    """
+
+    name: str
+    cls: type[nn.Module]
+    options: tuple[str, ...]
 
 
-def register_head(name: str):
-    """Class decorator: register a head under ``name``."""
+_REGISTRY: dict[str, HeadInfo] = {}
 
-    def deco(cls):
-        if name in _HEADS:
-            raise ValueError(f"Head `{name}` is already registered ({_HEADS[name].__qualname__})")
-        _HEADS[name] = cls
-        cls.head_name = name
+
+def register_head(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator that registers an ``nn.Module`` head under ``name``.
+
+    Raises:
+        ValueError: a name that is not a lowercase identifier, a class that is not an
+            ``nn.Module``, or a name already registered by another class.
+    """
+    if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
+        raise ValueError(f"Expected head name to be a lowercase identifier but got {name!r}")
+
+    def decorator(cls: type[nn.Module]) -> type[nn.Module]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(
+                f"Expected register_head({name!r}) to decorate an nn.Module class but got {cls!r}"
+            )
+        old = _REGISTRY.get(name)
+        held = None if old is None else f"{old.cls.__module__}.{old.cls.__qualname__}"
+        if held not in (None, f"{cls.__module__}.{cls.__qualname__}"):  # a reload is no clash
+            raise ValueError(f"Head name {name!r} is already registered by {held}")
+        params = inspect.signature(cls.__init__).parameters
+        options = tuple(p for p in params if p not in ("self", "in_channels", "num_classes"))
+        _REGISTRY[name] = HeadInfo(name=name, cls=cls, options=options)
         return cls
 
-    return deco
+    return decorator
 
 
 def list_heads() -> list[str]:
-    """Sorted registered head names."""
-    return sorted(_HEADS)
+    """The registered head names, sorted."""
+    return sorted(_REGISTRY)
 
 
-def _head_kwargs(cls) -> list[str]:
-    params = inspect.signature(cls.__init__).parameters
-    return [p for p in params if p not in ("self", "in_channels", "num_classes")]
+def get_head_info(name: str) -> HeadInfo:
+    """The :class:`HeadInfo` of a registered head; ``ValueError`` listing the names otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"Expected head name to be one of {list_heads()} but got {name!r}") from None
 
 
 def create_head(name: str, in_channels: int, num_classes: int, **kwargs) -> nn.Module:
@@ -63,14 +99,11 @@ def create_head(name: str, in_channels: int, num_classes: int, **kwargs) -> nn.M
     Raises:
         ValueError: unknown name (lists the valid ones) or unknown option (lists the head's).
     """
-    if name not in _HEADS:
-        raise ValueError(f"Expected head to be one of {list_heads()} but got {name!r}")
-    cls = _HEADS[name]
-    allowed = _head_kwargs(cls)
-    bad = sorted(set(kwargs) - set(allowed))
+    info = get_head_info(name)
+    bad = sorted(set(kwargs) - set(info.options))
     if bad:
-        raise ValueError(f"Unknown option(s) {bad} for head {name!r}; allowed: {allowed}")
-    return cls(in_channels, num_classes, **{k: v for k, v in kwargs.items() if v is not None})
+        raise ValueError(f"Unknown option(s) {bad} for head {name!r}; allowed: {list(info.options)}")
+    return info.cls(in_channels, num_classes, **{k: v for k, v in kwargs.items() if v is not None})
 
 
 def signed_sqrt(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

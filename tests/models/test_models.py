@@ -1,5 +1,6 @@
 """build_model and the head registry, tested over every registered head on two backbones."""
 
+import dataclasses
 import math
 
 import pytest
@@ -7,7 +8,14 @@ import timm
 import torch
 
 from mlbench.models import build as build_mod
-from mlbench.models import build_model, create_head, list_heads, register_head, signed_sqrt
+from mlbench.models import (
+    build_model,
+    create_head,
+    get_head_info,
+    list_heads,
+    register_head,
+    signed_sqrt,
+)
 from mlbench.models.heads import BilinearHead, CompactBilinearHead
 
 SMALL = {"linear": {}, "bilinear": {"dim": 32}, "compact_bilinear": {"dim": 256}}
@@ -79,6 +87,19 @@ def test_unknown_names_and_options():
         build_model("resnet10t", "bilinear", head_kwargs={"dimm": 3})
     with pytest.raises(ValueError, match="already registered"):
         register_head("linear")(BilinearHead)
+
+
+def test_head_registry_has_the_loss_registrys_shape():
+    info = get_head_info("bilinear")
+    assert info.name == "bilinear" and info.cls is BilinearHead and "dim" in info.options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.name = "other"
+    with pytest.raises(ValueError, match=r"head name to be one of \['bilinear', "):
+        get_head_info("bilnear")
+    with pytest.raises(ValueError, match="lowercase identifier"):
+        register_head("Bad Name")
+    with pytest.raises(ValueError, match="nn.Module class"):
+        register_head("not_a_module")(int)
 
 
 def test_offline_pretrained_error_suggests_fixes(monkeypatch):
