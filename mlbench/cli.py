@@ -57,9 +57,14 @@ examples:
   python -m mlbench run suites/quickstart.yaml --dry-run --only loss=msml,bce
   python -m mlbench run suites/quickstart.yaml --set train.epochs=1 --out runs/try
   python -m mlbench run suites/chestxray14.yaml --only head=linear --workers 2
+  python -m mlbench run suites/chestxray14.yaml --gpus 0,1,2,3          # one worker per GPU
+  python -m mlbench run suites/chestxray14.yaml --executor ray --ray-address auto
+  python -m mlbench run suites/chestxray14.yaml --executor slurm --partition gpu
 
-Results go to OUT/results.db (SQLite). Rerunning the same command skips finished runs and
-restarts interrupted ones, so a killed job is resumed by running it again.
+Results go to OUT/results.db (SQLite; keep OUT on a local disk), written by this process
+only. Rerunning the same command skips finished runs and restarts interrupted ones from
+their last epoch checkpoint (OUT/checkpoints/<run id>/last.pt), so a killed job is resumed
+by running it again.
 """
 
 
@@ -85,6 +90,33 @@ def _register_run(sub) -> None:
                    "`workers`, else 1)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed (e.g. non-finite loss)")
+    x = p.add_argument_group("execution (default: the suite's `cluster` section)")
+    x.add_argument("--executor", choices=("local", "ray", "slurm"), default=None,
+                   help="local processes (default), Ray tasks, or Slurm jobs via submitit")
+    x.add_argument("--gpus", metavar="IDS", default=None,
+                   help="local: GPUs to use, one worker each, e.g. 0,1,2,3 (default: every "
+                   "visible GPU; none: CPU)")
+    x.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="ray: cluster address (default $RAY_ADDRESS, else a local instance)")
+    x.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                   help="ray/slurm: GPUs per run (default 1 with CUDA, else 0)")
+    x.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
+                   help="ray/slurm: CPUs per run (default train.threads + train.num_workers)")
+    x.add_argument("--max-retries", type=int, default=None, metavar="N",
+                   help="ray: retries of a run whose worker or node died (default 3)")
+    x.add_argument("--partition", default=None, help="slurm: partition")
+    x.add_argument("--time-min", type=int, default=None, metavar="MIN",
+                   help="slurm: time limit per run in minutes (default 240; requeued and "
+                   "resumed when hit)")
+    x.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="slurm: memory per run")
+    x.add_argument("--array-parallelism", type=int, default=None, metavar="N",
+                   help="slurm: most runs of the job array at once (default 16)")
+    x.add_argument("--keep-checkpoints", choices=("none", "best", "all"), default=None,
+                   help="what stays of a stored run's checkpoints: best.pt (default), "
+                   "best.pt and last.pt, or nothing")
+    x.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                   help="checkpoint folder (default OUT/checkpoints; shared storage for "
+                   "Ray/Slurm runs that should resume on another node)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
@@ -117,6 +149,11 @@ def _cmd_run(args) -> int:
     if workers < 1:
         print(f"error: --workers must be >= 1, got {workers}", file=sys.stderr)
         return 2
+    cluster = {"ray_address": args.ray_address, "gpus_per_run": args.gpus_per_run,
+               "cpus_per_run": args.cpus_per_run, "max_retries": args.max_retries,
+               "partition": args.partition, "time_min": args.time_min, "mem_gb": args.mem_gb,
+               "array_parallelism": args.array_parallelism,
+               "keep_checkpoints": args.keep_checkpoints, "checkpoint_dir": args.checkpoint_dir}
     if args.dry_run:
         print(describe_runs(runs, status=_statuses(suite)))
         print(f"\n{len(runs)} runs; output {suite.output}")
@@ -124,12 +161,13 @@ def _cmd_run(args) -> int:
             print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0
 
+    from mlbench.driver import run_suite
     from mlbench.leaderboard import leaderboard
-    from mlbench.runner import run_suite
 
     try:
-        summary = run_suite(suite, runs, workers=workers, progress=not args.no_progress,
-                            retry_failed=args.retry_failed)
+        summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
+                            retry_failed=args.retry_failed, executor=args.executor,
+                            gpus=args.gpus, **cluster)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {suite.output}/results.db; run the "
               "same command again to resume", file=sys.stderr)

@@ -2,9 +2,11 @@
 
 Tables:
     runs           one row per run: id, suite, grid axes, resolved config (JSON), status,
-                   timestamps, worker, attempts, error, failed_step
+                   timestamps, worker, attempts, error, failed_step, device (where it
+                   trained), lease_until (the holder's lease, renewed by its heartbeat)
     status_events  every status transition (run_id, status, at, worker, detail)
-    metrics        (run_id, name, finding, value, lo, hi): per-class auc/ap, mean_auc, map
+    metrics        (run_id, name, finding, value, lo, hi): per-class auc/ap, mean_auc, map;
+                   run-level val_mean_auc, train_seconds, train_images_per_s
     epochs         (run_id, epoch, data JSON): the engine's per-epoch history
     predictions    (run_id, scores, targets): test-set scores as compressed .npy blobs
     meta           key -> value (dataset description, ...)
@@ -13,6 +15,12 @@ Status: pending -> running -> finished | failed. Claiming a run and finishing it
 ``BEGIN IMMEDIATE`` transactions, so concurrent worker processes never claim the same run
 and a killed process leaves either all of a run's results or none. WAL mode lets readers
 (leaderboard) work while workers write.
+
+Holding a run: a claim takes a lease (``lease_until``) that the holder renews with
+``renew_leases`` (the driver's heartbeat). ``reset_stale`` puts a run back to pending when
+its lease has run out, or, on this host, when its holder process is gone; a holder on
+another host is judged by its lease alone (its pid means nothing here). Older databases
+gain the ``device`` and ``lease_until`` columns when opened for writing.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import numpy as np
 
 DB_NAME = "results.db"
 STATUSES = ("pending", "running", "finished", "failed")
+LEASE_S = 300.0  # default lease of a claimed run; the driver renews it every LEASE_S / 10
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -50,7 +59,9 @@ CREATE TABLE IF NOT EXISTS runs (
     worker TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT,
-    failed_step INTEGER
+    failed_step INTEGER,
+    device TEXT,
+    lease_until REAL
 );
 CREATE TABLE IF NOT EXISTS status_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -151,6 +162,7 @@ class ResultsDB:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self.conn.execute(stmt)
+            _add_missing_columns(self.conn)
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
@@ -172,6 +184,11 @@ class ResultsDB:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def event(self, run_id: str, status: str, detail: str | None = None) -> None:
+        """Record a status event that is not a transition (e.g. ``resumed``)."""
+        with self.transaction():
+            self._event(run_id, status, detail)
 
     def _event(self, run_id: str, status: str, detail: str | None = None) -> None:
         self.conn.execute(
@@ -214,29 +231,60 @@ class ResultsDB:
                     self._event(run.id, "pending")
         return added
 
-    def reset_stale(self, alive: callable | None = None) -> list[str]:
-        """Put back to pending the runs left ``running`` by processes that are gone.
+    def reset_stale(self, alive: callable | None = None, now: float | None = None) -> list[str]:
+        """Put back to pending the runs left ``running`` by holders that are gone.
 
-        A run is stale when its worker ran on this host and that pid no longer exists
-        (or ``alive(worker)`` says so).
+        A run is stale when its lease has run out (``lease_until`` < now; a row without a
+        lease counts ``LEASE_S`` from its start), or when its holder ran on this host and
+        that pid no longer exists. With ``alive``, ``alive(worker)`` alone decides.
 
         Returns:
             ids of the runs reset.
         """
-        alive = alive or _worker_alive
+        now = time.time() if now is None else now
         reset = []
         with self.transaction():
-            rows = self.conn.execute("SELECT id, worker FROM runs WHERE status = 'running'").fetchall()
+            rows = self.conn.execute(
+                "SELECT id, worker, started, lease_until FROM runs WHERE status = 'running'"
+            ).fetchall()
             for row in rows:
-                if alive(row["worker"]):
-                    continue
+                if alive is not None:
+                    if alive(row["worker"]):
+                        continue
+                    why = f"interrupted (worker {row['worker']} gone)"
+                else:
+                    lease = row["lease_until"]
+                    if lease is None:
+                        lease = (row["started"] or 0.0) + LEASE_S
+                    if lease < now:
+                        why = f"interrupted (lease of {row['worker']} expired)"
+                    elif _same_host(row["worker"]) and not _worker_alive(row["worker"]):
+                        why = f"interrupted (worker {row['worker']} gone)"
+                    else:
+                        continue
                 self.conn.execute(
-                    "UPDATE runs SET status='pending', worker=NULL WHERE id=? AND status='running'",
-                    (row["id"],),
-                )
-                self._event(row["id"], "pending", f"interrupted (worker {row['worker']} gone)")
+                    "UPDATE runs SET status='pending', worker=NULL, lease_until=NULL"
+                    " WHERE id=? AND status='running'", (row["id"],))
+                self._event(row["id"], "pending", why)
                 reset.append(row["id"])
         return reset
+
+    def renew_leases(self, lease_s: float = LEASE_S, ids: Iterable[str] | None = None) -> int:
+        """Extend the leases of the runs this process holds (all, or those in ``ids``) to
+        ``now + lease_s``: the heartbeat. Returns how many runs were renewed."""
+        until = time.time() + lease_s
+        with self.transaction():
+            if ids is None:
+                cur = self.conn.execute(
+                    "UPDATE runs SET lease_until=? WHERE status='running' AND worker=?",
+                    (until, worker_name()))
+                return cur.rowcount
+            n = 0
+            for rid in ids:
+                n += self.conn.execute(
+                    "UPDATE runs SET lease_until=? WHERE id=? AND status='running' AND worker=?",
+                    (until, rid, worker_name())).rowcount
+            return n
 
     def retry_failed(self, ids: Iterable[str] | None = None) -> int:
         """Put failed runs (all, or those in ``ids``) back to pending."""
@@ -252,8 +300,9 @@ class ResultsDB:
                 n += 1
         return n
 
-    def claim(self, ids: Iterable[str] | None = None) -> dict | None:
-        """Atomically take the next pending run (optionally among ``ids``) for this process.
+    def claim(self, ids: Iterable[str] | None = None, lease_s: float = LEASE_S) -> dict | None:
+        """Atomically take the next pending run (optionally among ``ids``) for this process,
+        with a lease of ``lease_s`` seconds (renew it with ``renew_leases``).
 
         Partial results of an earlier attempt (epoch curves) are cleared in the same
         transaction.
@@ -277,10 +326,11 @@ class ResultsDB:
                         break
             if row is None:
                 return None
+            now = time.time()
             self.conn.execute(
                 "UPDATE runs SET status='running', started=?, worker=?, attempts=attempts+1,"
-                " error=NULL, failed_step=NULL WHERE id=?",
-                (time.time(), worker_name(), row["id"]),
+                " error=NULL, failed_step=NULL, lease_until=? WHERE id=?",
+                (now, worker_name(), now + lease_s, row["id"]),
             )
             for table in ("epochs", "metrics", "predictions"):
                 self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (row["id"],))
@@ -301,6 +351,7 @@ class ResultsDB:
         scores: np.ndarray,
         targets: np.ndarray,
         epochs: list[dict] | None = None,
+        device: str | None = None,
     ) -> None:
         """Store a run's results and mark it finished, all in one transaction.
 
@@ -309,6 +360,7 @@ class ResultsDB:
             scores: (N, C) test-set probabilities.
             targets: (N, C) test-set labels.
             epochs: the training history (replaces what ``log_epoch`` wrote).
+            device: where the run trained (``runs.device``).
         """
         with self.transaction():
             self._require_running(run_id)
@@ -330,17 +382,20 @@ class ResultsDB:
                      for i, e in enumerate(epochs)],
                 )
             self.conn.execute(
-                "UPDATE runs SET status='finished', finished=? WHERE id=?", (time.time(), run_id)
+                "UPDATE runs SET status='finished', finished=?, lease_until=NULL,"
+                " device=COALESCE(?, device) WHERE id=?", (time.time(), device, run_id)
             )
             self._event(run_id, "finished")
 
-    def fail(self, run_id: str, error: str, failed_step: int | None = None) -> None:
+    def fail(self, run_id: str, error: str, failed_step: int | None = None,
+             device: str | None = None) -> None:
         """Mark a run failed with its error (and the training step, when known)."""
         with self.transaction():
             self._require_running(run_id)
             self.conn.execute(
-                "UPDATE runs SET status='failed', finished=?, error=?, failed_step=? WHERE id=?",
-                (time.time(), error, failed_step, run_id),
+                "UPDATE runs SET status='failed', finished=?, error=?, failed_step=?,"
+                " lease_until=NULL, device=COALESCE(?, device) WHERE id=?",
+                (time.time(), error, failed_step, device, run_id),
             )
             self._event(run_id, "failed", error[:500])
 
@@ -348,7 +403,9 @@ class ResultsDB:
         """Give a run this process holds back to pending (its partial curves stay until reclaimed)."""
         with self.transaction():
             self._require_running(run_id)
-            self.conn.execute("UPDATE runs SET status='pending', worker=NULL WHERE id=?", (run_id,))
+            self.conn.execute(
+                "UPDATE runs SET status='pending', worker=NULL, lease_until=NULL WHERE id=?",
+                (run_id,))
             self._event(run_id, "pending", detail)
 
     def _require_running(self, run_id: str) -> None:
@@ -438,8 +495,25 @@ def _run_dict(row: sqlite3.Row) -> dict:
     return d
 
 
+_COLUMNS = {"runs": {"device": "TEXT", "lease_until": "REAL"}}
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` what a database made by an older mlbench lacks."""
+    for table, cols in _COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in cols.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _same_host(worker: str | None) -> bool:
+    return bool(worker) and worker.rpartition(":")[0] == socket.gethostname()
+
+
 def _worker_alive(worker: str | None) -> bool:
-    """Whether ``host:pid`` is a live process. Workers on other hosts count as alive."""
+    """Whether ``host:pid`` is a live process. Workers on other hosts count as alive (their
+    pid means nothing here): ``reset_stale`` judges those by their lease."""
     if not worker or ":" not in worker:
         return False
     host, _, pid = worker.rpartition(":")

@@ -31,8 +31,10 @@ __all__ = [
     "evaluate",
     "fit",
     "load_checkpoint",
+    "load_training_state",
     "lr_at",
     "save_checkpoint",
+    "save_training_state",
     "train_one_epoch",
 ]
 
@@ -149,9 +151,20 @@ class FitResult:
     failed_step: int | None = None
     early_stopped: bool = False
     total_steps: int = 0
+    resumed_from: int | None = None  # epoch of the training state the fit resumed from
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @property
+    def train_seconds(self) -> float:
+        """Seconds spent in training steps (validation excluded), over every epoch, also
+        those done before a resume."""
+        return float(sum(r.get("train_time", 0.0) for r in self.history))
+
+    @property
+    def train_images(self) -> int:
+        return int(sum(r.get("images", 0) for r in self.history))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -183,11 +196,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, **meta) -> None:
 
     Only tensors and plain Python values, so it loads with ``weights_only=True``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), **meta}, tmp)
-    os.replace(tmp, path)
+    _atomic_save({"model": model.state_dict(), **meta}, Path(path))
 
 
 def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_location="cpu") -> dict:
@@ -198,10 +207,58 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_locati
     return ckpt
 
 
+STATE_FORMAT = 1
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:  # on disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_training_state(path: str | Path, state: dict) -> None:
+    """Write a training state (:func:`fit`'s ``last_path``) atomically: a reader sees the
+    previous complete file or the new one, never a partial one."""
+    _atomic_save({"format": STATE_FORMAT, **state}, Path(path))
+
+
+def load_training_state(path: str | Path) -> dict | None:
+    """The training state at ``path`` (weights-only load), or None if there is none.
+
+    Raises:
+        ValueError: the file exists but is not a training state of this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file: say which, on one line
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(f"cannot read the training state {path} ({type(exc).__name__}: "
+                         f"{first[:120]}); delete it to restart the run from epoch 0") from exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not an mlbench training state (format {STATE_FORMAT}); "
+                         "delete it to restart the run from epoch 0")
+    return state
+
+
 def _autocast(device: torch.device, cfg: TrainConfig | None):
     on = cfg is not None and cfg.amp and device.type == "cuda"
     dtype = AMP_DTYPES[cfg.amp_dtype] if cfg is not None else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=on)
+
+
+def _to(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    if channels_last and x.dim() == 4:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
 
 
 def _steps_per_epoch(loader, cfg: TrainConfig) -> int:
@@ -225,6 +282,7 @@ def train_one_epoch(
     total_steps: int | None = None,
     warmup_steps: int = 0,
     scaler: torch.amp.GradScaler | None = None,
+    channels_last: bool = False,
 ) -> dict:
     """One pass over ``loader`` (at most ``cfg.max_steps_per_epoch`` steps).
 
@@ -238,6 +296,7 @@ def train_one_epoch(
         start_step: global step index of this epoch's first step.
         total_steps, warmup_steps: schedule length (default: this epoch only, no warm-up).
         scaler: GradScaler for fp16 autocast (``None``: none).
+        channels_last: move the images to the device in channels-last memory format.
 
     Returns:
         dict: ``train_loss`` (sample-weighted mean), ``steps``, ``images``, ``lr`` (last),
@@ -271,7 +330,7 @@ def train_one_epoch(
         lr = lr_at(step, total_steps, warmup_steps, cfg)
         for g in optimizer.param_groups:
             g["lr"] = lr
-        x = x.to(device, non_blocking=True)
+        x = _to(x, device, channels_last)
         y = y.to(device, non_blocking=True)
         with _autocast(device, cfg):
             logits = model(x)
@@ -312,7 +371,7 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
-             cfg: TrainConfig | None = None) -> dict:
+             cfg: TrainConfig | None = None, channels_last: bool = False) -> dict:
     """Predict a whole loader and compute the metrics.
 
     Args:
@@ -321,6 +380,7 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
         device: where to run.
         loss_fn: if given, the sample-weighted mean loss is reported too.
         cfg: only its AMP settings are used (autocast on CUDA).
+        channels_last: images to the device in channels-last memory format.
 
     Returns:
         dict: ``scores`` (N, C) sigmoid probabilities (np.float32), ``targets`` (N, C),
@@ -337,7 +397,7 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
     probs, targets = [], []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for x, y in loader:
-        x = x.to(device, non_blocking=True)
+        x = _to(x, device, channels_last)
         y = y.to(device, non_blocking=True)
         with _autocast(device, cfg):
             logits = model(x).float()
@@ -364,6 +424,10 @@ def fit(
     device="cpu",
     on_epoch_end: Callable[[dict], None] | None = None,
     checkpoint_path: str | Path | None = None,
+    *,
+    last_path: str | Path | None = None,
+    resume: dict | None = None,
+    channels_last: bool = False,
 ) -> FitResult:
     """Train with validation after each epoch; keep and finally restore the best weights.
 
@@ -374,20 +438,34 @@ def fit(
     the message and the global step (``failed_step``, 0-based) recorded; the best weights
     so far are still restored.
 
+    Resume: with ``last_path`` the whole training state is written there atomically after
+    every epoch (model, optimizer, schedule position, GradScaler, global RNG states,
+    history, early-stopping state and the best weights; :func:`load_training_state`).
+    ``resume=`` such a state continues after its epoch and ends exactly as the
+    uninterrupted fit would on CPU, provided the train loader's order depends on the epoch
+    only: a loader with ``set_epoch(epoch)`` gets it called before each epoch (the harness
+    reseeds its generator from (seed, epoch), ``mlbench.seeding.reseed_loader``).
+
     Args:
         model: moved to ``device``.
         loss_fn: ``loss_fn(logits, targets) -> scalar``.
         train_loader, val_loader: yield ``(images, targets)``.
         cfg: :class:`TrainConfig`.
         device: "cpu", "cuda", a ``torch.device``...
-        on_epoch_end: called with each epoch's history row (JSON-serialisable dict).
+        on_epoch_end: called with each epoch's history row (JSON-serialisable dict), after
+            the epoch's checkpoints are written.
         checkpoint_path: where to save the best checkpoint (optional).
+        last_path: where to save the training state after every epoch (optional).
+        resume: a training state to continue from (``load_training_state(last_path)``).
+        channels_last: model and images in channels-last memory format (CUDA speed).
 
     Returns:
-        FitResult.
+        FitResult (``resumed_from``: the epoch of the state resumed from).
     """
     device = torch.device(device)
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     if cfg.amp and device.type != "cuda":
         warnings.warn("TrainConfig.amp is CUDA only; training in fp32 on " + device.type,
                       stacklevel=2)
@@ -398,18 +476,38 @@ def fit(
     total = per_epoch * cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * per_epoch)
     result = FitResult(status="finished")
-    best_state, best, stale, step = None, -math.inf, 0, 0
-    for epoch in range(cfg.epochs):
+    best_state, best, stale, step, start, stopped = None, -math.inf, 0, 0, 0, False
+    if resume is not None:
+        from .seeding import set_rng_state
+
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        if scaler is not None and resume.get("scaler") is not None:
+            scaler.load_state_dict(resume["scaler"])
+        es = resume["early_stopping"]
+        best, stale, stopped = es["best"], es["stale"], es["stopped"]
+        result.best_epoch, result.best_val_mean_auc = es["best_epoch"], es["best_val_mean_auc"]
+        best_state = resume["best_model"]
+        step = resume["scheduler"]["step"]
+        result.history = list(resume["history"])
+        start = resume["epoch"] + 1
+        result.resumed_from = resume["epoch"]
+        set_rng_state(resume["rng"])
+    for epoch in range(start, cfg.epochs):
+        if stopped:
+            break
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
         tr = train_one_epoch(model, loss_fn, train_loader, optimizer, device, epoch, cfg,
                              start_step=step, total_steps=total, warmup_steps=warmup,
-                             scaler=scaler)
+                             scaler=scaler, channels_last=channels_last)
         step += tr["steps"]
         if tr["status"] == "failed":
             result.status, result.failed_step = "failed", tr["failed_step"]
             result.failure = f"non-finite training loss at step {tr['failed_step']} (epoch {epoch})"
             break
         try:
-            val = evaluate(model, val_loader, device, loss_fn, cfg)
+            val = evaluate(model, val_loader, device, loss_fn, cfg, channels_last=channels_last)
         except FloatingPointError as e:
             result.status, result.failed_step = "failed", step
             result.failure = f"{e} after epoch {epoch} (step {step})"
@@ -433,12 +531,27 @@ def fit(
             stale += 1
         row["best"] = improved
         result.history.append(row)
+        stopped = cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience
+        if last_path is not None:
+            from .seeding import get_rng_state
+
+            save_training_state(last_path, {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": {"step": step, "total_steps": total, "warmup_steps": warmup},
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": get_rng_state(),
+                "history": result.history,
+                "early_stopping": {"best": best, "stale": stale, "stopped": stopped,
+                                   "best_epoch": result.best_epoch,
+                                   "best_val_mean_auc": result.best_val_mean_auc},
+                "best_model": best_state,
+            })
         log.info(json.dumps(row))
         if on_epoch_end is not None:
             on_epoch_end(row)
-        if cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience:
-            result.early_stopped = True
-            break
+    result.early_stopped = stopped
     result.total_steps = step
     if best_state is not None:
         model.load_state_dict(best_state)

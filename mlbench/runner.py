@@ -1,56 +1,64 @@
-"""Runs a suite's runs through the engine and writes the records.
+"""One run as a function: resolved run config in, ``RunResult`` out. No database.
 
-Flow of one ``run_suite`` call:
-    register the runs in ``OUT/results.db`` (known ids keep their status) -> put back to
-    pending the runs left ``running`` by a process that is gone -> make the data ready once
-    (generate CXR14-sim if absent, build the prepared cache) -> N worker loops, each claiming
-    pending runs atomically through the database until none is left.
+``execute(run, checkpoint_dir)``: seeded (``mlbench.seeding.deterministic``, with
+``train.deterministic``) with ``train.threads`` torch threads -> train/val/test datasets from
+the prepared cache -> seeded loaders (the train order reseeded per epoch from (seed, epoch))
+-> ``build_model`` -> ``losses.create_loss(spec, stats=train stats)`` -> ``engine.fit``,
+which writes ``CHECKPOINTS/<run id>/last.pt`` (whole training state) and ``best.pt`` (best
+weights, weights-only) atomically after every epoch and resumes from ``last.pt`` when a
+previous attempt left one -> ``evaluate`` on the test split -> per-class AUC/AP, mean AUC,
+mAP, bootstrap CIs, the test image and patient ids, timings, device name.
 
-One run: seeded (``mlbench.seeding.deterministic``) -> train/val/test datasets from the
-prepared cache -> seeded loaders -> ``build_model`` -> ``losses.create_loss(spec,
-stats=train stats)`` -> ``engine.fit`` (epoch curves logged as they come) -> ``evaluate`` on
-the test split -> per-class AUC/AP, mean AUC, mAP, bootstrap CIs -> one transaction that
-stores everything and marks the run finished. A run killed half-way stores nothing but its
-epoch curves, and is redone from the start on the next call.
+The driver (``mlbench.driver``) owns ``results.db``: it claims runs, hands them to an
+executor (``mlbench.executors``) whose workers call :func:`run_task`, and stores each
+``RunResult`` as it comes back. ``prepare_data`` makes the dataset ready once, before any
+run starts (generate CXR14-sim if absent, build the prepared cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import sys
-import time
+import socket
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mlbench.db import ResultsDB
 from mlbench.suite import sim_root_problem
 
 
 # ------------------------------------------------------------------ metrics -> records
 def metric_records(targets: np.ndarray, scores: np.ndarray, findings, *, n_boot: int,
-                   seed: int) -> list[tuple]:
-    """Rows for ``ResultsDB.finish``: per-class auc/ap with CIs, mean_auc with CI, map.
+                   seed: int, groups=None) -> list[tuple]:
+    """Rows for ``ResultsDB.finish``: per-class auc/ap with CIs, mean_auc with CI, map,
+    label ranking average precision (lrap) and ranking loss.
 
     Args:
         targets: (N, C) test labels. scores: (N, C) test probabilities.
         findings: the C class names.
         n_boot: bootstrap replicates (0 or 1: no CIs).
         seed: seed of the bootstrap.
+        groups: (N,) patient ids: the bootstrap resamples patients (None: images).
     """
-    from mlbench.metrics import bootstrap_ci, evaluate_scores
+    from mlbench.metrics import evaluate_scores, label_ranking
+    from mlbench.stats import bootstrap_ci
 
     point = evaluate_scores(targets, scores)
     nan = float("nan")
     if n_boot >= 2:
-        ci = bootstrap_ci(targets, scores, n_boot=n_boot, seed=seed)
+        ci = bootstrap_ci(targets, scores, groups=groups, n_boot=n_boot, seed=seed)
     else:
         ci = {"auc_lo": [nan] * len(findings), "auc_hi": [nan] * len(findings),
               "mean_auc_lo": nan, "mean_auc_hi": nan}
     rows = [("mean_auc", "", point["mean_auc"], ci["mean_auc_lo"], ci["mean_auc_hi"]),
             ("map", "", point["mean_ap"], None, None)]
+    ranking = label_ranking(targets, scores)
+    rows += [("lrap", "", ranking["lrap"], None, None),
+             ("ranking_loss", "", ranking["ranking_loss"], None, None)]
     for c, f in enumerate(findings):
         rows.append(("auc", f, point["auc"][c], ci["auc_lo"][c], ci["auc_hi"][c]))
         rows.append(("ap", f, point["ap"][c], None, None))
@@ -106,7 +114,7 @@ def _cache_workers() -> int:
 
 
 class _Data:
-    """Datasets per (dataset config, normalisation), reused across the runs of a worker."""
+    """Datasets per (dataset config, normalisation), reused across the runs of a process."""
 
     def __init__(self):
         self._cache: dict = {}
@@ -140,6 +148,55 @@ class _Data:
 
 
 # ------------------------------------------------------------------ one run
+CHECKPOINT_FILES = ("last.pt", "best.pt")
+
+
+@dataclass
+class RunResult:
+    """What one run computes; the driver stores it (``mlbench.driver``).
+
+    Attributes:
+        run_id: the run's id.
+        status: "finished" or "failed".
+        records: test metric rows ``(name, finding, value, lo, hi)`` (:func:`metric_records`).
+        history: the engine's per-epoch rows (also those before a resume).
+        scores, targets: (N, C) test probabilities and labels, rows in ``image_ids`` order.
+        image_ids, patient_ids: the N test images and their patients.
+        best_val_mean_auc: validation mean AUC of the kept (best) epoch.
+        train_seconds: time in training steps over all epochs (validation excluded).
+        train_images_per_s: training images per second over all epochs.
+        device: where it trained, e.g. "cpu" or "NVIDIA H100 80GB HBM3".
+        checkpoints: ``{"last": path, "best": path}`` of the files written.
+        resumed_from: epoch of the training state this attempt resumed from, or None.
+        error, failed_step: why and where a failed run failed.
+        worker: ``host:pid`` of the process that computed it.
+    """
+
+    run_id: str
+    status: str
+    records: list[tuple] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    scores: np.ndarray | None = None
+    targets: np.ndarray | None = None
+    image_ids: list[str] | None = None
+    patient_ids: list | None = None
+    best_val_mean_auc: float = float("nan")
+    train_seconds: float = float("nan")
+    train_images_per_s: float = float("nan")
+    device: str = ""
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    resumed_from: int | None = None
+    error: str | None = None
+    failed_step: int | None = None
+    worker: str = ""
+
+    def run_records(self) -> list[tuple]:
+        """Run-level rows stored beside the test metrics (finding ``""``)."""
+        return [("val_mean_auc", "", self.best_val_mean_auc, None, None),
+                ("train_seconds", "", self.train_seconds, None, None),
+                ("train_images_per_s", "", self.train_images_per_s, None, None)]
+
+
 def _train_config(train_cfg: dict):
     from mlbench.engine import TrainConfig
 
@@ -154,17 +211,77 @@ def _device(name: str) -> str:
     return name
 
 
-def execute(run: dict, db: ResultsDB, data: _Data, bar_position: int = 1,
-            progress: bool = True) -> str:
-    """Train and evaluate one claimed run; store its results. Returns its final status."""
+def device_name(device: str) -> str:
+    """Human name of a device: the GPU model on CUDA, "cpu" otherwise."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return dev.type
+
+
+def run_threads(cfg: dict) -> int:
+    """Torch intra-op threads of a run: its config's ``train.threads`` (default 1)."""
+    return int(cfg.get("train", {}).get("threads") or 1)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def checkpoint_paths(checkpoint_dir: str | Path, run_id: str) -> dict[str, Path]:
+    folder = Path(checkpoint_dir) / run_id
+    return {"last": folder / "last.pt", "best": folder / "best.pt"}
+
+
+def _after_epoch(run: dict, row: dict) -> None:
+    """Called after each epoch's checkpoints are written (a hook for tests)."""
+
+
+def execute(run: dict, checkpoint_dir: str | Path | None = None, data: _Data | None = None, *,
+            bar_position: int = 1, progress: bool = True,
+            on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+    """Train and evaluate one run; return its results (nothing is stored here).
+
+    Args:
+        run: ``{"id", "config", ...}`` (a ``results.db`` row or ``{"id": r.id, "config":
+            r.config}``); ``loss``/``seed`` only label the progress bar.
+        checkpoint_dir: checkpoints go to ``checkpoint_dir/<run id>/``; a ``last.pt`` left
+            there by an earlier attempt is resumed from. None: a temporary folder, no resume.
+        data: datasets reused across the runs of a process (default: one per process).
+        bar_position, progress: the per-run tqdm bar.
+        on_epoch: called with each epoch's history row.
+    """
     import tempfile
 
+    if checkpoint_dir is None:
+        with tempfile.TemporaryDirectory(prefix=f"mlbench-{run['id']}-") as tmp:
+            result = execute(run, tmp, data, bar_position=bar_position, progress=progress,
+                             on_epoch=on_epoch)
+        result.checkpoints = {}
+        return result
+    cfg = run["config"]
+    with _torch_threads(run_threads(cfg)):
+        return _execute(run, checkpoint_paths(checkpoint_dir, run["id"]), data or _DATA,
+                        bar_position, progress, on_epoch)
+
+
+def _execute(run, paths, data, bar_position, progress, on_epoch) -> RunResult:
     import torch
     from torch.utils.data import DataLoader
 
     import losses
     from mlbench.data import FINDINGS
-    from mlbench.engine import evaluate, fit
+    from mlbench.engine import evaluate, fit, load_training_state
     from mlbench.models import build_model
     from mlbench.seeding import deterministic, loader_kwargs
 
@@ -172,49 +289,97 @@ def execute(run: dict, db: ResultsDB, data: _Data, bar_position: int = 1,
     seed = cfg["seed"]
     tcfg, mcfg, dcfg = cfg["train"], cfg["model"], cfg["dataset"]
     device = _device(tcfg["device"])
-    with deterministic(seed):
+    cuda = torch.device(device).type == "cuda"
+    result = RunResult(run_id=run["id"], status="failed", device=device_name(device),
+                       worker=f"{socket.gethostname()}:{os.getpid()}",
+                       checkpoints={k: str(p) for k, p in paths.items()})
+    with deterministic(seed, algorithms=tcfg.get("deterministic", True)):
         model = build_model(cfg["backbone"], cfg["head"], num_classes=len(FINDINGS),
                             pretrained=mcfg["pretrained"], in_chans=mcfg["in_chans"],
                             weights=mcfg["weights"], head_kwargs=mcfg["head_kwargs"] or None)
         sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std)
         loss_fn = losses.create_loss(cfg["loss"], stats=sets["train"].stats())
         workers = tcfg["num_workers"]
-        extra = {"persistent_workers": True} if workers > 0 else {}
+        common = {"num_workers": workers, "pin_memory": cuda}
         train_loader = DataLoader(sets["train"], batch_size=tcfg["batch_size"], shuffle=True,
                                   drop_last=len(sets["train"]) > tcfg["batch_size"],
-                                  num_workers=workers, **loader_kwargs(seed), **extra)
-        eval_kw = dict(batch_size=tcfg["eval_batch_size"], shuffle=False, num_workers=workers)
+                                  **common, **loader_kwargs(seed))
+        eval_kw = dict(batch_size=tcfg["eval_batch_size"], shuffle=False, **common)
         val_loader = DataLoader(sets["val"], **eval_kw, **loader_kwargs(seed))
         test_loader = DataLoader(sets["test"], **eval_kw, **loader_kwargs(seed))
 
-        def on_epoch_end(entry: dict) -> None:
-            db.log_epoch(run["id"], entry.get("epoch", 0), entry)
+        def on_epoch_end(row: dict) -> None:
+            _after_epoch(run, row)
+            if on_epoch is not None:
+                on_epoch(row)
 
         train_cfg = _train_config(tcfg)
+        resume = load_training_state(paths["last"])
         bar = _run_bar(run, train_loader, train_cfg, bar_position, progress)
-        with tempfile.TemporaryDirectory(prefix=f"mlbench-{run['id']}-") as tmp:
-            try:
-                result = fit(model, loss_fn, _Counting(train_loader, bar), val_loader, train_cfg,
-                             device=device, on_epoch_end=on_epoch_end,
-                             checkpoint_path=Path(tmp) / "best.pt")
-            finally:
-                bar.close()
-        if result.status != "finished":
-            db.fail(run["id"], result.failure or "training failed", result.failed_step)
-            return "failed"
+        if resume is not None:
+            bar.update(min(bar.total, bar.total * (resume["epoch"] + 1) // train_cfg.epochs))
+        try:
+            fitted = fit(model, loss_fn, _EpochLoader(train_loader, bar, seed), val_loader,
+                         train_cfg, device=device, on_epoch_end=on_epoch_end,
+                         checkpoint_path=paths["best"], last_path=paths["last"], resume=resume,
+                         channels_last=cuda)
+        finally:
+            bar.close()
+        result.history, result.resumed_from = fitted.history, fitted.resumed_from
+        result.best_val_mean_auc = fitted.best_val_mean_auc
+        result.train_seconds = fitted.train_seconds
+        if fitted.train_seconds > 0:
+            result.train_images_per_s = fitted.train_images / fitted.train_seconds
+        if fitted.status != "finished":
+            result.error = fitted.failure or "training failed"
+            result.failed_step = fitted.failed_step
+            return result
         with torch.no_grad():
-            out = evaluate(model, test_loader, device)
-    records = metric_records(out["targets"], out["scores"], FINDINGS,
-                             n_boot=cfg["eval"]["bootstrap"], seed=seed)
-    db.finish(run["id"], records, out["scores"], out["targets"], epochs=result.history)
-    return "finished"
+            out = evaluate(model, test_loader, device, cfg=train_cfg, channels_last=cuda)
+    from mlbench.stats import dataset_ids  # statistics: the bootstrap resamples patients
+
+    result.records = metric_records(out["targets"], out["scores"], FINDINGS,
+                                    n_boot=cfg["eval"]["bootstrap"], seed=seed,
+                                    groups=dataset_ids(sets["test"])[1])
+    result.scores, result.targets = out["scores"], out["targets"]
+    meta = sets["test"].metadata
+    result.image_ids = meta["image"].astype(str).tolist()
+    result.patient_ids = meta["patient"].tolist() if "patient" in meta else None
+    result.status = "finished"
+    return result
 
 
-class _Counting:
-    """A loader that advances a progress bar per batch (``len`` and iteration pass through)."""
+def run_task(task: dict) -> RunResult:
+    """What an executor's worker calls: :func:`execute` on ``task``; an exception in the run
+    becomes a failed ``RunResult`` carrying its traceback (the other runs go on).
 
-    def __init__(self, loader, bar):
-        self.loader, self.bar = loader, bar
+    ``task``: ``{"run": {"id", "config", ...}, "checkpoint_dir": str | None,
+    "progress": bool, "bar_position": int}`` -- plain values, picklable for Ray and Slurm.
+    """
+    import sys
+
+    run = task["run"]
+    try:
+        return sys.modules[__name__].execute(
+            run, task.get("checkpoint_dir"), bar_position=task.get("bar_position", 1),
+            progress=task.get("progress", False))
+    except Exception as exc:  # a broken run is recorded, the others go on
+        return RunResult(run_id=run["id"], status="failed",
+                         error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                         worker=f"{socket.gethostname()}:{os.getpid()}")
+
+
+class _EpochLoader:
+    """The train loader for ``fit``: reseeded per epoch from (seed, epoch), so a resumed run
+    sees the same batches; advances a progress bar per batch."""
+
+    def __init__(self, loader, bar, seed: int):
+        self.loader, self.bar, self.seed = loader, bar, seed
+
+    def set_epoch(self, epoch: int) -> None:
+        from mlbench.seeding import reseed_loader
+
+        reseed_loader(self.loader, self.seed, epoch)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -231,222 +396,25 @@ def _run_bar(run: dict, loader, train_cfg, position: int, progress: bool):
     per_epoch = len(loader)
     if train_cfg.max_steps_per_epoch is not None:
         per_epoch = min(per_epoch, train_cfg.max_steps_per_epoch)
-    return tqdm(total=per_epoch * train_cfg.epochs, desc=f"{run['loss']} s{run['seed']}",
-                unit="step", position=position, leave=False, disable=not progress,
-                dynamic_ncols=True)
+    label = f"{run.get('loss', run['config']['loss'])} s{run.get('seed', run['config']['seed'])}"
+    return tqdm(total=per_epoch * train_cfg.epochs, desc=label, unit="step", position=position,
+                leave=False, disable=not progress, dynamic_ncols=True)
 
 
-# ------------------------------------------------------------------ workers
-def worker_loop(out_dir: str, ids: list[str], progress: bool = True, position: int = 0,
-                threads: int | None = None) -> dict:
-    """Claim and execute pending runs among ``ids`` until none is left.
+# ------------------------------------------------------------------ suites (the driver)
+def run_suite(suite, runs, **kwargs) -> dict:
+    """``mlbench.driver.run_suite`` (kept here for callers of the former runner)."""
+    from mlbench.driver import run_suite as drive
 
-    Returns:
-        ``{"finished": n, "failed": n}`` done by this loop.
-    """
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    done = {"finished": 0, "failed": 0}
-    data = _Data()
-    with ResultsDB(out_dir) as db:
-        while True:
-            run = db.claim(ids)
-            if run is None:
-                return done
-            if progress:
-                from tqdm import tqdm
-
-                tqdm.write(f"[{run['id']}] {run['backbone']} / {run['head']} / {run['loss']} "
-                           f"/ seed {run['seed']}")
-            try:
-                status = execute(run, db, data, bar_position=position + 1, progress=progress)
-            except KeyboardInterrupt:  # give the run back at once (a rerun would anyway)
-                db.release(run["id"], "interrupted (Ctrl-C)")
-                raise
-            except Exception as exc:  # a broken run is recorded, the others go on
-                db.fail(run["id"], f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-                status = "failed"
-                if progress:
-                    from tqdm import tqdm
-
-                    tqdm.write(f"[{run['id']}] failed: {type(exc).__name__}: {exc}")
-            done[status] += 1
+    return drive(suite, runs, **kwargs)
 
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this worker when its parent process dies."""
-    try:
-        import ctypes
-        import signal
+def __getattr__(name: str):
+    if name == "WorkerDied":
+        from mlbench.driver import WorkerDied
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the worker finishes its current run
-        pass
+        return WorkerDied
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _spawned_worker(out_dir: str, ids: list[str], position: int, threads: int | None) -> None:
-    _die_with_parent()
-    worker_loop(out_dir, ids, progress=False, position=position, threads=threads)
-
-
-def run_suite(suite, runs, *, workers: int = 1, progress: bool = True,
-              retry_failed: bool = False) -> dict:
-    """Run ``runs`` of ``suite`` (resumable); returns counts and the wall time.
-
-    Args:
-        suite: a loaded ``mlbench.suite.Suite``.
-        runs: the runs to do (all of the suite's, or a ``--only`` selection).
-        workers: worker processes; 1 runs in this process.
-        progress: tqdm bars (overall, and per run from the engine).
-        retry_failed: put failed runs among ``runs`` back to pending first.
-    """
-    from tqdm import tqdm
-
-    from mlbench.data import FINDINGS
-
-    t0 = time.perf_counter()
-    if suite.config["train"]["device"] == "cuda" and _device("auto") != "cuda":
-        raise ValueError("`train.device` is 'cuda' but torch sees no CUDA device here; "
-                         "use --set train.device=auto (or cpu)")
-    out = suite.output
-    out.mkdir(parents=True, exist_ok=True)
-    ids = [r.id for r in runs]
-    with ResultsDB(out) as db:
-        db.add_runs(runs)
-        reset = db.reset_stale()
-        if reset and progress:
-            tqdm.write(f"restarting {len(reset)} interrupted run(s): {', '.join(reset)}")
-        if retry_failed:
-            db.retry_failed(ids)
-        db.set_meta("suite", suite.name)
-        db.set_meta("dataset", dataset_meta(suite.dataset))
-        db.set_meta("reference", suite.config["eval"]["reference"])
-        db.set_meta("findings", list(FINDINGS))
-        before = db.counts(ids)
-    if before["pending"]:
-        prepare_data(suite.dataset, progress)
-    if progress:
-        tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
-                   f"{before['pending']} to do, {before['failed']} failed")
-    if workers <= 1:
-        _run_with_bar(out, ids, before, progress, lambda: worker_loop(str(out), ids, progress))
-    else:
-        _run_parallel(out, ids, before, workers, progress)
-    with ResultsDB(out) as db:
-        after = db.counts(ids)
-    return {**after, "seconds": time.perf_counter() - t0}
-
-
-def _run_with_bar(out, ids, before, progress, body) -> None:
-    """Run ``body`` while an overall bar follows the database (a thread polls it)."""
-    import threading
-
-    from tqdm import tqdm
-
-    if not progress:
-        body()
-        return
-    total = len(ids)
-    bar = tqdm(total=total, initial=before["finished"] + before["failed"], desc="runs",
-               unit="run", position=0, dynamic_ncols=True)
-    stop = threading.Event()
-
-    # On a terminal the bar redraws every second (elapsed time); in a log file each redraw
-    # is a new line, so there it redraws only when the counts change.
-    tty = sys.stderr.isatty()
-
-    def poll() -> None:
-        last = None
-        with ResultsDB(out) as db:
-            while not stop.wait(1.0):
-                c = db.counts(ids)
-                bar.n = c["finished"] + c["failed"]
-                bar.set_postfix(failed=c["failed"], running=c["running"], refresh=False)
-                state = (bar.n, c["running"])
-                if tty or state != last:
-                    bar.refresh()
-                last = state
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        body()
-    finally:
-        stop.set()
-        thread.join()
-        with ResultsDB(out) as db:
-            c = db.counts(ids)
-        bar.n = c["finished"] + c["failed"]
-        bar.set_postfix(failed=c["failed"], refresh=False)
-        bar.close()
-
-
-def _run_parallel(out, ids, before, workers: int, progress: bool) -> None:
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [ctx.Process(target=_spawned_worker, args=(str(out), ids, i, threads), daemon=False)
-             for i in range(workers)]
-
-    def body() -> None:
-        import signal
-
-        def on_term(signum, frame):  # a terminated parent takes its workers with it
-            raise SystemExit(128 + signum)
-
-        try:
-            previous = signal.signal(signal.SIGTERM, on_term)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = None
-        try:
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join()
-            _check_workers(out, procs)
-        except BaseException:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            raise
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-    _run_with_bar(out, ids, before, progress, body)
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended with a non-zero exit code (crash, OOM killer, signal)."""
-
-
-def _check_workers(out, procs) -> None:
-    """Raise ``WorkerDied`` naming each joined worker that exited non-zero, after putting
-    back to pending the runs it left ``running`` (``ResultsDB.reset_stale``)."""
-    import signal
-    import socket
-
-    from mlbench.db import _worker_alive
-
-    dead = [(i, p) for i, p in enumerate(procs) if p.exitcode != 0]
-    if not dead:
-        return
-    names = {f"{socket.gethostname()}:{p.pid}" for _, p in dead}
-    with ResultsDB(out) as db:
-        reset = db.reset_stale(alive=lambda w: w not in names and _worker_alive(w))
-    lines = []
-    for i, p in dead:
-        code = p.exitcode
-        why = f"exit code {code}"
-        if code is not None and code < 0:
-            try:
-                why += f" (killed by {signal.Signals(-code).name})"
-            except ValueError:
-                pass
-        lines.append(f"worker {i} (pid {p.pid}) died with {why}")
-    back = (f"; its run(s) {', '.join(reset)} are pending again" if reset else "")
-    raise WorkerDied("; ".join(lines) + back + ". Finished runs are kept in "
-                     f"{Path(out) / 'results.db'}; run the same command again to resume")
+_DATA = _Data()  # the process's datasets, reused by its runs (a worker runs many)

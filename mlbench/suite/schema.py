@@ -73,10 +73,35 @@ TRAIN_HARNESS = {
     "num_workers": Key((int,), 0, doc="DataLoader worker processes", minimum=0),
     "augment": Key((bool,), True),
     "device": Key((str,), "auto", choices=("auto", "cpu", "cuda")),
+    "deterministic": Key((bool,), True,
+                         doc="deterministic algorithms, no cuDNN autotuning (false: faster on GPU)"),
+    "threads": Key((int,), 1, minimum=1,
+                   doc="torch threads per run (fixed, so CPU numbers do not depend on workers)"),
 }
 EVAL = {
     "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),
     "reference": Key((str,), "bce", doc="loss the leaderboard compares against (Δ, DeLong)"),
+}
+# Where runs execute (mlbench.driver); not part of any run id. CLI options override these.
+CLUSTER = {
+    "executor": Key((str,), "local", choices=("local", "ray", "slurm"),
+                    doc="local processes, Ray tasks or Slurm jobs (--executor)"),
+    "gpus": Key((list, str, int, type(None)), None,
+                doc="local: GPU ids, one worker each (--gpus; default every visible GPU)"),
+    "ray_address": Key((str, type(None)), None,
+                       doc="ray: cluster address (--ray-address; default $RAY_ADDRESS, else local)"),
+    "gpus_per_run": Key((float, int, type(None)), None, minimum=0,
+                        doc="ray/slurm: GPUs per run (default 1 with CUDA, else 0)"),
+    "cpus_per_run": Key((int, type(None)), None, minimum=1,
+                        doc="ray/slurm: CPUs per run (default train.threads + train.num_workers)"),
+    "max_retries": Key((int,), 3, minimum=0, doc="ray: retries when a run's worker/node dies"),
+    "partition": Key((str, type(None)), None, doc="slurm: partition"),
+    "time_min": Key((int,), 240, minimum=1, doc="slurm: time limit per run (minutes)"),
+    "mem_gb": Key((int, type(None)), None, minimum=1, doc="slurm: memory per run"),
+    "array_parallelism": Key((int,), 16, minimum=1, doc="slurm: runs of the array at once"),
+    "keep_checkpoints": Key((str,), "best", choices=("none", "best", "all"),
+                            doc="what stays of a stored run's checkpoints"),
+    "checkpoint_dir": Key((str, type(None)), None, doc="default OUT/checkpoints"),
 }
 TOP = {
     "name": Key((str,), doc="suite name"),
@@ -89,6 +114,7 @@ TOP = {
     "eval": EVAL,
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
     "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)", minimum=1),
+    "cluster": CLUSTER,
 }
 GRID_AXES = ("backbone", "head", "loss", "seed")
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from mlbench.data import FINDINGS, ChestXray14, generate_sim
-from mlbench.data.sim import VISIBLE, reference_table_path, render
+from mlbench.data.phantom import VISIBLE, render
+from mlbench.data.sim import reference_table_path
 
 
 def _digest(root):

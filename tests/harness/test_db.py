@@ -121,3 +121,46 @@ def test_release_gives_a_run_back(suite):
         assert db.get_run(run["id"])["status"] == "pending"
         assert db.events(run["id"])[-1]["detail"] == "interrupted (Ctrl-C)"
         assert db.claim()["id"] == run["id"]
+
+
+def test_an_older_results_db_opens_and_gains_the_new_columns(tmp_path, suite):
+    # a results.db made before runs.device / runs.lease_until existed
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, suite TEXT NOT NULL, backbone TEXT NOT NULL,"
+        " head TEXT NOT NULL, loss TEXT NOT NULL, seed INTEGER NOT NULL, config TEXT NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'pending', created REAL NOT NULL, started REAL,"
+        " finished REAL, worker TEXT, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,"
+        " failed_step INTEGER);"
+        "INSERT INTO runs (id, suite, backbone, head, loss, seed, config, status, created)"
+        " VALUES ('old', 's', 'b', 'h', 'bce', 0, '{}', 'finished', 1.0);")
+    conn.commit()
+    conn.close()
+    with ResultsDB(path) as db:
+        assert db.get_run("old")["device"] is None and db.get_run("old")["status"] == "finished"
+        db.add_runs(suite.runs[:1])
+        run = db.claim()
+        db.finish(run["id"], [("mean_auc", "", 0.5, None, None)], np.zeros((2, 14)),
+                  np.zeros((2, 14)), device="NVIDIA H100")
+        assert db.get_run(run["id"])["device"] == "NVIDIA H100"
+
+
+def test_leases_decide_for_runs_held_on_other_hosts(suite):
+    # _worker_alive trusted any foreign host:pid: a run held by a dead node stayed running
+    import time
+
+    with ResultsDB(suite.output) as db:
+        db.add_runs(suite.runs[:3])
+        ids = [db.claim(lease_s=60)["id"] for _ in range(3)]
+        with db.transaction():
+            db.conn.execute("UPDATE runs SET worker='node-7:123' WHERE id IN (?, ?)", ids[:2])
+            db.conn.execute("UPDATE runs SET lease_until=? WHERE id=?", (time.time() - 1, ids[0]))
+        assert db.reset_stale() == [ids[0]]  # expired lease; ids[1] still leased; ids[2] ours
+        assert "lease of node-7:123 expired" in db.events(ids[0])[-1]["detail"]
+        assert db.reset_stale(now=time.time() + 120) == [ids[1], ids[2]]  # nobody renewed
+        db.claim([ids[2]], lease_s=60)
+        assert db.renew_leases(600) == 1  # the heartbeat: only what this process holds
+        assert db.reset_stale(now=time.time() + 120) == []

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.metrics import bootstrap_ci, evaluate_scores
 from mlbench.layout import SIM_MARKER
+from mlbench.metrics import bootstrap_ci, evaluate_scores
 from mlbench.runner import metric_records, prepare_data
 
 from .conftest import FINDINGS, fake_predictions
@@ -65,23 +65,26 @@ def test_cuda_suite_without_cuda_is_one_set_up_error(tmp_path, monkeypatch):
         run_suite(suite, suite.runs, progress=False)
 
 
-def _claim_then_die(out_dir, ids, position, threads):
-    """A worker that takes a run and is then killed (as by the OOM killer); the others idle."""
+def _die_on(run_id, task):
+    """The run function of a worker that is killed (as by the OOM killer) while it holds
+    ``run_id``; the other runs fail at once (no training needed here)."""
     import os
     import signal
 
-    if position == 0:
-        with ResultsDB(out_dir) as db:
-            db.claim(ids)
+    from mlbench.runner import RunResult
+
+    if task["run"]["id"] == run_id:
         os.kill(os.getpid(), signal.SIGKILL)
+    return RunResult(run_id=task["run"]["id"], status="failed", error="not trained")
 
 
-def test_dead_worker_is_reported_and_its_run_put_back(tmp_path, monkeypatch):
+def test_dead_worker_is_reported_and_its_run_put_back(tmp_path):
     # the parent joined its workers without looking at their exit codes: a killed worker
     # left its run "running" and `run` reported success
-    import multiprocessing
+    import functools
 
-    from mlbench import runner
+    from mlbench.driver import Driver, WorkerDied
+    from mlbench.executors.local import LocalExecutor
     from mlbench.suite import load_suite
 
     from .conftest import tiny_suite
@@ -90,12 +93,9 @@ def test_dead_worker_is_reported_and_its_run_put_back(tmp_path, monkeypatch):
     ids = [r.id for r in suite.runs]
     with ResultsDB(suite.output) as db:
         db.add_runs(suite.runs)
-        before = db.counts(ids)
-    fork = multiprocessing.get_context("fork")
-    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: fork)
-    monkeypatch.setattr(runner, "_spawned_worker", _claim_then_die)
-    with pytest.raises(runner.WorkerDied) as err:
-        runner._run_parallel(suite.output, ids, before, 2, progress=False)
+    ex = LocalExecutor(workers=2, fn=functools.partial(_die_on, ids[0]), start_method="fork")
+    with pytest.raises(WorkerDied) as err:
+        Driver(suite.output, ids, ex, tmp_path / "ckpt", progress=False).run()
     msg = str(err.value)
     assert re.search(r"worker 0 \(pid \d+\) died with exit code -9 \(killed by SIGKILL\)", msg)
     assert "worker 1" not in msg
@@ -103,8 +103,9 @@ def test_dead_worker_is_reported_and_its_run_put_back(tmp_path, monkeypatch):
     with ResultsDB(suite.output) as db:
         assert db.get_run(ids[0])["status"] == "pending"
         assert db.events(ids[0])[-1]["detail"].startswith("interrupted (worker ")
-        assert db.counts(ids) == before
-
+        # the other worker took every other run; the driver stored each once
+        assert db.counts(ids) == {"pending": 1, "running": 0, "finished": 0,
+                                  "failed": len(ids) - 1}
 
 
 def test_sim_suite_pointed_at_a_folder_of_other_data_is_refused(tmp_path):

@@ -1,0 +1,409 @@
+"""The driver: the only writer of ``OUT/results.db``.
+
+Flow of one ``run_suite`` call:
+    register the runs (known ids keep their status) -> put back to pending the runs whose
+    holder is gone (its lease ran out, or its process on this host is dead) -> make the data
+    ready once (generate CXR14-sim if absent, build the prepared cache) -> start an executor
+    (``mlbench.executors``: in this process, local worker processes, Ray tasks, Slurm jobs)
+    -> loop: claim pending runs while the executor has free slots and hand them over; store
+    each ``RunResult`` as it comes back (one transaction per run); renew the leases of the
+    runs in flight from a heartbeat thread.
+
+The driver survives its own restart: a killed driver leaves its runs ``running`` with a
+dead pid (or, seen from another host, a lease that runs out); the next ``run`` puts them
+back to pending and hands them out again, and each resumes from its last checkpoint
+(``CHECKPOINTS/<run id>/last.pt``). Results are stored only by the driver, once per run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+from mlbench.db import LEASE_S, ResultsDB
+from mlbench.executors import Executor, make_executor
+from mlbench.runner import dataset_meta, prepare_data, run_threads
+
+EXECUTORS = ("local", "ray", "slurm")
+KEEP_CHECKPOINTS = ("none", "best", "all")
+
+
+class WorkerDied(RuntimeError):
+    """A local worker process ended with a non-zero exit code (crash, OOM killer, signal)."""
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids as ``CUDA_VISIBLE_DEVICES`` takes them: this process's visible list, or
+    0..n-1 (empty without CUDA)."""
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        return []
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env:
+        ids = [g.strip() for g in env.split(",") if g.strip()]
+        return ids[:n]
+    return [str(i) for i in range(n)]
+
+
+def resolve(suite, *, executor: str | None = None, workers: int | None = None,
+            gpus: str | list | None = None, **cluster) -> dict:
+    """The execution options: the suite's ``cluster`` section, then the CLI's (non-None).
+
+    Returns:
+        ``cluster`` keys filled in, plus ``executor``, ``workers``, ``gpus`` (list or None)
+        and ``threads``.
+
+    Raises:
+        ValueError: one line naming the bad option.
+    """
+    opts = dict(suite.config.get("cluster") or {})
+    opts.update({k: v for k, v in cluster.items() if v is not None})
+    if executor is not None:
+        opts["executor"] = executor
+    opts.setdefault("executor", "local")
+    if opts["executor"] not in EXECUTORS:
+        raise ValueError(f"--executor must be one of {list(EXECUTORS)}, got {opts['executor']!r}")
+    keep = opts.setdefault("keep_checkpoints", "best")
+    if keep not in KEEP_CHECKPOINTS:
+        raise ValueError(f"--keep-checkpoints must be one of {list(KEEP_CHECKPOINTS)}, got {keep!r}")
+    if gpus is None:
+        gpus = opts.get("gpus")
+    if isinstance(gpus, int) and not isinstance(gpus, bool):
+        gpus = [str(gpus)]
+    if isinstance(gpus, str):
+        gpus = [g.strip() for g in gpus.split(",") if g.strip()]
+        if not gpus:
+            raise ValueError("--gpus expects GPU ids such as 0,1,2")
+    elif isinstance(gpus, (list, tuple)):
+        gpus = [str(g) for g in gpus]
+    opts["gpus"] = gpus
+    opts["workers"] = workers if workers is not None else suite.config.get("workers", 1)
+    if opts["workers"] < 1:
+        raise ValueError(f"--workers must be >= 1, got {opts['workers']}")
+    opts["threads"] = run_threads({"train": suite.config["train"]})
+    return opts
+
+
+def _local_plan(suite, opts: dict, explicit_workers: bool) -> tuple[str, dict, str | None]:
+    """(executor name, its options, a note for the user) for ``--executor local``.
+
+    CPU: ``workers`` processes (1: in this process) with ``train.threads`` torch threads each,
+    at most ``cores // threads`` of them. CUDA: one process per GPU (``--gpus``, default
+    every visible GPU), or ``--workers`` processes over them round robin.
+    """
+    device = suite.config["train"]["device"]
+    threads, cores = opts["threads"], cpu_cores()
+    if threads > cores:
+        raise ValueError(f"train.threads={threads} exceeds the {cores} CPU core(s) here; "
+                         f"set --set train.threads={cores} or less")
+    visible = visible_gpus() if device != "cpu" else []
+    gpus = opts["gpus"]
+    if gpus and device == "cpu":
+        raise ValueError("--gpus given but train.device is 'cpu'; use --set train.device=auto")
+    if gpus and not visible:
+        raise ValueError(f"--gpus {','.join(gpus)}: torch sees no CUDA device here")
+    if device == "cuda" and not visible:
+        raise ValueError("`train.device` is 'cuda' but torch sees no CUDA device here; "
+                         "use --set train.device=auto (or cpu)")
+    note = None
+    gpus = gpus or visible or None
+    workers = opts["workers"] if (explicit_workers or not gpus) else len(gpus)
+    most = max(1, cores // threads)
+    if workers > most:
+        note = (f"{workers} workers x {threads} thread(s) > {cores} cores: using {most} "
+                "worker(s) (the rule: workers x train.threads <= cores)")
+        workers = most
+    if gpus is None and workers == 1:
+        return "inline", {}, note
+    return "local", {"workers": workers, "gpus": gpus}, note
+
+
+def build_executor(suite, opts: dict, explicit_workers: bool = False) -> tuple[Executor, str | None]:
+    """The executor the options ask for, and a note for the user (or None)."""
+    name = opts["executor"]
+    if name == "local":
+        kind, kwargs, note = _local_plan(suite, opts, explicit_workers)
+        return make_executor(kind, **kwargs), note
+    if name == "ray":
+        return make_executor("ray", address=opts.get("ray_address"),
+                             cpus_per_run=opts.get("cpus_per_run"),
+                             gpus_per_run=opts.get("gpus_per_run"),
+                             max_retries=opts.get("max_retries", 3)), None
+    folder = opts.get("slurm_folder") or str(suite.output / "slurm")
+    gpus_per_run = opts.get("gpus_per_run")
+    if gpus_per_run is None:
+        gpus_per_run = 0 if suite.config["train"]["device"] == "cpu" else 1
+    return make_executor("slurm", folder=folder, partition=opts.get("partition"),
+                         time_min=opts.get("time_min", 240), gpus_per_run=int(gpus_per_run),
+                         cpus_per_run=opts.get("cpus_per_run"), mem_gb=opts.get("mem_gb"),
+                         array_parallelism=opts.get("array_parallelism", 16),
+                         cluster=opts.get("slurm_cluster")), None
+
+
+def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
+              retry_failed: bool = False, executor: str | Executor | None = None,
+              gpus: str | list | None = None, **cluster) -> dict:
+    """Run ``runs`` of ``suite`` (resumable); returns counts and the wall time.
+
+    Args:
+        suite: a loaded ``mlbench.suite.Suite``.
+        runs: the runs to do (all of the suite's, or a ``--only`` selection).
+        workers: local worker processes (default: one per GPU, else the suite's `workers`).
+        progress: tqdm bars (overall, and per run when runs train in this process).
+        retry_failed: put failed runs among ``runs`` back to pending first.
+        executor: "local" | "ray" | "slurm" (default: the suite's ``cluster.executor``), or
+            an ``Executor`` instance.
+        gpus: GPU ids for the local executor ("0,1" or a list; default every visible GPU).
+        cluster: other ``cluster`` options (``ray_address``, ``gpus_per_run``,
+            ``cpus_per_run``, ``max_retries``, ``partition``, ``time_min``, ``mem_gb``,
+            ``array_parallelism``, ``keep_checkpoints``, ``checkpoint_dir``...), overriding
+            the suite's ``cluster`` section.
+
+    Raises:
+        ValueError: bad options or data set-up (one line). WorkerDied: a local worker
+        process died (its run is pending again; rerun to resume).
+    """
+    from tqdm import tqdm
+
+    from mlbench.data import FINDINGS
+
+    t0 = time.perf_counter()
+    given = executor if isinstance(executor, Executor) else None
+    opts = resolve(suite, executor=None if given else executor, workers=workers, gpus=gpus,
+                   **cluster)
+    if given is not None:
+        ex, note = given, None
+    else:
+        ex, note = build_executor(suite, opts, explicit_workers=workers is not None)
+    out = suite.output
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [r.id for r in runs]
+    with ResultsDB(out) as db:
+        db.add_runs(runs)
+        reset = db.reset_stale()
+        if reset and progress:
+            tqdm.write(f"restarting {len(reset)} interrupted run(s): {', '.join(reset)}")
+        if retry_failed:
+            db.retry_failed(ids)
+        db.set_meta("suite", suite.name)
+        db.set_meta("dataset", dataset_meta(suite.dataset))
+        db.set_meta("reference", suite.config["eval"]["reference"])
+        db.set_meta("findings", list(FINDINGS))
+        before = db.counts(ids)
+    if before["pending"]:
+        prepare_data(suite.dataset, progress)
+    if progress:
+        tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
+                   f"{before['pending']} to do, {before['failed']} failed"
+                   + (f"; {ex.describe()}" if before["pending"] else ""))
+        if note:
+            tqdm.write(f"note: {note}")
+    if before["pending"]:
+        checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
+        Driver(out, ids, ex, checkpoints, keep=opts["keep_checkpoints"], progress=progress,
+               before=before).run()
+    with ResultsDB(out) as db:
+        after = db.counts(ids)
+    return {**after, "seconds": time.perf_counter() - t0}
+
+
+class Driver:
+    """Claims runs, hands them to ``executor``, stores what comes back.
+
+    Args:
+        out: output folder (results.db).
+        ids: the runs to do.
+        executor: where they run.
+        checkpoint_dir: ``<run id>/last.pt`` and ``best.pt`` go there.
+        keep: what stays of a stored run's checkpoints: "none", "best" (best.pt) or "all".
+        progress: an overall bar (and per-run bars for runs in this process).
+        lease_s: lease of a claimed run, renewed every ``lease_s / 10`` by a heartbeat.
+    """
+
+    def __init__(self, out, ids: list[str], executor: Executor, checkpoint_dir, *,
+                 keep: str = "best", progress: bool = True, lease_s: float = LEASE_S,
+                 before: dict | None = None):
+        self.out, self.ids, self.ex = Path(out), list(ids), executor
+        self.checkpoint_dir, self.keep, self.progress = Path(checkpoint_dir), keep, progress
+        self.lease_s = lease_s
+        self.before = before
+        self.in_flight: dict[str, dict] = {}
+        self.lost: set[str] = set()
+
+    # ------------------------------------------------------------ loop
+    def run(self) -> None:
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True,
+                                name="mlbench-lease-heartbeat")
+        bar = self._bar()
+        previous = _on_sigterm()
+        db = ResultsDB(self.out)
+        try:
+            self.ex.start()
+            beat.start()
+            while True:
+                while self.ex.free_slots() > 0:
+                    run = db.claim([i for i in self.ids if i not in self.lost], self.lease_s)
+                    if run is None:
+                        break
+                    self.in_flight[run["id"]] = run
+                    self.ex.submit(self._task(run))
+                    self._say(f"[{run['id']}] {run['backbone']} / {run['head']} / "
+                              f"{run['loss']} / seed {run['seed']}")
+                if not self.in_flight:
+                    break
+                for outcome in self.ex.wait(1.0):
+                    self._store(db, outcome)
+                    self._update(bar, db)
+            self.ex.close()
+        except BaseException as exc:
+            self.ex.abort()
+            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+            for run_id in list(self.in_flight):
+                try:
+                    db.release(run_id, f"interrupted (driver stopped: {why})")
+                except RuntimeError:  # taken over meanwhile: not ours to give back
+                    pass
+            raise
+        finally:
+            stop.set()
+            if beat.is_alive():
+                beat.join()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if bar is not None:
+                self._update(bar, db)
+                bar.close()
+            db.close()
+        self._report_deaths()
+
+    def _task(self, run: dict) -> dict:
+        keys = ("id", "config", "backbone", "head", "loss", "seed")
+        return {"run": {k: run[k] for k in keys}, "checkpoint_dir": str(self.checkpoint_dir),
+                "progress": self.progress and self.ex.name == "inline", "bar_position": 1}
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        with ResultsDB(self.out) as db:
+            while not stop.wait(self.lease_s / 10):
+                db.renew_leases(self.lease_s)
+
+    # ------------------------------------------------------------ results
+    def _store(self, db: ResultsDB, outcome) -> None:
+        run_id = outcome.run_id
+        self.in_flight.pop(run_id, None)
+        if outcome.kind == "lost":
+            self.lost.add(run_id)
+            db.release(run_id, f"interrupted ({outcome.detail})")
+            return
+        res = outcome.result
+        try:
+            if res.resumed_from is not None:
+                db.event(run_id, "resumed", f"from the checkpoint of epoch {res.resumed_from}")
+            if res.status == "finished":
+                db.finish(run_id, list(res.records) + res.run_records(), res.scores,
+                          res.targets, epochs=res.history, device=res.device or None,
+                          **_ids_kwargs(db, res))
+            else:
+                for row in res.history:
+                    db.log_epoch(run_id, row.get("epoch", 0), row)
+                db.fail(run_id, res.error or "failed", res.failed_step, device=res.device or None)
+                first = (res.error or "").strip().splitlines()[:1] or ["failed"]
+                self._say(f"[{run_id}] failed: {first[0]}")
+        except RuntimeError as exc:  # no longer ours (lease expired, another driver took it)
+            self._say(f"[{run_id}] result not stored: {exc}")
+            return
+        self._prune(run_id)
+
+    def _prune(self, run_id: str) -> None:
+        """Apply ``keep`` to a stored run's checkpoints."""
+        folder = self.checkpoint_dir / run_id
+        if self.keep == "all" or not folder.is_dir():
+            return
+        if self.keep == "none":
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            (folder / "last.pt").unlink(missing_ok=True)
+
+    def _report_deaths(self) -> None:
+        deaths = self.ex.deaths()
+        if not deaths:
+            return
+        lines = []
+        for d in deaths:
+            why = f"exit code {d.exitcode}"
+            if d.exitcode is not None and d.exitcode < 0:
+                try:
+                    why += f" (killed by {signal.Signals(-d.exitcode).name})"
+                except ValueError:
+                    pass
+            lines.append(f"worker {d.index} (pid {d.pid}) died with {why}")
+        held = [d.run_id for d in deaths if d.run_id]
+        back = f"; its run(s) {', '.join(held)} are pending again" if held else ""
+        raise WorkerDied("; ".join(lines) + back + ". Finished runs are kept in "
+                         f"{self.out / 'results.db'}; run the same command again to resume")
+
+    # ------------------------------------------------------------ progress
+    def _say(self, text: str) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(text)
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        b = self.before or {"finished": 0, "failed": 0}
+        return tqdm(total=len(self.ids), initial=b["finished"] + b["failed"], desc="runs",
+                    unit="run", position=0, dynamic_ncols=True)
+
+    def _update(self, bar, db: ResultsDB) -> None:
+        if bar is None:
+            return
+        c = db.counts(self.ids)
+        bar.n = c["finished"] + c["failed"]
+        bar.set_postfix(failed=c["failed"], running=len(self.in_flight), refresh=False)
+        bar.refresh()
+
+
+def _ids_kwargs(db: ResultsDB, res) -> dict:
+    """The test image / patient ids for ``ResultsDB.finish``, where it takes them."""
+    import inspect
+
+    params = inspect.signature(db.finish).parameters
+    out = {}
+    if "image_ids" in params and res.image_ids is not None:
+        out["image_ids"] = res.image_ids
+    if "patient_ids" in params and res.patient_ids is not None:
+        out["patient_ids"] = res.patient_ids
+    return out
+
+
+def _on_sigterm():
+    """A terminated driver stops like an interrupted one (its runs go back to pending)."""
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, on_term)
+    except ValueError:
+        return None
+

@@ -1,0 +1,200 @@
+"""Executors on this machine: in the driver's process, or one worker process per slot.
+
+Worker processes are started with ``spawn`` (a fresh interpreter: no inherited CUDA state)
+and each gets ``CUDA_VISIBLE_DEVICES`` set to its GPU before anything imports torch, so a
+run's ``cuda`` is that worker's GPU. Torch threads per run come from the run's config
+(``train.threads``), not from the number of workers, so a CPU run computes the same numbers
+in any worker; the driver keeps workers x threads within the machine's cores.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mlbench.executors.base import Executor, Outcome, WorkerDeath
+
+
+def _default_fn() -> Callable:
+    from mlbench.runner import run_task
+
+    return run_task
+
+
+class InlineExecutor(Executor):
+    """One run at a time in the driver's process (progress bars per run)."""
+
+    name = "inline"
+
+    def __init__(self, fn: Callable | None = None):
+        self.fn = fn
+        self._task: dict | None = None
+
+    def free_slots(self) -> int:
+        return 0 if self._task is not None else 1
+
+    def submit(self, task: dict) -> None:
+        self._task = task
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        if self._task is None:
+            return []
+        task, fn = self._task, self.fn or _default_fn()
+        result = fn(task)
+        self._task = None
+        return [Outcome(task["run"]["id"], "done", result)]
+
+    def describe(self) -> str:
+        return "this process"
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this worker when its parent process dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker finishes its current run
+        pass
+
+
+def _worker_main(index: int, gpu: str | None, fn: Callable | None, tasks, results) -> None:
+    """A worker process: run the tasks of its queue until it gets None."""
+    if gpu is not None:  # before torch is imported (spawn: nothing imported it yet)
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    fn = fn or _default_fn()
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        results.put((task["run"]["id"], fn(task)))
+
+
+@dataclass
+class _Worker:
+    index: int
+    gpu: str | None
+    proc: object
+    tasks: object
+    run_id: str | None = None
+    dead: bool = False
+
+
+class LocalExecutor(Executor):
+    """``workers`` processes on this machine; with ``gpus``, worker i uses GPU
+    ``gpus[i % len(gpus)]`` (its ``CUDA_VISIBLE_DEVICES``).
+
+    Args:
+        workers: number of worker processes (default: one per GPU, else 1).
+        gpus: GPU ids (as ``CUDA_VISIBLE_DEVICES`` takes them) or None for CPU.
+        fn: the run function (default ``mlbench.runner.run_task``); picklable.
+        start_method: multiprocessing start method ("spawn"; tests use "fork").
+    """
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, gpus: list[str] | None = None,
+                 fn: Callable | None = None, start_method: str = "spawn"):
+        self.gpus = list(gpus) if gpus else None
+        self.n = workers or (len(self.gpus) if self.gpus else 1)
+        self.fn, self.start_method = fn, start_method
+        self._workers: list[_Worker] = []
+        self._results = None
+        self._deaths: list[WorkerDeath] = []
+
+    def start(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context(self.start_method)
+        self._results = ctx.Queue()
+        for i in range(self.n):
+            gpu = self.gpus[i % len(self.gpus)] if self.gpus else None
+            tasks = ctx.Queue()
+            proc = ctx.Process(target=_worker_main, args=(i, gpu, self.fn, tasks, self._results),
+                               daemon=False, name=f"mlbench-worker-{i}")
+            saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+            try:  # the spawned interpreter starts with it already set
+                if gpu is not None:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+                proc.start()
+            finally:
+                if gpu is not None:
+                    if saved is None:
+                        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                    else:
+                        os.environ["CUDA_VISIBLE_DEVICES"] = saved
+            self._workers.append(_Worker(i, gpu, proc, tasks))
+
+    def free_slots(self) -> int:
+        self._reap()
+        return sum(1 for w in self._workers if not w.dead and w.run_id is None)
+
+    def submit(self, task: dict) -> None:
+        worker = next(w for w in self._workers if not w.dead and w.run_id is None)
+        worker.run_id = task["run"]["id"]
+        worker.tasks.put(task)
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        out, got = [], []
+        try:
+            got.append(self._results.get(timeout=timeout))
+            while True:
+                got.append(self._results.get_nowait())
+        except queue.Empty:
+            pass
+        for run_id, result in got:
+            for w in self._workers:
+                if w.run_id == run_id:
+                    w.run_id = None
+            out.append(Outcome(run_id, "done", result))
+        out += self._reap()
+        return out
+
+    def _reap(self) -> list[Outcome]:
+        """Dead workers: their runs come back as lost."""
+        lost = []
+        for w in self._workers:
+            if w.dead or w.proc.exitcode is None:
+                continue
+            w.dead = True
+            self._deaths.append(WorkerDeath(w.index, w.proc.pid, w.proc.exitcode, w.run_id))
+            if w.run_id is not None:
+                lost.append(Outcome(w.run_id, "lost", detail=f"worker {_host()}:{w.proc.pid} gone"))
+                w.run_id = None
+        return lost
+
+    def close(self) -> None:
+        for w in self._workers:
+            if not w.dead:
+                w.tasks.put(None)
+        for w in self._workers:
+            w.proc.join(timeout=30)
+            if w.proc.is_alive():
+                w.proc.terminate()
+                w.proc.join(timeout=10)
+        self._reap()
+
+    def abort(self) -> None:
+        for w in self._workers:
+            if w.proc.is_alive():
+                w.proc.terminate()
+        for w in self._workers:
+            w.proc.join(timeout=10)
+
+    def deaths(self) -> list[WorkerDeath]:
+        return [d for d in self._deaths if d.exitcode != 0]
+
+    def describe(self) -> str:
+        where = f"GPUs {','.join(self.gpus)}" if self.gpus else "CPU"
+        return f"{self.n} local worker process(es), {where}"
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()

@@ -1,0 +1,140 @@
+"""Ray executor: one Ray task per run (``pip install 'mlbench[ray]'``).
+
+The driver connects to ``address`` (``--ray-address``, else ``RAY_ADDRESS``) or, with
+neither, starts a local Ray instance on this machine. Each run is a task with ``num_gpus``
+(Ray sets the task's ``CUDA_VISIBLE_DEVICES``) and ``num_cpus`` (default: the run's torch
+threads plus its DataLoader workers); Ray retries a task whose worker process or node died
+(``max_retries``), and the run resumes from its last checkpoint. Results come back through
+``ray.wait`` as tasks finish; the driver stores them. Workers need mlbench importable (the
+same environment on every node) and, to resume on another node, the checkpoint folder on
+shared storage.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from mlbench.executors.base import Executor, Outcome
+
+
+def _call(fn: Callable | None, task: dict):
+    """The Ray task body: the run function on the task."""
+    if fn is None:
+        from mlbench.runner import run_task as fn
+    return fn(task)
+
+
+class RayExecutor(Executor):
+    """Runs as Ray tasks.
+
+    Args:
+        address: Ray cluster address ("auto", "ray://host:10001", "host:6379"); None reads
+            ``RAY_ADDRESS`` and falls back to a local instance.
+        cpus_per_run: ``num_cpus`` of each task (None: train.threads + train.num_workers).
+        gpus_per_run: ``num_gpus`` of each task (None: 1 when the cluster has GPUs and the
+            run's device is not cpu, else 0).
+        max_retries: retries of a task whose worker or node died.
+        max_in_flight: most tasks submitted at once (None: every pending run; Ray queues).
+        fn: the run function (default ``mlbench.runner.run_task``).
+        init_kwargs: extra ``ray.init`` arguments (a local instance: ``num_cpus``...).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus_per_run: float | None = None,
+                 gpus_per_run: float | None = None, max_retries: int = 3,
+                 max_in_flight: int | None = None, fn: Callable | None = None,
+                 init_kwargs: dict | None = None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
+        self.max_retries, self.max_in_flight = max_retries, max_in_flight
+        self.fn, self.init_kwargs = fn, dict(init_kwargs or {})
+        self._refs: dict = {}
+        self._owned = False
+        self._remote = None
+        self._cluster_gpus = 0.0
+
+    def start(self) -> None:
+        try:
+            import ray
+        except ModuleNotFoundError:
+            raise RuntimeError("--executor ray needs Ray: pip install 'mlbench[ray]'") from None
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+            try:
+                ray.init(address=self.address, **kwargs)
+            except ConnectionError as exc:
+                raise RuntimeError(f"cannot reach the Ray cluster at {self.address} "
+                                   f"(--ray-address / RAY_ADDRESS): {exc}") from None
+            self._owned = True
+        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0))
+        self._remote = ray.remote(_call)
+
+    def free_slots(self) -> int:
+        if self.max_in_flight is None:
+            return 1 << 20
+        return max(0, self.max_in_flight - len(self._refs))
+
+    def resources(self, task: dict) -> dict:
+        train = task["run"]["config"]["train"]
+        cpus = self.cpus_per_run
+        if cpus is None:
+            cpus = int(train.get("threads") or 1) + int(train.get("num_workers") or 0)
+        gpus = self.gpus_per_run
+        if gpus is None:
+            gpus = 1 if self._cluster_gpus > 0 and train.get("device") != "cpu" else 0
+        return {"num_cpus": cpus, "num_gpus": gpus}
+
+    def submit(self, task: dict) -> None:
+        run_id = task["run"]["id"]
+        ref = self._remote.options(
+            **self.resources(task), max_retries=self.max_retries, retry_exceptions=False,
+            name=f"mlbench-{run_id}").remote(self.fn, task)
+        self._refs[ref] = run_id
+
+    def wait(self, timeout: float) -> list[Outcome]:
+        import ray
+        from ray.exceptions import RayError
+
+        if not self._refs:
+            return []
+        ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        if ready:  # and whatever else is done by now
+            ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+        out = []
+        for ref in ready:
+            run_id = self._refs.pop(ref)
+            try:
+                out.append(Outcome(run_id, "done", ray.get(ref)))
+            except RayError as exc:  # retries used up (worker/node died each time), ...
+                from mlbench.runner import RunResult
+
+                first = str(exc).strip().splitlines()[:1] or [""]
+                error = (f"Ray task failed after {self.max_retries} retries: "
+                         f"{type(exc).__name__}: {first[0]}\n{exc}")
+                out.append(Outcome(run_id, "done", RunResult(run_id=run_id, status="failed",
+                                                             error=error)))
+        return out
+
+    def abort(self) -> None:
+        import ray
+
+        for ref in list(self._refs):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # already finished or gone: nothing to stop
+                pass
+        self._refs.clear()
+        self.close()
+
+    def close(self) -> None:
+        import ray
+
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+        self._owned = False
+
+    def describe(self) -> str:
+        where = self.address or "a local Ray instance"
+        return f"Ray tasks on {where}"
