@@ -13,6 +13,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+# A CPU run skips the cells that take minutes there unless MLBENCH_BENCH_FULL=1 (every
+# benchmark file follows this convention).
+FULL_GRID = os.environ.get("MLBENCH_BENCH_FULL") == "1"
+CPU_MAX_ELEMENTS = 2**22  # B·C of the CPU cells run by default
+
 H100_SXM_PEAK_BYTES_S = 3.35e12  # HBM3, H100 SXM5 datasheet
 H200_PEAK_BYTES_S = 4.8e12  # HBM3e, H200 (SXM and NVL) datasheet
 
@@ -53,6 +58,72 @@ def device() -> Device:
         )
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return Device("cpu", "cpu", None, pages)
+
+
+def cpu_size_skip(B: int, C: int, device: Device) -> str | None:
+    """Why a (B, C) cell is skipped on this device by default, or None to run it."""
+    if device.type == "cpu" and not FULL_GRID and B * C > CPU_MAX_ELEMENTS:
+        return f"B·C = {B * C} > 2**22 on CPU (set MLBENCH_BENCH_FULL=1 to run it)"
+    return None
+
+
+def bench_inputs(B: int, C: int, device: Device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded (B, C) logits (bf16 on CUDA, fp32 on CPU) and bool targets with 10% positives
+    (about the prevalence of a ChestX-ray14 finding)."""
+    gen = torch.Generator().manual_seed(0)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    logits = torch.randn(B, C, generator=gen).to(device.type, dtype)
+    targets = (torch.rand(B, C, generator=gen) < 0.1).to(device.type)
+    return logits, targets
+
+
+def cell_bytes(logits: torch.Tensor, targets: torch.Tensor, mode: str) -> int:
+    """Bytes a cell moves at least (SPEC §2): B·C·(logit + target + gradient bytes), the
+    gradient only for "fwd_bwd"."""
+    grad_bytes = logits.element_size() if mode == "fwd_bwd" else 0
+    return logits.numel() * (logits.element_size() + targets.element_size() + grad_bytes)
+
+
+ROUND_SECONDS = 2e-3  # CUDA: calls per timed round, so that one sync ends ≥ ~2 ms of work
+MAX_CALLS = 20
+
+
+def calls_per_round(call, device: Device) -> int:
+    """1 on CPU. On CUDA, enough back-to-back calls per round (one sync at its end) that the
+    device stays busy: the launch and sync latency of a single call would otherwise be timed
+    with it (METHOD: time device work, not the host's round trip)."""
+    if device.type != "cuda":
+        return 1
+    device.sync()
+    start = time.perf_counter()
+    call()
+    device.sync()
+    once = time.perf_counter() - start
+    return max(1, min(MAX_CALLS, round(ROUND_SECONDS / max(once, 1e-9))))
+
+
+def timed_round(call, device: Device):
+    """``(step, calls)``: after a warm-up call of ``call`` (compilation, allocator caches), the
+    timed round — ``calls`` back-to-back calls (``calls_per_round``) and one sync."""
+    call()
+    calls = calls_per_round(call, device)
+
+    def step():
+        for _ in range(calls):
+            call()
+        device.sync()
+
+    return step, calls
+
+
+def device_time(call, device: Device) -> tuple[float | None, str | None]:
+    """(device seconds per call from CUDA-graph replays, or None; a note when not measured)."""
+    if device.type != "cuda":
+        return None, None
+    try:
+        return graph_seconds_per_call(call), None
+    except RuntimeError as err:  # a call that cannot be captured keeps its wall time
+        return None, f"CUDA graph capture failed: {err}"[:300]
 
 
 class PeakTensorMemory(TorchDispatchMode):

@@ -1,8 +1,15 @@
-"""Turn a pytest-benchmark JSON file into a table.
+"""Turn a pytest-benchmark JSON file into tables.
 
     python -m benchmarks.table bench.json [--format github]
 
-One row per benchmark: median wall time per call, achieved GB/s, % of the device's peak
+**Losses** (``benchmarks/test_losses.py``): one table per shape (C, B, dtype), a row per loss
+or composite, ranked by forward+backward time (the cost a training step pays): median time per
+call forward and forward+backward, each × BCE (the ``bce`` cell of the same file), GB/s and
+peak memory of forward+backward, and for a composite its forward+backward time over the sum of
+its terms' (× terms: 1.0 means the weighted sum costs nothing beyond its terms). On CUDA also
+the device time per call.
+
+**MSML variants** (``benchmarks/test_msml.py``): one row per benchmark: median wall time per call, achieved GB/s, % of the device's peak
 bandwidth, the same three for the device time per call (CUDA only: CUDA-graph replays, without
 the host's Python/autograd/launch time), peak memory, and the speed-ups over ``torch.compile``
 of the factorised form ("compiled") and over the eager factorised form ("factorised") of the
@@ -67,19 +74,79 @@ def _rows(benchmarks: list[dict]) -> list[list]:
     return rows
 
 
+LOSS_HEADERS = ["rank", "loss", "fwd (ms)", "fwd × BCE", "fwd+bwd (ms)", "fwd+bwd × BCE",
+                "GB/s", "peak mem (MiB)", "× terms", "device fwd+bwd (ms)"]  # fmt: skip
+
+
+def _loss_tables(benchmarks: list[dict], fmt: str) -> list[str]:
+    """One table per shape (C, B, dtype) of the ``bench == "losses"`` cells, ranked by cost."""
+    shapes: dict[tuple, dict[str, dict[str, dict]]] = {}
+    for bench in benchmarks:
+        info = bench.get("extra_info", {})
+        if info.get("bench") != "losses":
+            continue
+        shape = (info["C"], info["B"], info.get("dtype"))
+        shapes.setdefault(shape, {}).setdefault(info["loss"], {})[info["mode"]] = bench
+    tables = []
+    for (C, B, dtype), by_loss in sorted(shapes.items()):
+        time = {
+            (loss, mode): _per_call(bench) for loss, modes in by_loss.items()
+            for mode, bench in modes.items()
+        }  # fmt: skip
+
+        inf = float("inf")
+        ranked = sorted(
+            by_loss, key=lambda n: (time.get((n, "fwd_bwd"), inf), time.get((n, "fwd"), inf))
+        )  # noqa: B023
+        rows = []
+        for rank, loss in enumerate(ranked, start=1):
+            fwd, both = time.get((loss, "fwd")), time.get((loss, "fwd_bwd"))
+            info = by_loss[loss].get("fwd_bwd", by_loss[loss].get("fwd"))["extra_info"]
+            terms = info.get("terms") or [loss]
+            term_sum = (
+                sum(time[(t, "fwd_bwd")] for t in terms)
+                if len(terms) > 1 and all((t, "fwd_bwd") in time for t in terms)
+                else None
+            )
+            mem = info.get("peak_memory_bytes")
+            dev = info.get("device_seconds_per_call") if "fwd_bwd" in by_loss[loss] else None
+            rows.append([
+                rank, loss, _ms(fwd), _ratio(fwd, time.get(("bce", "fwd"))),
+                _ms(both), _ratio(both, time.get(("bce", "fwd_bwd"))),
+                info.get("gb_per_s") if "fwd_bwd" in by_loss[loss] else None,
+                mem / 2**20 if mem is not None else None,
+                _ratio(both, term_sum), _ms(dev),
+            ])  # fmt: skip
+        table = tabulate(rows, headers=LOSS_HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
+        tables.append(f"C={C}, B={B}, {dtype} (ranked by fwd+bwd time)\n\n{table}")
+    return tables
+
+
+def _ms(seconds: float | None) -> float | None:
+    return seconds * 1e3 if seconds else None
+
+
+def _ratio(t: float | None, base: float | None) -> float | None:
+    return t / base if t and base else None
+
+
 def render(path: str | Path, fmt: str = "github") -> str:
-    """The table for the pytest-benchmark JSON file at ``path``."""
+    """The tables for the pytest-benchmark JSON file at ``path``."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks", []), list):
         raise ValueError("expected an object with a 'benchmarks' list")
-    rows = _rows(data.get("benchmarks", []))
+    benchmarks = data.get("benchmarks", [])
     machine = data.get("machine_info", {})
-    devices = sorted({b["extra_info"].get("device", "?") for b in data.get("benchmarks", [])})
+    devices = sorted({b["extra_info"].get("device", "?") for b in benchmarks})
     title = (
         f"device: {', '.join(devices) or '?'}; cpu: {machine.get('cpu', {}).get('brand_raw', '?')}"
     )
-    table = tabulate(rows, headers=HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
-    return f"{title}\n\n{table}"
+    parts = [title, *_loss_tables(benchmarks, fmt)]
+    rows = _rows(benchmarks)
+    if rows or len(parts) == 1:
+        table = tabulate(rows, headers=HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
+        parts.append(f"MSML variants\n\n{table}")
+    return "\n\n".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(render(args.json, args.format))
     except FileNotFoundError:
-        parser.error(f"no benchmark JSON at {args.json} (write one with pytest --benchmark-json=...)")
+        parser.error(
+            f"no benchmark JSON at {args.json} (write one with pytest --benchmark-json=...)"
+        )
     except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
         parser.error(f"{args.json} is not a pytest-benchmark JSON file ({err!r})")
 

@@ -29,9 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# The package's lists, kept once: the loss modules, the registry and the Triton kernel layer
+# (losses._triton) all read them from here.
 REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
-_FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
+LOW_PRECISION_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16)  # computed in fp32
+# logits dtypes of the Triton kernels (fp64 logits, accepted by the package, stay in PyTorch)
+KERNEL_DTYPES: tuple[torch.dtype, ...] = (torch.float32, *LOW_PRECISION_DTYPES)
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (*KERNEL_DTYPES, torch.float64)
 # bf16 reaches 3.4e38, where differences of logits (and sums over classes) overflow fp32: bf16
 # logits are clamped to the fp16 range in value (gradient passed straight through), so every
 # loss is finite for all finite bf16 inputs (SPEC §1). Logits that large mean a diverged model.
@@ -70,11 +74,15 @@ def prepare(logits: Tensor, targets: Tensor, *, validate: bool = True) -> tuple[
 def compute_logits(logits: Tensor) -> Tensor:
     """The logits in the compute dtype, as :func:`prepare` returns them: fp16/bf16 → fp32,
     bf16 first limited to ±``LOW_PRECISION_BOUND`` (straight-through gradient)."""
-    dtype = torch.float32 if logits.dtype in _LOW_PRECISION else logits.dtype
-    z = logits.to(dtype)
+    z = logits.to(compute_dtype(logits.dtype))
     if logits.dtype is torch.bfloat16:
         z = clamp_straight_through(z, LOW_PRECISION_BOUND)
     return z
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a loss computes in for logits of ``dtype``: fp32 for fp16/bf16, else itself."""
+    return torch.float32 if dtype in LOW_PRECISION_DTYPES else dtype
 
 
 def clamp_straight_through(z: Tensor, bound: float) -> Tensor:
@@ -90,7 +98,7 @@ def validate_inputs(logits: Tensor, targets: Tensor) -> None:
             raise ValueError(
                 f"Expected argument `{arg}` to be a torch.Tensor but got {type(value).__name__}"
             )
-    if logits.dtype not in _FLOAT_DTYPES:
+    if logits.dtype not in FLOAT_DTYPES:
         raise ValueError(
             "Expected argument `logits` to be a floating tensor (float16, bfloat16, float32 or "
             f"float64) but got dtype {logits.dtype}"
@@ -232,8 +240,12 @@ class FunctionalLoss(nn.Module):
                 self.options[name] = value
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return self.fn(logits, targets, **self.loss_kwargs())
+
+    def loss_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments ``forward`` passes to the function: options and buffers."""
         buffers = {name: getattr(self, name) for name in self._params if name not in self.options}
-        return self.fn(logits, targets, **self.options, **buffers)
+        return {**self.options, **buffers}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.options.items())

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import (
+    KERNEL_DTYPES,
     FunctionalLoss,
     check_reduction,
     compute_logits,
@@ -27,7 +28,6 @@ from ._common import (
 from ._registry import register_loss
 
 BACKENDS = ("auto", "factorised", "naive", "triton")
-_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def msml_factorised(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
@@ -67,26 +67,31 @@ def _msml_rows(
     With t_p = lse_N − z_p: L_r = (1/|P|) Σ_p softplus(t_p); ∂L_r/∂z_p = −σ(t_p)/|P|;
     ∂L_r/∂z_n = softmax_N(z)_n · Σ_p σ(t_p)/|P| (SPEC §2).
     """
-    # Tuned for CPU, where every op costs 5-40 us at B·C ~ 6e4 (torch.profiler): no float copy
-    # of bool targets (their float mask comes through a uint8 view, 3x faster than from bool),
-    # row sums as mat-vec products (2x faster than sum(dim=1) over a short row), exp never fed
-    # −inf (Sleef's slow path for underflow: 40 vs 6 us), masks applied by multiplying with the
-    # float mask rather than masked_fill, and no row-max shift where no logit needs one (see
-    # _needs_shift: the shift's where + amax + subtract cost ~80 us of ~450 at B=4096, C=14).
+    # Written for CPU, where an op over (B, C) costs far more than the arithmetic in it, so
+    # the form keeps ops and temporaries few (the measurements behind each choice are in
+    # benchmarks/results/README.md): bool targets become a float mask through a uint8 view
+    # (cheaper than from bool), and float targets in the compute dtype are the mask itself;
+    # row sums are mat-vec products (cheaper than sum(dim=1) over a short row); e^x is
+    # 2^(x·log2 e) (exp2 is the cheaper CPU kernel), never fed −inf (the underflow slow
+    # path); masks are products with the float mask, not masked_fill; the row-max shift is
+    # skipped where no logit needs it (_needs_shift); the gradient is built in place.
     with torch.no_grad():
         z = compute_logits(logits)
-        pos = targets if targets.dtype is torch.bool else targets != 0
-        posf = pos.view(torch.uint8).to(z.dtype)
+        if targets.dtype == z.dtype:  # float targets already in the compute dtype: the mask
+            posf = targets
+        else:
+            pos = targets if targets.dtype is torch.bool else targets != 0
+            posf = pos.view(torch.uint8).to(z.dtype)
         ones = z.new_ones(z.shape[1])
         inv_p = 1.0 / (posf @ ones).clamp_(min=1)  # (B,)
         if _needs_shift(z):
-            m = torch.where(pos, -math.inf, z).amax(dim=1, keepdim=True)
+            m = torch.where(posf != 0, -math.inf, z).amax(dim=1, keepdim=True)
             m = m.nan_to_num_(neginf=0.0)  # rows without negatives: shift 0
             # e^(z_n − m) on N (z_n ≤ m there), 0 on P
-            e = (z - m).clamp_(max=0.0).exp_().mul_(1.0 - posf)
+            e = (z - m).clamp_(max=0.0).mul_(_LOG2E).exp2_().mul_(1.0 - posf)
         else:  # |z| ≤ _UNSHIFTED_BOUND: e^z neither overflows nor underflows, nor does Σ e^z
             m = None
-            e = z.exp()
+            e = (z * _LOG2E).exp2_()
             e.addcmul_(e, posf, value=-1.0)  # e − e·[P]: exactly 0 on P, no mask temporary
         s = e @ ones  # 0 only for rows without negatives
         lse = s.log() if m is None else s.log().add_(m[:, 0])
@@ -101,10 +106,13 @@ def _msml_rows(
             inv_p = inv_p / logits.shape[0]
         ngp = t.sigmoid_().mul_(posf).mul_(-inv_p[:, None])  # −σ(t_p)/|P| on P, 0 elsewhere
         # softmax_N · Σ_p σ(t_p)/|P| = e · (−Σ ngp / s) on N (e = 0 on P; s > 0 where N ≠ ∅)
-        coef_n = (ngp @ ones).div_(s.masked_fill_(s == 0, 1.0)).neg_()
-        grad = e.mul_(coef_n[:, None]).add_(ngp)  # in place: e is not needed any more
+        coef_n = (ngp @ ones).div_(s.clamp_(min=_TINY)).neg_()  # 0/tiny = 0 without negatives
+        grad = ngp.addcmul_(e, coef_n[:, None])  # in place: ngp is not needed any more
         return loss, grad  # compute dtype: cast after grad_output (fp16 + a loss scale)
 
+
+_LOG2E = 1.4426950408889634
+_TINY = torch.finfo(torch.float32).tiny  # below any s of a row with negatives (s ≥ e^-40 or 1)
 
 # Logits of at most this magnitude are exponentiated without the row-max shift: e^±40 and a
 # row sum of up to C·e^40 stay normal floats in fp32 (and fp64) for any C below e^48.
@@ -114,9 +122,9 @@ _UNSHIFTED_BOUND = 40.0
 def _needs_shift(z: Tensor) -> bool:
     """Whether the log-sum-exp needs its row-max shift: some |z| > _UNSHIFTED_BOUND (or NaN).
 
-    On CPU only, where reading the bound back costs ~10 us; elsewhere (CUDA, when the
-    factorised form is forced there) that read would synchronise with the device, so the
-    shift is always taken.
+    On CPU only, where reading the bound back is cheap; elsewhere (CUDA, when the factorised
+    form is forced there) that read would synchronise with the device, so the shift is always
+    taken.
     """
     if z.device.type != "cpu" or z.numel() == 0:
         return True
@@ -149,6 +157,8 @@ class _MSMLFactorisedFunction(torch.autograd.Function):
             loss = msml_factorised_autograd(logits, targets, ctx.reduction)
             (g,) = torch.autograd.grad(loss, logits, grad_output, create_graph=True)
             return g, None, None
+        if grad_output.dim() == 0 and grad_output.device.type == "cpu" and grad_output == 1:
+            return grad.to(logits.dtype), None, None  # loss.backward(): no (B, C) multiply
         go = grad_output[:, None] if grad_output.dim() else grad_output
         return (grad * go).to(logits.dtype), None, None
 def msml_naive(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
@@ -210,7 +220,7 @@ def msml_loss(
             )
         return kernel(logits, targets, reduction=reduction)
     # the kernel takes fp32/fp16/bf16; fp64 (accepted by the package) stays in PyTorch
-    if backend == "auto" and logits.is_cuda and logits.dtype in _KERNEL_DTYPES:
+    if backend == "auto" and logits.is_cuda and logits.dtype in KERNEL_DTYPES:
         kernel = _load_triton()
         if kernel is not None:
             return kernel(logits, targets, reduction=reduction)

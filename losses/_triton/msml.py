@@ -81,10 +81,9 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["msml_triton", "MSMLTritonFunction", "INTERPRETED"]
+from .._common import KERNEL_DTYPES, check_reduction
 
-_REDUCTIONS = ("mean", "sum", "none")
-_LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+__all__ = ["msml_triton", "MSMLTritonFunction", "INTERPRETED"]
 
 # Launch heuristics (see the module docstring and _launch_config).
 _MAX_SINGLE_BLOCK_C = 8192  # largest row kept whole in registers. 16384 (32 warps) spilled
@@ -567,19 +566,16 @@ def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
 
 
 def _check_inputs(logits: torch.Tensor, targets: torch.Tensor, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"Expected argument `reduction` to be one of {list(_REDUCTIONS)} but got {reduction!r}"
-        )
+    check_reduction(reduction)
     if logits.dim() != 2:
         raise ValueError(f"Expected `logits` of shape (B, C) but got {tuple(logits.shape)}")
     if targets.shape != logits.shape:
         raise ValueError(
             f"Expected `targets` of shape {tuple(logits.shape)} (as logits) but got {tuple(targets.shape)}"
         )
-    if logits.dtype not in _LOGIT_DTYPES:
+    if logits.dtype not in KERNEL_DTYPES:
         raise ValueError(
-            f"Expected `logits` dtype to be one of {[str(d) for d in _LOGIT_DTYPES]} but got {logits.dtype}"
+            f"Expected `logits` dtype to be one of {[str(d) for d in KERNEL_DTYPES]} but got {logits.dtype}"
         )
     if targets.device != logits.device:
         raise ValueError(

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import losses
@@ -107,17 +109,75 @@ def test_weighted_sum_specs(spec, expected, batch):
     logits, targets = batch
     total = sum(w * losses.create_loss(n)(logits, targets) for n, w in expected)
     torch.testing.assert_close(loss(logits, targets), total)
-    assert set(loss.last_terms) == {n for n, _ in expected}
 
 
-def test_composite_exposes_terms_for_logging(batch):
+def test_composite_exposes_its_terms(batch):
     loss = losses.create_loss("bce+0.1*msml+bce")
     assert isinstance(loss, nn.Module) and len(loss.terms) == 3
+    assert loss.names == ("bce", "msml", "bce") and loss.weights == (1.0, 0.1, 1.0)
+    assert all(
+        isinstance(t, losses.get_loss_info(n).cls)
+        for t, n in zip(loss.terms, loss.names, strict=True)
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    spec=st.sampled_from(["bce+0.1*msml", "0.5*asl+0.5*focal+lsep", "wbce+2*twoway", "cb+sce"]),
+    dtype=st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]),
+    target_dtype=st.sampled_from([torch.bool, torch.int64, torch.float32, torch.float64]),
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 9)),
+    seed=st.integers(0, 2**16),
+)
+def test_composite_equals_the_weighted_sum_of_its_terms(spec, dtype, target_dtype, shape, seed):
+    """The composite's shared work (one validation, one target conversion, validate=False for
+    the terms) changes neither value nor gradient: the plain weighted sum of the registered
+    modules is the reference."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(shape, generator=gen) * 4).to(dtype)
+    targets = (torch.rand(shape, generator=gen) < 0.4).to(target_dtype)
+    stats = {"class_counts": torch.arange(shape[1]) + 3}
+    composite = losses.create_loss(spec, stats=stats)
+    terms = [
+        (w, losses.create_loss(n, stats=stats))
+        for n, w in zip(composite.names, composite.weights, strict=True)
+    ]
+
+    def value_and_grad(fn):
+        x = logits.clone().requires_grad_()
+        value = fn(x)
+        (grad,) = torch.autograd.grad(value, x)
+        return value, grad
+
+    got = value_and_grad(lambda x: composite(x, targets))
+    want = value_and_grad(lambda x: sum(w * term(x, targets) for w, term in terms))
+    assert got[1].dtype == dtype
+    tol = {} if dtype in (torch.float32, torch.float64) else {"rtol": 1e-2, "atol": 1e-5}
+    torch.testing.assert_close(got[0], want[0], **tol)
+    torch.testing.assert_close(got[1], want[1], **tol)
+
+
+def test_composite_validates_once_and_converts_targets_once(monkeypatch, batch):
+    from losses import _common
+
+    checked, seen = [], []
+    real = _common.validate_inputs
+    monkeypatch.setattr(_registry, "validate_inputs", lambda *a: checked.append(1) or real(*a))
+    monkeypatch.setattr(_common, "validate_inputs", lambda *a: pytest.fail("a term validated"))
+    loss = losses.create_loss("bce+0.1*msml+asl")
+    for term in loss.terms:  # record what each term's function receives
+        fn = term.fn
+        term.fn = lambda z, y, _fn=fn, **kw: (
+            seen.append((y.dtype, kw["validate"])) or _fn(z, y, **kw)
+        )
     logits, targets = batch
     loss(logits, targets)
-    assert list(loss.last_terms) == ["bce", "msml", "bce#2"]
-    torch.testing.assert_close(loss.last_terms["msml"], losses.create_loss("msml")(logits, targets))
-    assert not loss.last_terms["bce"].requires_grad
+    assert checked == [1] and seen == [(torch.float32, False)] * 3
+    with pytest.raises(ValueError, match="`targets`"):
+        loss(logits, targets.float() * 2)
+    checked.clear()
+    losses.create_loss("bce+msml", validate=False)(logits, targets.float() * 2)  # soft targets
+    assert checked == []
 
 
 @pytest.mark.parametrize(
