@@ -95,6 +95,16 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- test image and patient ids (statistics: mlbench.stats), stored once per distinct test set
+CREATE TABLE IF NOT EXISTS test_sets (
+    key TEXT PRIMARY KEY,
+    images BLOB NOT NULL,
+    patients BLOB
+);
+CREATE TABLE IF NOT EXISTS run_test_sets (
+    run_id TEXT PRIMARY KEY REFERENCES runs(id),
+    test_set TEXT NOT NULL REFERENCES test_sets(key)
+);
 """
 
 
@@ -352,6 +362,8 @@ class ResultsDB:
         targets: np.ndarray,
         epochs: list[dict] | None = None,
         device: str | None = None,
+        image_ids=None,
+        patient_ids=None,
     ) -> None:
         """Store a run's results and mark it finished, all in one transaction.
 
@@ -360,6 +372,8 @@ class ResultsDB:
             scores: (N, C) test-set probabilities.
             targets: (N, C) test-set labels.
             epochs: the training history (replaces what ``log_epoch`` wrote).
+            image_ids, patient_ids: the N test images (rows of ``scores``) and their patients,
+                for the statistics (stored once per distinct test set).
             device: where the run trained (``runs.device``).
         """
         with self.transaction():
@@ -374,6 +388,8 @@ class ResultsDB:
                 (run_id, pack_array(np.asarray(scores, np.float32)),
                  pack_array(np.asarray(targets, np.uint8))),
             )
+            if image_ids is not None:
+                self._store_test_ids(run_id, image_ids, patient_ids)
             if epochs is not None:
                 self.conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
                 self.conn.executemany(
@@ -452,6 +468,37 @@ class ResultsDB:
         if row is None:
             return None
         return unpack_array(row["scores"]), unpack_array(row["targets"])
+
+    # ------------------------------------------------------------ test ids (mlbench.stats)
+    def _store_test_ids(self, run_id: str, image_ids, patient_ids=None) -> None:
+        import hashlib
+
+        images = np.asarray([str(x) for x in image_ids])
+        patients = None if patient_ids is None else np.asarray(patient_ids)
+        if patients is not None and patients.shape != images.shape:
+            raise ValueError(f"Expected one patient id per image ({images.shape[0]}), "
+                             f"got {patients.shape}")
+        blob_i = pack_array(images)
+        blob_p = None if patients is None else pack_array(patients)
+        key = hashlib.sha256(blob_i + (blob_p or b"")).hexdigest()[:16]
+        self.conn.execute("INSERT OR IGNORE INTO test_sets (key, images, patients) VALUES (?,?,?)",
+                          (key, blob_i, blob_p))
+        self.conn.execute("INSERT OR REPLACE INTO run_test_sets (run_id, test_set) VALUES (?,?)",
+                          (run_id, key))
+
+    def test_ids(self, run_id: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """(image ids, patient ids or None) of a run's test rows; None when not stored
+        (a results.db from before they were: see ``mlbench.leaderboard``)."""
+        try:
+            row = self.conn.execute(
+                "SELECT s.images, s.patients FROM run_test_sets r JOIN test_sets s"
+                " ON s.key = r.test_set WHERE r.run_id=?", (run_id,)).fetchone()
+        except sqlite3.OperationalError:  # an older database, opened read-only: no tables
+            return None
+        if row is None:
+            return None
+        patients = None if row["patients"] is None else unpack_array(row["patients"])
+        return unpack_array(row["images"]), patients
 
     def events(self, run_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM status_events", ()

@@ -1,41 +1,35 @@
-"""The leaderboard: a query over the records of ``results.db``.
+"""The leaderboard: ``python -m mlbench leaderboard OUT`` as text, Markdown, CSV or HTML.
 
-One row per (backbone, head, loss) over its finished runs (seeds):
-    mean AUC over seeds ± std (ddof=1), the 95% bootstrap CI (per-run percentile bootstrap
-    over test images, bounds averaged over seeds), mAP, Δ mean AUC vs the reference loss of
-    the same backbone and head (seed-matched mean of the per-seed differences) with the
-    paired DeLong p-value (mean-AUC DeLong on the stored test predictions, per seed; the
-    largest p over seeds is shown, the conservative choice), and the per-class AUCs.
-
-On the real ChestX-ray14 the published results of SPEC §6 are added as context rows,
-labelled with their split (official vs random); they are not comparable with sim numbers
-and never shown for CXR14-sim.
+Per (backbone, head, loss), over its finished seeds (numbers: ``mlbench.analysis.build``):
+seeds (marked incomplete when fewer than the setup's fullest loss), mean test AUC ± SD over
+seeds, its 95% CI, Δ vs the reference loss with its 95% CI, the raw and the Holm-adjusted
+p-value (significance marked on the adjusted one), mAP, label ranking average precision,
+ranking loss, cost (train time relative to the reference), per-class AUC. The footnote says
+what the CIs and p mean (seeds + patient-clustered test set, SPEC §5.1), which classes the
+means use and why the others are left out.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from mlbench.analysis import PUBLISHED, build, loss_key, setup_of
 from mlbench.db import ResultsDB
+
+__all__ = ["FORMATS", "PUBLISHED", "build", "display_frame", "finding_columns", "footnote",
+           "leaderboard", "loss_key", "render", "setup_of", "short_name"]
 
 FORMATS = ("text", "md", "csv", "html")
 
-# SPEC §6: published mean AUC on ChestX-ray14, with the split they were measured on.
-PUBLISHED = (
-    ("Wang et al. 2017 (arXiv v5)", "ResNet-50", "official", 0.745),
-    ("Guendel et al. 2018", "DenseNet-121", "official", 0.807),
-    ("Baltruschat et al. 2019", "ResNet-50", "official", 0.806),
-    ("AE-CNN 2018", "ResNet-50", "official", 0.824),
-    ("Medical-MAE 2023", "ViT-B", "official", 0.830),
-    ("Medical-MAE 2023", "DenseNet-121 (ImageNet)", "official", 0.822),
-    ("CheXNet 2017", "DenseNet-121", "random (not comparable)", 0.841),
-)
+NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
+                  "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
+                  "df", "seed_term", "map", "lrap", "ranking_loss", "cost", "left_out",
+                  "p_holm", "significant")
 
 
 def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
@@ -50,201 +44,100 @@ def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
     return text[:n]
 
 
-def loss_key(spec: str) -> str:
-    """A loss spec as the leaderboard labels it: suites store string specs without spaces."""
-    return re.sub(r"\s+", "", spec)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    if not vals:
-        return math.nan, math.nan
-    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
-    return float(np.mean(vals)), std
-
-
-def _nan(x):
-    return math.nan if x is None else x
-
-
-def setup_of(config: dict) -> str:
-    """Short hash of everything in a run config but backbone, head, loss and seed.
-
-    Runs of one output folder made with different settings (say ``--set train.lr=...``)
-    get different setups and are never averaged together or compared with each other.
-    """
-    from mlbench.suite.identity import run_id
-
-    rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
-    return run_id(rest)[:6]
-
-
-def collect(db: ResultsDB) -> dict:
-    """Finished runs with their run-level and per-class metrics, grouped by grid cell.
-
-    Returns:
-        ``{"cells": {(backbone, head, loss, setup): {seed: {"id", "mean_auc",
-        "mean_auc_lo", "mean_auc_hi", "map", "auc": {finding: value}}}}, "failed":
-        {(backbone, head, loss, setup): count}}``, cells in insertion order.
-    """
-    cells: dict = {}
-    failed: dict = defaultdict(int)
-    metric_rows = defaultdict(list)
-    for m in db.metrics():
-        metric_rows[m["run_id"]].append(m)
-    for run in db.runs():
-        key = (run["backbone"], run["head"], run["loss"], setup_of(run["config"]))
-        if run["status"] == "failed":
-            failed[key] += 1
-            cells.setdefault(key, {})
-            continue
-        if run["status"] != "finished":
-            continue
-        rec = {"id": run["id"], "auc": {}, "ap": {}}
-        for m in metric_rows[run["id"]]:
-            if m["finding"]:
-                rec[m["name"]][m["finding"]] = _nan(m["value"])
-            else:
-                rec[m["name"]] = _nan(m["value"])
-                if m["name"] == "mean_auc":
-                    rec["mean_auc_lo"], rec["mean_auc_hi"] = _nan(m["lo"]), _nan(m["hi"])
-        cells.setdefault(key, {})[run["seed"]] = rec
-    return {"cells": cells, "failed": dict(failed)}
-
-
-def _delong_p(db: ResultsDB, run_a: str, run_b: str) -> float:
-    from mlbench.metrics import delong_mean_test
-
-    a, b = db.predictions(run_a), db.predictions(run_b)
-    if a is None or b is None or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1]):
-        return math.nan  # not the same test set: no paired test
-    return delong_mean_test(a[1], a[0], b[0]).p_value
-
-
-def findings_of(db: ResultsDB, cells: dict) -> list[str]:
-    """Finding names in canonical order (stored at run time), else as first seen."""
-    stored = db.get_meta("findings")
-    if stored:
-        return list(stored)
-    seen: list[str] = []
-    for seeds in cells.values():
-        for rec in seeds.values():
-            for f in rec["auc"]:
-                if f not in seen:
-                    seen.append(f)
-    return seen
-
-
-def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
-          published: bool | None = None) -> pd.DataFrame:
-    """The leaderboard as a DataFrame (numbers unrounded, straight from the records).
-
-    Args:
-        db: the results store.
-        reference: loss label the Δ and DeLong columns compare against.
-        per_class: add one AUC column per finding.
-        published: add SPEC §6 context rows; default: only when the dataset is the real one.
-    """
-    reference = loss_key(reference)
-    data = collect(db)
-    cells, failed = data["cells"], data["failed"]
-    findings = findings_of(db, cells)
-    rows = []
-    many_setups = len({key[3] for key in cells}) > 1
-    for (backbone, head, loss, setup), seeds in cells.items():
-        ref = cells.get((backbone, head, reference, setup), {})
-        mean, std = _mean_std([r.get("mean_auc") for r in seeds.values()])
-        lo, _ = _mean_std([r.get("mean_auc_lo") for r in seeds.values()])
-        hi, _ = _mean_std([r.get("mean_auc_hi") for r in seeds.values()])
-        mapv, _ = _mean_std([r.get("map") for r in seeds.values()])
-        matched = sorted(set(seeds) & set(ref))
-        delta, p = math.nan, math.nan
-        if loss != reference and matched:
-            delta = float(np.mean([seeds[s]["mean_auc"] - ref[s]["mean_auc"] for s in matched]))
-            ps = [_delong_p(db, seeds[s]["id"], ref[s]["id"]) for s in matched]
-            p = max(ps) if not any(math.isnan(x) for x in ps) else math.nan
-        row = {
-            "backbone": backbone, "head": head, "loss": loss, "seeds": len(seeds),
-            "failed": failed.get((backbone, head, loss, setup), 0),
-            "mean_auc": mean, "std": std, "ci_lo": lo, "ci_hi": hi, "map": mapv,
-            "delta": 0.0 if loss == reference and seeds else delta, "p_delong": p,
-        }
-        if many_setups:
-            row["setup"] = setup
-        if per_class:
-            for f in findings:
-                row[f] = _mean_std([r["auc"].get(f, math.nan) for r in seeds.values()])[0]
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df
-    # groups in suite order, best mean AUC first within a group
-    order = {g: i for i, g in enumerate(dict.fromkeys(zip(df["backbone"], df["head"], strict=False)))}
-    df["_group"] = [order[g] for g in zip(df["backbone"], df["head"], strict=False)]
-    df = df.sort_values(["_group", "mean_auc"], ascending=[True, False], na_position="last",
-                        kind="stable").drop(columns="_group").reset_index(drop=True)
-    if published is None:
-        published = db.get_meta("dataset", {}).get("kind") == "real"
-    if published:
-        context = pd.DataFrame([
-            {"backbone": "published (context)", "head": f"{split} split",
-             "loss": f"{source}, {model}",
-             "seeds": 0, "failed": 0, "mean_auc": auc}
-            for source, model, split, auc in PUBLISHED
-        ])
-        df = pd.concat([df, context], ignore_index=True)
-    return df
-
-
-NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "mean_auc", "std",
-                  "ci_lo", "ci_hi", "map", "delta", "p_delong")
-
-
 def finding_columns(df: pd.DataFrame) -> list[str]:
     """The per-class AUC columns of a ``build`` frame."""
     return [c for c in df.columns if c not in NUMBER_COLUMNS]
 
 
+def _isnan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def _fmt(x, digits=4, signed=False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if _isnan(x):
         return ""
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
+def _fmt_p(p: float) -> str:
+    if _isnan(p):
+        return ""
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def _col(df: pd.DataFrame, name: str, default=math.nan) -> list:
+    return list(df[name]) if name in df.columns else [default] * len(df)
+
+
 def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
-    """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ, p, per-class."""
+    """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ [CI], p, per-class."""
     if df.empty:
         return df
     reference = loss_key(reference)
     findings = finding_columns(df)
-    out = pd.DataFrame({
-        "backbone": df["backbone"], "head": df["head"], "loss": df["loss"],
-        "seeds": [str(int(n)) + (f" ({int(f)} failed)" if f else "")
-                  for n, f in zip(df["seeds"], df["failed"].fillna(0), strict=False)],
-    })
+    out = pd.DataFrame({"backbone": df["backbone"], "head": df["head"], "loss": df["loss"]})
+    seeds = []
+    for n, f, inc in zip(df["seeds"], _col(df, "failed", 0), _col(df, "incomplete", False),
+                         strict=True):
+        text = str(int(n)) + (" incomplete" if inc is True else "")
+        seeds.append(text + (f" ({int(f)} failed)" if not _isnan(f) and f else ""))
+    out["seeds"] = seeds
     if "setup" in df.columns:
         out["setup"] = df["setup"].fillna("")
-    out["mean AUC ± std"] = [
-        _fmt(m) + (f" ± {s:.4f}" if isinstance(s, float) and not math.isnan(s) else "")
-        for m, s in zip(df["mean_auc"], df.get("std", np.nan), strict=False)
-    ]
-    out["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" if not (math.isnan(lo) or math.isnan(hi)) else ""
-                     for lo, hi in zip(df["ci_lo"].astype(float), df["ci_hi"].astype(float), strict=False)]
-    out["mAP"] = [_fmt(x) for x in df["map"].astype(float)]
-    out[f"Δ vs {reference}"] = [
-        "ref" if loss == reference and n else _fmt(d, signed=True)
-        for loss, n, d in zip(df["loss"], df["seeds"], df["delta"].astype(float), strict=False)
-    ]
-    out["p (DeLong)"] = [_fmt_p(p) for p in df["p_delong"].astype(float)]
+    out["mean AUC ± sd"] = [_fmt(m) + ("" if _isnan(s) else f" ± {s:.4f}")
+                            for m, s in zip(df["mean_auc"], _col(df, "std"), strict=True)]
+    out["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" if not (_isnan(lo) or _isnan(hi)) else ""
+                     for lo, hi in zip(_col(df, "ci_lo"), _col(df, "ci_hi"), strict=True)]
+    deltas = []
+    for loss, n, d, lo, hi in zip(df["loss"], df["seeds"], _col(df, "delta"),
+                                  _col(df, "delta_lo"), _col(df, "delta_hi"), strict=True):
+        if loss == reference and n:
+            deltas.append("ref")
+        else:
+            deltas.append(_fmt(d, signed=True)
+                          + ("" if _isnan(lo) else f" [{lo:+.4f}, {hi:+.4f}]"))
+    out[f"Δ vs {reference} [95% CI]"] = deltas
+    out["p"] = [_fmt_p(p) for p in _col(df, "p")]
+    out["p Holm"] = [_fmt_p(p) + (" *" if s is True else "")
+                     for p, s in zip(_col(df, "p_holm"), _col(df, "significant", False),
+                                     strict=True)]
+    out["mAP"] = [_fmt(x) for x in _col(df, "map")]
+    out["LRAP"] = [_fmt(x) for x in _col(df, "lrap")]
+    out["rank loss"] = [_fmt(x) for x in _col(df, "ranking_loss")]
+    out["cost"] = ["ref" if loss == reference and n else ("—" if _isnan(c) else f"{c:.2f}×")
+                   for loss, n, c in zip(df["loss"], df["seeds"], _col(df, "cost"), strict=True)]
+    left = [set(str(x).split(";")) if isinstance(x, str) and x else set()
+            for x in _col(df, "left_out", "")]
     for f in findings:
-        out[short_name(f, findings)] = [_fmt(x, 3) for x in df[f].astype(float)]
+        cells = []
+        for x, lo, n in zip(df[f].astype(float), left, df["seeds"], strict=True):
+            if _isnan(x):
+                cells.append("n/e" if n else "")
+            else:
+                cells.append(f"({x:.3f})" if f in lo else f"{x:.3f}")
+        out[short_name(f, findings)] = cells
     return out
 
 
-def _fmt_p(p: float) -> str:
-    if math.isnan(p):
-        return ""
-    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+def footnote(df: pd.DataFrame) -> list[str]:
+    """What the CI and p mean, in one line, then the table's own notes."""
+    if df.empty or "p_holm" not in df.columns:
+        return []
+    alpha = df.attrs.get("alpha", 0.05)
+    lines = [
+        "95% CI and p: seed-to-seed spread (pooled over a setup's losses with every seed) + "
+        "the test-set term (DeLong influence values summed per patient), Student t with "
+        f"Welch–Satterthwaite df; p Holm: adjusted over the {df.attrs.get('comparisons', 0)} "
+        f"comparisons shown, * = adjusted p < {alpha:g}.",
+        f"Mean AUC, Δ and CIs over the {df.attrs.get('rule', 'classes kept')}; (0.xxx) = "
+        "left out of the means, n/e = not estimable (one label value in the test split); "
+        "cost = train time / the reference's (same seed and device).",
+    ]
+    left = sorted({x for v in _col(df, "left_out", "") if isinstance(v, str) and v
+                   for x in v.split(";")})
+    if left:
+        lines.append(f"Left out of the means: {', '.join(left)}.")
+    return lines + list(df.attrs.get("notes", []))
 
 
 def render(df: pd.DataFrame, fmt: str = "text", reference: str = "bce") -> str:
@@ -267,16 +160,16 @@ def render(df: pd.DataFrame, fmt: str = "text", reference: str = "bce") -> str:
         if fmt == "md":
             parts.append(f"### {title}\n\n{body}\n")
         elif fmt == "html":
-            parts.append(f"<h3>{_escape(title)}</h3>\n{body}")
+            body = re.sub(r"<(td|th)([^>]*)>\s*(.*?)\s*</\1>", r"<\1\2>\3</\1>", body)
+            parts.append(f"<h3>{html.escape(title)}</h3>\n{body}")
         else:
             parts.append(f"== {title} ==\n{body}\n")
+    notes = footnote(df)
+    if fmt == "html":
+        parts += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
+    elif notes:
+        parts.append("\n".join(("" if fmt == "text" else "- ") + line for line in notes) + "\n")
     return "\n".join(parts) + "\n"
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = None,

@@ -1,4 +1,5 @@
-"""Leaderboard numbers are the records: every cell equals what results.db holds."""
+"""Leaderboard numbers are the records: every cell equals what results.db holds, or the
+statistics of mlbench.stats recomputed from its stored test predictions."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlbench import stats
 from mlbench.db import ResultsDB
 from mlbench.leaderboard import PUBLISHED, build, display_frame, leaderboard, render
-from mlbench.metrics import delong_mean_test
 
 from .conftest import FINDINGS
 
@@ -31,29 +32,42 @@ def test_numbers_equal_db(filled):
     with ResultsDB(out) as db:
         df = build(db, reference="bce")
         assert len(df) == 6  # 2 heads x 3 losses
-        for _, row in df.iterrows():
-            seeds = _db_values(db, row["backbone"], row["head"], row["loss"])
-            means = [m[("mean_auc", "")]["value"] for _, m in seeds.values()]
-            assert row["seeds"] == len(seeds) == 2
-            assert row["mean_auc"] == np.mean(means)
-            assert row["std"] == np.std(means, ddof=1)
-            assert row["ci_lo"] == np.mean([m[("mean_auc", "")]["lo"] for _, m in seeds.values()])
-            assert row["ci_hi"] == np.mean([m[("mean_auc", "")]["hi"] for _, m in seeds.values()])
-            assert row["map"] == np.mean([m[("map", "")]["value"] for _, m in seeds.values()])
-            for f in FINDINGS:
-                assert row[f] == np.mean([m[("auc", f)]["value"] for _, m in seeds.values()])
-            ref = _db_values(db, row["backbone"], row["head"], "bce")
-            if row["loss"] == "bce":
-                assert row["delta"] == 0 and math.isnan(row["p_delong"])
-                continue
-            diffs = [seeds[s][1][("mean_auc", "")]["value"] - ref[s][1][("mean_auc", "")]["value"]
-                     for s in sorted(seeds)]
-            assert row["delta"] == np.mean(diffs)
-            ps = []
-            for s in sorted(seeds):
-                a, b = db.predictions(seeds[s][0]), db.predictions(ref[s][0])
-                ps.append(delong_mean_test(a[1], a[0], b[0]).p_value)
-            assert row["p_delong"] == max(ps)
+        for head, part in df.groupby("head"):
+            runs = {(r["loss"], r["seed"]): r for r in db.runs("finished") if r["head"] == head}
+            preds = {k: db.predictions(r["id"]) for k, r in runs.items()}
+            targets = next(iter(preds.values()))[1]
+            groups = np.arange(len(targets))  # fake runs store no patient ids: one per image
+            classes, _ = stats.SparseRule().check(targets, groups)
+            assert classes == list(range(14))
+            rs = {k: stats.run_stats(targets, p[0], classes) for k, p in preds.items()}
+            losses = ["bce", "msml", "bce+0.1*msml"]
+            table = np.array([[rs[(loss, s)].mean_auc for s in (0, 1)] for loss in losses])
+            var_d, df_d, var_m, df_m = stats.pooled_seed_variance(table)
+            for _, row in part.iterrows():
+                seeds = _db_values(db, row["backbone"], row["head"], row["loss"])
+                stored = [m[("mean_auc", "")]["value"] for _, m in seeds.values()]
+                assert row["seeds"] == len(seeds) == 2
+                assert row["mean_auc"] == pytest.approx(np.mean(stored), abs=1e-12)
+                assert row["std"] == pytest.approx(np.std(stored, ddof=1), abs=1e-12)
+                assert row["map"] == np.mean([m[("map", "")]["value"] for _, m in seeds.values()])
+                assert row["lrap"] == np.mean([m[("lrap", "")]["value"] for _, m in seeds.values()])
+                for f in FINDINGS:
+                    assert row[f] == np.mean([m[("auc", f)]["value"] for _, m in seeds.values()])
+                mine = [rs[(row["loss"], s)] for s in (0, 1)]
+                ci = stats.mean_ci(mine, groups, len(groups), pooled=(var_m, df_m, 3))
+                assert (row["ci_lo"], row["ci_hi"]) == pytest.approx((ci.ci_lo, ci.ci_hi))
+                if row["loss"] == "bce":
+                    assert row["delta"] == 0 and math.isnan(row["p"])
+                    continue
+                # the paired comparison over both seeds (it was the largest per-seed image-level
+                # DeLong p, which hid sign flips across seeds: issue 12)
+                c = stats.compare(mine, [rs[("bce", s)] for s in (0, 1)], groups, len(groups),
+                                  pooled=(var_d, df_d, 3))
+                assert row["delta"] == pytest.approx(c.delta) and row["p"] == pytest.approx(c.p_value)
+                assert (row["delta_lo"], row["delta_hi"]) == pytest.approx((c.ci_lo, c.ci_hi))
+    ps = df["p"].to_numpy(dtype=float)
+    np.testing.assert_allclose(df["p_holm"], stats.holm(ps))  # over all 4 comparisons
+    assert (df["significant"] == (df["p_holm"] < 0.05)).all()
     # the fake signal strengths order the losses within each group
     for _, group in df.groupby("head"):
         assert list(group["loss"]) == ["bce+0.1*msml", "msml", "bce"]
@@ -74,6 +88,8 @@ def test_csv_is_raw_numbers_and_text_rounds_them(filled):
     assert "### resnet10t / bilinear" in md and "| loss" in md
     html = leaderboard(out, fmt="html")
     assert "<table>" in html and "<h3>resnet10t / linear</h3>" in html
+    assert not re.search(r"<td>\s|\s</td>", html)  # no padding inside cells (issue 13)
+    assert "95% CI and p:" in text and "p Holm" in text and "Δ vs bce [95% CI]" in text
     # published context rows only for the real dataset
     assert "CheXNet" not in text
 
@@ -142,7 +158,7 @@ def test_text_columns_of_the_real_findings_are_distinct():
 
     df = pd.DataFrame([{"backbone": "b", "head": "h", "loss": "bce", "seeds": 1, "failed": 0,
                         "mean_auc": 0.7, "std": math.nan, "ci_lo": 0.6, "ci_hi": 0.8,
-                        "map": 0.2, "delta": 0.0, "p_delong": math.nan,
+                        "map": 0.2, "delta": 0.0, "p": math.nan,
                         **{f: 0.5 + i / 100 for i, f in enumerate(REAL)}}])
     shown = display_frame(df)
     per_class = shown.columns[-len(REAL):]

@@ -1,10 +1,12 @@
-"""DeLong tests: identity, the O(mn) definition, and agreement with the bootstrap."""
+"""DeLong influence values: the O(mn) definition, identity, clustering, agreement with the bootstrap."""
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
-from mlbench import metrics
+from mlbench import metrics, stats
+
+ANY = stats.SparseRule(1, 1)  # every class with both labels
 
 
 def _delong_reference(t, a, b):
@@ -30,74 +32,72 @@ def _correlated_pair(rng, n, c=1, noise_b=1.3):
     return t, np.round(a, 1), np.round(b, 1)  # rounding makes ties
 
 
-def test_identical_predictions_give_zero_diff_and_p_one():
+def test_identical_predictions_give_zero_delta_and_p_one():
     rng = np.random.default_rng(0)
     t, a, _ = _correlated_pair(rng, 100, 3)
-    for res in (metrics.delong_test(t[:, 0], a[:, 0], a[:, 0]), metrics.delong_mean_test(t, a, a)):
-        assert res.diff == 0 and res.se == 0 and res.z == 0 and res.p_value == 1.0
+    res = stats.paired_comparison(t, np.arange(100), a, a, rule=ANY)
+    assert res.delta == 0 and res.se == 0 and res.p_value == 1.0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_single_class_matches_omn_definition(seed):
+def test_one_image_per_patient_one_seed_is_exactly_delong(seed):
     rng = np.random.default_rng(seed)
     t, a, b = _correlated_pair(rng, 80)
-    res = metrics.delong_test(t[:, 0], a[:, 0], b[:, 0])
+    res = stats.paired_comparison(t, np.arange(80), a, b, rule=ANY)
     auc_a, auc_b, var = _delong_reference(t[:, 0], a[:, 0], b[:, 0])
-    assert res.auc_a == pytest.approx(auc_a) and res.auc_b == pytest.approx(auc_b)
-    assert res.se == pytest.approx(np.sqrt(var), rel=1e-10)
+    assert res.delta == pytest.approx(auc_a - auc_b, abs=1e-12)
+    assert res.var_test == pytest.approx(var, rel=1e-10)
+    assert np.isnan(res.var_seed) and res.df == np.inf and res.seed_term == "none (1 seed)"
     assert res.p_value == pytest.approx(2 * norm.sf(abs(auc_a - auc_b) / np.sqrt(var)))
 
 
-def test_mean_test_with_one_class_equals_single_class_test():
+def test_influence_auc_equals_sklearn_with_ties():
     rng = np.random.default_rng(3)
-    t, a, b = _correlated_pair(rng, 120, 2)
-    t[:, 1] = 0  # skipped -> only class 0 remains
-    one = metrics.delong_test(t[:, 0], a[:, 0], b[:, 0])
-    mean = metrics.delong_mean_test(t, a, b)
-    assert mean.classes == [0] and mean.skipped == [1]
-    assert mean.se == pytest.approx(one.se, rel=1e-12) and mean.diff == pytest.approx(one.diff)
+    t, a, _ = _correlated_pair(rng, 200, 4)
+    auc, phi = stats.influence(t.astype(bool), a)
+    np.testing.assert_allclose(auc, metrics.per_class_auc(t, a), atol=1e-12)
+    assert phi.shape == (200, 4) and np.allclose(phi.sum(axis=0), 0, atol=1e-12)
+
+
+def test_patient_clustering_widens_the_test_term_when_patients_repeat():
+    rng = np.random.default_rng(4)
+    t, a, b = _correlated_pair(rng, 60, 2)
+    rep = lambda x: np.repeat(x, 8, axis=0) + (0 if x is t else rng.normal(0, 0.01, (480, 2)))
+    tt, aa, bb = np.repeat(t, 8, axis=0), rep(a), rep(b)
+    patients = np.repeat(np.arange(60), 8)
+    image_level = stats.paired_comparison(tt, np.arange(480), aa, bb, rule=ANY)
+    clustered = stats.paired_comparison(tt, patients, aa, bb, rule=ANY)
+    assert clustered.se > 2 * image_level.se  # 8 copies: about sqrt(8) wider
+    assert clustered.delta == image_level.delta
 
 
 def _bootstrap_diff_se(t, a, b, n_boot, seed):
     rng = np.random.default_rng(seed)
-    diffs = []
+    w = rng.multinomial(len(t), np.full(len(t), 1 / len(t)), size=n_boot).astype(float)
     tb = t.astype(bool)
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(t), len(t))
-        da = metrics._fast_auc(tb[idx], a[idx])
-        db = metrics._fast_auc(tb[idx], b[idx])
-        diffs.append(np.nanmean(da - db))
-    return np.std(diffs, ddof=1)
-
-
-def test_single_class_se_agrees_with_bootstrap():
-    rng = np.random.default_rng(4)
-    t, a, b = _correlated_pair(rng, 400)
-    res = metrics.delong_test(t[:, 0], a[:, 0], b[:, 0])
-    boot = _bootstrap_diff_se(t, a, b, 1500, 0)
-    assert res.se == pytest.approx(boot, rel=0.15)
+    d = stats.WeightedAUC(tb, a)(w) - stats.WeightedAUC(tb, b)(w)
+    return np.std(d.mean(axis=1), ddof=1)
 
 
 def test_mean_se_agrees_with_bootstrap_and_counts_cross_class_covariance():
     rng = np.random.default_rng(5)
     n, c = 400, 5
-    t, a, b = _correlated_pair(rng, n, c)
-    # make the class columns strongly correlated so the cross-class terms matter
+    t, _, _ = _correlated_pair(rng, n, c)
     t = np.repeat(t[:, :1], c, axis=1)
     t[:, 1:] ^= (rng.random((n, c - 1)) < 0.05).astype(int)
     common = rng.normal(0, 1, (n, 1))
     a = t + common + rng.normal(0, 0.6, (n, c))
     b = t + rng.normal(0, 1.2, (n, c))
-    res = metrics.delong_mean_test(t, a, b)
+    res = stats.paired_comparison(t, np.arange(n), a, b, rule=ANY)
     boot = _bootstrap_diff_se(t, a, b, 1500, 1)
     assert res.se == pytest.approx(boot, rel=0.15)
-    # an independence assumption would give sqrt(sum var_c)/C, clearly smaller here
-    per_class = [metrics.delong_test(t[:, k], a[:, k], b[:, k]).se for k in range(c)]
-    naive = np.sqrt(np.sum(np.square(per_class))) / c
-    assert res.se > 1.3 * naive
-    assert res.diff == pytest.approx(np.mean(metrics.per_class_auc(t, a) - metrics.per_class_auc(t, b)))
+    per_class = [stats.paired_comparison(t[:, [k]], np.arange(n), a[:, [k]], b[:, [k]],
+                                         rule=ANY).se for k in range(c)]
+    assert res.se > 1.3 * np.sqrt(np.sum(np.square(per_class))) / c  # not independent classes
+    assert res.delta == pytest.approx(np.mean(metrics.per_class_auc(t, a) - metrics.per_class_auc(t, b)))
 
 
-def test_delong_single_class_all_one_label_is_nan():
-    res = metrics.delong_test(np.ones(10), np.arange(10.0), np.arange(10.0))
-    assert np.isnan(res.diff) and res.skipped == [0]
+def test_single_valued_class_is_left_out_as_not_estimable():
+    t = np.ones((10, 1))
+    res = stats.paired_comparison(t, np.arange(10), np.arange(10.0)[:, None], np.arange(10.0)[:, None])
+    assert np.isnan(res.delta) and res.classes == [] and "not estimable" in res.left_out[0]

@@ -1,0 +1,330 @@
+"""The leaderboard's numbers: finished runs of ``results.db`` -> one row per loss, with the
+statistics of SPEC §5.1 (``mlbench.stats``).
+
+Runs are grouped into *blocks*: one (backbone, head, setup), where the setup is a hash of the
+rest of the run config, so one test set and one set of classes. Per block, each run's stored
+test scores give its per-class AUC and DeLong influence values over the classes the sparse-
+class rule keeps; the seed variance is pooled over the block's losses that have every seed;
+each loss gets the CI of its mean AUC and a paired comparison with the reference loss on the
+seeds both have; Holm adjusts the p-values over every comparison of the table. Rendering:
+``mlbench.leaderboard``.
+
+On the real ChestX-ray14 the published results of SPEC §6 are added as context rows,
+labelled with their split (official vs random); they are not comparable with sim numbers
+and never shown for CXR14-sim.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlbench.db import ResultsDB
+from mlbench.stats import (
+    SparseRule,
+    compare,
+    group_index,
+    holm,
+    mean_ci,
+    pooled_seed_variance,
+    run_stats,
+)
+
+# SPEC §6: published mean AUC on ChestX-ray14, with the split they were measured on.
+PUBLISHED = (
+    ("Wang et al. 2017 (arXiv v5)", "ResNet-50", "official", 0.745),
+    ("Guendel et al. 2018", "DenseNet-121", "official", 0.807),
+    ("Baltruschat et al. 2019", "ResNet-50", "official", 0.806),
+    ("AE-CNN 2018", "ResNet-50", "official", 0.824),
+    ("Medical-MAE 2023", "ViT-B", "official", 0.830),
+    ("Medical-MAE 2023", "DenseNet-121 (ImageNet)", "official", 0.822),
+    ("CheXNet 2017", "DenseNet-121", "random (not comparable)", 0.841),
+)
+
+
+def loss_key(spec: str) -> str:
+    """A loss spec as the leaderboard labels it: suites store string specs without spaces."""
+    return re.sub(r"\s+", "", spec)
+
+
+
+
+def setup_of(config: dict) -> str:
+    """Short hash of everything in a run config but backbone, head, loss and seed.
+
+    Runs of one output folder made with different settings (say ``--set train.lr=...``)
+    get different setups and are never averaged together or compared with each other.
+    """
+    from mlbench.suite.identity import run_id
+
+    rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
+    return run_id(rest)[:6]
+
+
+# ------------------------------------------------------------------ records -> blocks
+
+
+@dataclass
+class Block:
+    """The finished runs of one (backbone, head, setup): one test set, one set of classes.
+
+    ``stats[loss][seed]`` holds each run's :class:`mlbench.stats.RunStats` over ``classes``;
+    ``records[run_id]`` its stored metrics; ``runs[loss][seed]`` its row of ``runs``.
+    """
+
+    key: tuple
+    runs: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    targets: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    ids_note: str = ""
+    classes: list = field(default_factory=list)
+    left_out: dict = field(default_factory=dict)
+    other_test_set: list = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list:
+        """The seeds of the loss with most finished seeds (a complete loss has them all)."""
+        return max((sorted(s) for s in self.stats.values()), key=len, default=[])
+
+    def pooled(self) -> tuple | None:
+        """Seed variances pooled over the losses that have every seed (``pooled_seed_variance``)."""
+        seeds = self.seeds
+        full = [loss for loss, by in self.stats.items() if sorted(by) == seeds]
+        if len(full) < 2 or len(seeds) < 2:
+            return None
+        table = np.array([[self.stats[loss][s].mean_auc for s in seeds] for loss in full])
+        var_d, df_d, var_m, df_m = pooled_seed_variance(table)
+        return {"diff": (var_d, df_d, len(full)), "mean": (var_m, df_m, len(full))}
+
+
+def _records(db: ResultsDB) -> dict:
+    out: dict = defaultdict(lambda: {"auc": {}, "ap": {}})
+    for m in db.metrics():
+        rec = out[m["run_id"]]
+        if m["finding"]:
+            rec.setdefault(m["name"], {})[m["finding"]] = _nan(m["value"])
+        else:
+            rec[m["name"]] = _nan(m["value"])
+    return out
+
+
+def _ids_from_config(config: dict, n: int):
+    """Test image / patient ids of an older run (none stored) from its dataset config."""
+    try:
+        from mlbench.data import ChestXray14
+        from mlbench.stats import dataset_ids
+
+        d = config["dataset"]
+        ds = ChestXray14(d["root"], "test", val_fraction=d["val_fraction"], seed=d["split_seed"],
+                         view=d["view"], image_size=d["image_size"], missing=d["missing"],
+                         cache_dir=d.get("cache_dir"))
+        images, patients = dataset_ids(ds)
+    except Exception:  # no dataset here (moved, other machine): the caller says so
+        return None
+    return (images, patients) if len(images) == n else None
+
+
+def analyse(db: ResultsDB, rule: SparseRule | None = None) -> tuple[list[Block], dict]:
+    """Every finished run's statistics, grouped into blocks; plus failed-run counts per cell."""
+    rule = rule or SparseRule()
+    records = _records(db)
+    blocks: dict = {}
+    failed: dict = defaultdict(int)
+    for run in db.runs():
+        key = (run["backbone"], run["head"], setup_of(run["config"]))
+        block = blocks.setdefault(key, Block(key))
+        if run["status"] == "failed":
+            failed[key + (run["loss"],)] += 1
+            block.runs.setdefault(run["loss"], {})
+        elif run["status"] == "finished":
+            block.runs.setdefault(run["loss"], {})[run["seed"]] = run
+            block.records[run["id"]] = records[run["id"]]
+    for block in blocks.values():
+        _block_stats(db, block, rule)
+    return list(blocks.values()), dict(failed)
+
+
+def _block_stats(db: ResultsDB, block: Block, rule: SparseRule) -> None:
+    first_ids = None
+    for loss, by_seed in block.runs.items():
+        for seed, run in sorted(by_seed.items()):
+            pred = db.predictions(run["id"])
+            if pred is None:
+                continue
+            scores, targets = pred
+            if block.targets is None:
+                block.targets = targets
+                first_ids = db.test_ids(run["id"])
+                if first_ids is None:
+                    first_ids = _ids_from_config(run["config"], len(targets))
+                    if first_ids is not None:
+                        block.ids_note = "test ids recomputed from the dataset (older results.db)"
+                if first_ids is None or first_ids[1] is None:
+                    block.groups = np.arange(len(targets))
+                    block.ids_note = (
+                        "no patient ids stored with these runs (older results.db) and the dataset "
+                        "is not readable here: CIs and p treat images as independent (too "
+                        "narrow); with the dataset in place `python -m mlbench leaderboard` "
+                        "recomputes them, or rerun the suite into a new folder")
+                else:
+                    block.groups = np.asarray(first_ids[1])
+                block.classes, block.left_out = rule.check(targets, block.groups)
+            elif targets.shape != block.targets.shape or not np.array_equal(targets, block.targets):
+                block.other_test_set.append(run["id"])
+                continue
+            ids = db.test_ids(run["id"])
+            if ids is not None and first_ids is not None and not np.array_equal(ids[0], first_ids[0]):
+                block.other_test_set.append(run["id"])
+                continue
+            block.stats.setdefault(loss, {})[seed] = run_stats(targets, scores, block.classes)
+
+
+# ------------------------------------------------------------------ blocks -> table
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return math.nan, math.nan
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+
+
+def _nan(x):
+    return math.nan if x is None else x
+
+
+def _cost(block: Block, loss: str, reference: str) -> float:
+    """Mean over seeds of train time / the reference's, same seed and device."""
+    ref = block.runs.get(reference, {})
+    ratios = []
+    for seed, run in block.runs.get(loss, {}).items():
+        other = ref.get(seed)
+        if other is None or run.get("device") != other.get("device"):
+            continue
+        a = block.records[run["id"]].get("train_seconds", math.nan)
+        b = block.records[other["id"]].get("train_seconds", math.nan)
+        if a == a and b == b and b > 0:
+            ratios.append(a / b)
+    return float(np.mean(ratios)) if ratios else math.nan
+
+
+def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
+          published: bool | None = None, alpha: float = 0.05,
+          rule: SparseRule | None = None) -> pd.DataFrame:
+    """The leaderboard as a DataFrame (numbers unrounded), with the statistics of SPEC §5.1.
+
+    One row per (backbone, head, loss[, setup]). ``mean_auc`` / ``std``: mean and SD over
+    seeds of the run's mean AUC over the classes the rule keeps; ``ci_lo``/``ci_hi``: its
+    CI (:func:`mlbench.stats.mean_ci`); ``delta``, ``delta_lo``/``delta_hi``, ``p``: the paired
+    comparison with the reference on the seeds both have (:func:`mlbench.stats.compare`);
+    ``p_holm``: Holm over every comparison of the table; ``significant``: p_holm < alpha;
+    ``incomplete``: fewer finished seeds than the setup's fullest loss; ``cost``: train time
+    / the reference's (same seed and device). ``df.attrs["notes"]``: the footnotes.
+    """
+    reference = loss_key(reference)
+    blocks, failed = analyse(db, rule)
+    findings = findings_of(db, blocks)
+    many_setups = len({b.key[2] for b in blocks}) > 1
+    rows, notes, tests = [], [], []
+    for block in blocks:
+        backbone, head, setup = block.key
+        pooled = block.pooled()
+        gi, ng = group_index(block.groups) if block.groups is not None else (None, 0)
+        seeds_all = block.seeds
+        ref_stats = block.stats.get(reference, {})
+        kw = dict(alpha=alpha, classes=block.classes, left_out=block.left_out)
+        for loss in block.runs:
+            by_seed = block.stats.get(loss, {})
+            seeds = sorted(by_seed)
+            recs = [block.records[block.runs[loss][s]["id"]] for s in seeds]
+            row = {"backbone": backbone, "head": head, "loss": loss, "seeds": len(seeds),
+                   "failed": failed.get(block.key + (loss,), 0),
+                   "incomplete": 0 < len(seeds) < len(seeds_all)}
+            if many_setups:
+                row["setup"] = setup
+            mean, sd = _mean_sd([by_seed[s].mean_auc for s in seeds])
+            row.update(mean_auc=mean, std=sd, ci_lo=math.nan, ci_hi=math.nan, delta=math.nan,
+                       delta_lo=math.nan, delta_hi=math.nan, p=math.nan, df=math.nan,
+                       seed_term="")
+            if seeds and block.classes:
+                ci = mean_ci([by_seed[s] for s in seeds], gi, ng,
+                             pooled=pooled and pooled["mean"], **kw)
+                row.update(ci_lo=ci.ci_lo, ci_hi=ci.ci_hi, seed_term=ci.seed_term)
+            matched = [s for s in seeds if s in ref_stats]
+            if loss == reference and seeds:
+                row["delta"] = 0.0
+            elif matched and block.classes:
+                c = compare([by_seed[s] for s in matched], [ref_stats[s] for s in matched], gi,
+                            ng, pooled=pooled and pooled["diff"], **kw)
+                row.update(delta=c.delta, delta_lo=c.ci_lo, delta_hi=c.ci_hi, p=c.p_value,
+                           df=c.df, seed_term=c.seed_term)
+                tests.append(len(rows))
+            for name in ("map", "lrap", "ranking_loss"):
+                row[name] = _mean_sd([r.get(name, math.nan) for r in recs])[0]
+            row["cost"] = _cost(block, loss, reference)
+            row["left_out"] = ";".join(findings[c] if c < len(findings) else str(c)
+                                       for c in sorted(block.left_out))
+            if per_class:
+                for f in findings:
+                    row[f] = _mean_sd([r["auc"].get(f, math.nan) for r in recs])[0]
+            rows.append(row)
+        notes += _block_notes(block, findings, many_setups)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["p_holm"] = holm(df["p"].to_numpy(dtype=float))
+    df["significant"] = df["p_holm"] < alpha
+    # groups in suite order, best mean AUC first within a group
+    order = {g: i for i, g in enumerate(dict.fromkeys(zip(df["backbone"], df["head"], strict=False)))}
+    df["_group"] = [order[g] for g in zip(df["backbone"], df["head"], strict=False)]
+    df = df.sort_values(["_group", "mean_auc"], ascending=[True, False], na_position="last",
+                        kind="stable").drop(columns="_group").reset_index(drop=True)
+    if published is None:
+        published = (db.get_meta("dataset", {}) or {}).get("kind") == "real"
+    if published:
+        context = pd.DataFrame([
+            {"backbone": "published (context)", "head": f"{split} split",
+             "loss": f"{source}, {model}", "seeds": 0, "failed": 0, "mean_auc": auc}
+            for source, model, split, auc in PUBLISHED
+        ])
+        df = pd.concat([df, context], ignore_index=True)
+    df.attrs["notes"] = notes
+    df.attrs["comparisons"] = len(tests)
+    df.attrs["alpha"] = alpha
+    df.attrs["reference"] = reference
+    df.attrs["rule"] = (rule or SparseRule()).describe()
+    return df
+
+
+def _block_notes(block: Block, findings: list[str], many: bool) -> list[str]:
+    where = " / ".join(block.key if many else block.key[:2])
+    out = []
+    if block.ids_note:
+        out.append(f"{where}: {block.ids_note}")
+    if block.stats and len(block.seeds) == 1:
+        out.append(f"{where}: 1 seed: no seed term, CIs and p from the test-set term alone")
+    if block.other_test_set:
+        out.append(f"{where}: runs {', '.join(block.other_test_set)} were scored on another "
+                   "test set and are left out of the statistics")
+    return out
+
+
+def findings_of(db: ResultsDB, blocks: list[Block]) -> list[str]:
+    """Finding names in canonical order (stored at run time), else as first seen."""
+    stored = db.get_meta("findings")
+    if stored:
+        return list(stored)
+    seen: list[str] = []
+    for block in blocks:
+        for rec in block.records.values():
+            for f in rec["auc"]:
+                if f not in seen:
+                    seen.append(f)
+    return seen

@@ -1,0 +1,104 @@
+"""The comparison statistics: seed term, test term, sparse-class rule, Holm."""
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from mlbench import stats
+
+
+def _runs(rng, n=300, c=3, seeds=3, signal=1.0, seed_shift=None):
+    t = (rng.random((n, c)) < 0.3).astype(int)
+    t[0], t[1] = 1, 0
+    shifts = np.zeros(seeds) if seed_shift is None else np.asarray(seed_shift)
+    s = np.stack([(signal + shifts[k]) * t + rng.normal(0, 1, t.shape) for k in range(seeds)])
+    return t, s
+
+
+def test_one_seed_has_no_seed_term():
+    rng = np.random.default_rng(0)
+    t, a = _runs(rng, seeds=1)
+    _, b = _runs(rng, seeds=1)
+    res = stats.paired_comparison(t, np.arange(len(t)), a, b)
+    assert res.n_seeds == 1 and np.isnan(res.var_seed) and res.df == np.inf
+    assert res.se == pytest.approx(np.sqrt(res.var_test))
+    assert res.ci_hi - res.delta == pytest.approx(st.norm.ppf(0.975) * res.se)
+
+
+def test_seed_term_and_welch_satterthwaite_df():
+    rng = np.random.default_rng(1)
+    t = (rng.random((400, 3)) < 0.3).astype(int)
+    a = np.stack([t * (1 + 0.3 * k) + rng.normal(0, 1, t.shape) for k in range(4)])
+    b = np.stack([t + rng.normal(0, 1, t.shape) for _ in range(4)])
+    res = stats.paired_comparison(t, np.arange(400), a, b)
+    classes = res.classes
+    d = np.array([stats.run_stats(t, x, classes).mean_auc - stats.run_stats(t, y, classes).mean_auc
+                  for x, y in zip(a, b, strict=True)])
+    assert res.delta == pytest.approx(d.mean())
+    assert res.var_seed == pytest.approx(d.var(ddof=1) / 4)
+    v = res.var_seed + res.var_test
+    assert res.se == pytest.approx(np.sqrt(v))
+    assert res.df == pytest.approx(v**2 / (res.var_seed**2 / 3))
+    assert res.p_value == pytest.approx(2 * st.t.sf(abs(res.delta) / res.se, res.df))
+
+
+def test_sign_flip_across_seeds_is_not_significant():
+    # seed 0 favours a clearly, seed 1 favours b as clearly: each seed alone is "significant"
+    rng = np.random.default_rng(2)
+    t = (rng.random((3000, 2)) < 0.3).astype(int)
+    a = np.stack([1.6 * t + rng.normal(0, 1, t.shape), 1.0 * t + rng.normal(0, 1, t.shape)])
+    b = np.stack([1.0 * t + rng.normal(0, 1, t.shape), 1.6 * t + rng.normal(0, 1, t.shape)])
+    g = np.arange(3000)
+    per_seed = [stats.paired_comparison(t, g, a[k], b[k]).p_value for k in range(2)]
+    assert max(per_seed) < 1e-6
+    res = stats.paired_comparison(t, g, a, b)
+    assert res.p_value > 0.3 and res.ci_lo < 0 < res.ci_hi
+
+
+def test_cross_seed_test_term_drops_each_runs_own_noise():
+    """Two seeds with independent noise and no shared patient effect: the shared test term
+    is about 0, while the variance of the seed-averaged influence is about half one seed's."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    psi = rng.normal(0, 1e-3, (2, n))
+    g = np.arange(n)
+    cross, avg = stats.clustered_terms(psi, g, n)
+    one = stats.clustered_terms(psi[:1], g, n)[0]
+    assert cross < 0.1 * one and avg == pytest.approx(one / 2, rel=0.15)
+    shared = np.vstack([psi[0], psi[0]])  # the same influence on both seeds: all shared
+    assert stats.clustered_terms(shared, g, n)[0] == pytest.approx(one)
+
+
+def test_sparse_rule_counts_images_and_patients():
+    t = np.zeros((100, 4), int)
+    t[:30, 0] = 1  # 30 positive images of 30 patients: used
+    t[30:60, 1] = 1  # 30 positive images of 3 patients: too few patients
+    t[:5, 2] = 1  # 5 positive images: too few images
+    groups = np.arange(100)
+    groups[30:60] = 1000 + np.arange(30) % 3
+    used, left = stats.SparseRule(10, 10).check(t, groups)
+    assert used == [0]
+    assert "of 3 patients" in left[1] and "5 positive images" in left[2]
+    assert "not estimable" in left[3]  # no positive at all
+    assert stats.SparseRule(5, 3).check(t, groups)[0] == [0, 1, 2]
+
+
+def test_holm_hand_checked():
+    # p sorted: 0.01, 0.02, 0.03, 0.04 (m = 4): 0.04, 0.06, 0.06 (monotone), 0.06
+    p = np.array([0.03, 0.01, np.nan, 0.04, 0.02])
+    adj = stats.holm(p)
+    np.testing.assert_allclose(adj, [0.06, 0.04, np.nan, 0.06, 0.06])
+    np.testing.assert_allclose(stats.holm([0.5, 0.9]), [1.0, 1.0])
+    np.testing.assert_allclose(stats.holm([0.001]), [0.001])
+    assert stats.holm([]).size == 0
+
+
+def test_pooled_seed_variance_is_the_two_way_residual():
+    rng = np.random.default_rng(4)
+    table = rng.normal(0.8, 0.01, (5, 3)) + rng.normal(0, 0.02, (1, 3))  # shared seed effect
+    var_d, df_d, var_m, df_m = stats.pooled_seed_variance(table)
+    assert df_d == 8 and df_m == 10
+    # two losses: the pooled difference variance is that pair's own seed variance
+    var2, df2, _, _ = stats.pooled_seed_variance(table[:2])
+    assert var2 == pytest.approx(np.var(table[0] - table[1], ddof=1)) and df2 == 2
+    assert var_m == pytest.approx(np.mean(np.var(table, axis=1, ddof=1)))
