@@ -63,6 +63,9 @@ class LossInfo:
         batch_coupled: the loss of a sample depends on the other samples of the batch.
         reference: the publication the loss follows.
         reductions: the ``reduction`` values the loss supports.
+        peer: the installed implementation whose defaults and values the loss follows (checked
+            by ``tests/losses/test_peers.py``), or "" when none is installed (then the loss's
+            docstring cites the paper and the official code, and says where it deviates).
     """
 
     name: str
@@ -72,6 +75,7 @@ class LossInfo:
     batch_coupled: bool
     reference: str
     reductions: tuple[str, ...] = REDUCTIONS
+    peer: str = ""
 
 
 _REGISTRY: dict[str, LossInfo] = {}
@@ -85,6 +89,7 @@ def register_loss(
     reference: str = "",
     reductions: Sequence[str] = REDUCTIONS,
     fn: Callable[..., Tensor] | None = None,
+    peer: str = "",
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers an ``nn.Module`` loss under ``name``.
 
@@ -97,6 +102,8 @@ def register_loss(
         reductions: supported ``reduction`` values (batch-coupled losses may drop "none").
         fn: the functional form; defaults to the class's ``fn`` attribute
             (set by :class:`losses._common.FunctionalLoss`).
+        peer: the installed implementation the loss follows, e.g.
+            ``"torchvision.ops.sigmoid_focal_loss"`` (see :class:`LossInfo`).
     """
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"Expected loss name to be a lowercase identifier but got {name!r}")
@@ -127,6 +134,7 @@ def register_loss(
             batch_coupled=batch_coupled,
             reference=reference,
             reductions=tuple(reductions),
+            peer=peer,
         )
         return cls
 
@@ -175,7 +183,9 @@ class WeightedSumLoss(nn.Module):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         shared = [_takes_prepared(term) for term in self.terms]
         if any(shared):
-            validate = any(t.options["validate"] for t, s in zip(self.terms, shared, strict=True) if s)
+            validate = any(
+                t.options["validate"] for t, s in zip(self.terms, shared, strict=True) if s
+            )
             if validate:
                 validate_inputs(logits, targets)
             y = targets.to(compute_dtype(logits.dtype))

@@ -14,7 +14,11 @@ def bce_loss(
 ) -> Tensor:
     """Per sample (1/C) Σ_c [softplus(z_c) − y_c z_c].
 
-    "mean" equals ``F.binary_cross_entropy_with_logits(logits, targets, reduction="mean")``.
+    Peers: ``torch.nn.functional.binary_cross_entropy_with_logits`` ("mean" equals its "mean";
+    "none" is its "none" averaged over classes; "sum" its "sum" / C) and
+    ``torch.nn.MultiLabelSoftMarginLoss`` (the same per-sample loss), checked by
+    ``tests/losses/test_peers.py``. Deviation: bf16 logits are clamped to ±65504
+    (:mod:`losses._common`).
 
     Args:
         logits: (B, C) fp32/fp16/bf16/fp64 (low precision is computed in fp32).
@@ -27,6 +31,10 @@ def bce_loss(
     return reduce_loss(per_class.mean(dim=1), reduction)
 
 
-@register_loss("bce", reference="binary cross-entropy with logits")
+@register_loss(
+    "bce",
+    reference="binary cross-entropy with logits",
+    peer="torch.nn.functional.binary_cross_entropy_with_logits, torch.nn.MultiLabelSoftMarginLoss",
+)
 class BCELoss(FunctionalLoss, fn=bce_loss):
     """Module form of :func:`bce_loss`."""

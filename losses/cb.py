@@ -44,6 +44,15 @@ def cb_loss(
 ) -> Tensor:
     """Per sample (1/C) Σ_c w_c [softplus(z_c) − y_c z_c], w from :func:`class_balanced_weights`.
 
+    The class-balanced term of Cui et al. (weight (1−β)/(1−β^{n_y}), here per class of a
+    multi-label problem) on sigmoid cross-entropy. Peer: ``torch.nn.MultiLabelSoftMarginLoss``
+    with ``weight=w`` is the same per-sample loss (checked by ``tests/losses/test_peers.py``).
+    Official code: github.com/richardaecn/class-balanced-loss (TensorFlow, single-label
+    softmax / sigmoid over one-hot labels; not run here). The weights are normalised to sum to
+    C as in the paper. Deviations: n_c counts a class's training positives (multi-label: a
+    film counts for each of its findings), and a class with none counts as one (its weight
+    would be infinite); bf16 logits are clamped to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
 
@@ -67,6 +76,7 @@ def cb_loss(
     "cb",
     needs=("class_counts",),
     reference="Cui et al. 2019, Class-Balanced Loss Based on Effective Number of Samples (CVPR)",
+    peer="torch.nn.MultiLabelSoftMarginLoss(weight=class_balanced_weights(...))",
 )
 class ClassBalancedLoss(FunctionalLoss, fn=cb_loss):
     """Module form of :func:`cb_loss`; ``class_counts`` is kept as a buffer."""

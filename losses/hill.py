@@ -24,6 +24,15 @@ def hill_loss(
 
     p = σ(z), p_m = σ(z − margin); the focal weight is not detached (as in the official code).
 
+    Source: Zhang et al. 2021, arXiv:2112.07368, the Hill loss with the focal-margin positive
+    term; official code: github.com/xinyu1205/robust-loss-mlml,
+    ``src/loss_functions/losses.py`` (``Hill``; same defaults λ=1.5, m=1, γ=2). No installed
+    peer; checked against an independent float64 transcription (``tests/losses/reference.py``).
+    Deviations, on purpose: log p_m is ``logsigmoid`` (the official ``log(sigmoid(.))`` is −∞
+    for logits below about −88 in fp32, and SPEC §1 wants a finite loss); the class mean per
+    sample instead of the official default sum over batch and classes (package convention);
+    bf16 logits are clamped to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
 

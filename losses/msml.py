@@ -3,6 +3,15 @@
 Per sample: (1/|P|) Σ_{p∈P} softplus(LSE_N(z) − z_p) — each positive gets a softmax against the
 pooled negatives; pairwise: (1/|P|) Σ_p log(1 + Σ_n e^{z_n − z_p}). 0 when P = ∅; a term is 0
 when N = ∅.
+
+Source: Ge et al. 2018, arXiv:1807.07247, the MSML error function: for each positive p,
+−log(e^{z_p} / (e^{z_p} + Σ_{n∈N} e^{z_n})), averaged over the positives (SPEC §1). No
+installed peer and no official code; the tests check every backend against an independent
+float64 transcription of that formula (``tests/losses/reference.py``) and against the
+naive pairwise form. Deviations, on purpose: a sample without positives contributes 0 (the
+formula is undefined there) and still counts in the mean; bf16 logits are clamped to ±65504
+(:mod:`losses._common`; the Triton kernel does the same on load); the paper trains it beside
+BCE, which here is the composite ``bce+0.1*msml``, not part of ``msml`` itself.
 """
 
 from __future__ import annotations
@@ -161,6 +170,8 @@ class _MSMLFactorisedFunction(torch.autograd.Function):
             return grad.to(logits.dtype), None, None  # loss.backward(): no (B, C) multiply
         go = grad_output[:, None] if grad_output.dim() else grad_output
         return (grad * go).to(logits.dtype), None, None
+
+
 def msml_naive(logits: Tensor, targets: Tensor, reduction: str = "mean") -> Tensor:
     """Pairwise definition through a (B, C, C) tensor: log(1 + Σ_n e^{z_n − z_p}) per positive.
 

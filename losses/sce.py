@@ -13,6 +13,13 @@ def sce_loss(
 ) -> Tensor:
     """Per sample −Σ_c (y_c/|P|) log softmax(z)_c; 0 if P = ∅.
 
+    Peer: ``torch.nn.functional.cross_entropy`` with probability targets y/|P| (a row without
+    positives has all-zero targets there, so 0 as here), checked by
+    ``tests/losses/test_peers.py``. Source: Mahajan et al. 2018 (arXiv:1805.00932): softmax
+    cross-entropy with the multi-hot target spread evenly over the positives (no official
+    code).
+    Deviation: bf16 logits are clamped to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
     """
@@ -23,6 +30,7 @@ def sce_loss(
 @register_loss(
     "sce",
     reference="Mahajan et al. 2018, Exploring the Limits of Weakly Supervised Pretraining (ECCV)",
+    peer="torch.nn.functional.cross_entropy with probability targets y/|P|",
 )
 class SoftmaxCELoss(FunctionalLoss, fn=sce_loss):
     """Module form of :func:`sce_loss`."""

@@ -35,6 +35,17 @@ def twoway_loss(
     The loss is coupled across the batch, so there is no per-sample value: ``reduction="none"``
     is refused and ``"sum"`` is B times ``"mean"`` (keeping sum = B·mean as for other losses).
 
+    Source: Kobayashi 2023 (CVPR), the two-way loss (sample-wise plus class-wise relative
+    term, T_p=4, T_n=1); official code: github.com/tk1980/TwoWayMultiLabelLoss,
+    ``utils/criterion.py`` (``TwoWayLoss``). No installed peer; checked against an independent
+    float64 transcription (``tests/losses/reference.py``). Deviations, on purpose: the
+    official code masks a set by adding −100 to the logits outside it, so an empty set is
+    not exactly −∞ (a sample with no negatives gets softplus(max z − 100 + ...), a small
+    positive value, instead of 0) and far-out logits leak through the mask; here the sets are
+    exact (masked log-sum-exp), so a term over an empty set is 0 for any logits. Batch
+    coupling as in the paper (the class term runs over the batch). bf16 logits are clamped
+    to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
 

@@ -17,6 +17,14 @@ def wbce_loss(
     label matrix (so the loss is batch-coupled); a term whose count is 0 is dropped. The
     per-sample values ("none") are those of the samples within this batch.
 
+    Source: Wang et al. 2017 (arXiv:1705.02315), the weighted cross-entropy loss W-CEL,
+    β_P Σ_{y_c=1} −ln σ(z_c) + β_N Σ_{y_c=0} −ln(1 − σ(z_c)) (no official code released). Peer: β_N ·
+    ``torch.nn.functional.binary_cross_entropy_with_logits(pos_weight=β_P/β_N)`` with the
+    batch's β (checked by ``tests/losses/test_peers.py``). Deviations, on purpose: the
+    class mean per sample (the paper sums over classes), so that values compare with
+    ``bce``; batch coupling as in the paper (its β are the batch's), hence "none" holds only
+    within one batch; bf16 logits clamped to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
     """
@@ -30,6 +38,11 @@ def wbce_loss(
     return reduce_loss(per_class.mean(dim=1), reduction)
 
 
-@register_loss("wbce", batch_coupled=True, reference="Wang et al. 2017, ChestX-ray8 (CVPR)")
+@register_loss(
+    "wbce",
+    batch_coupled=True,
+    reference="Wang et al. 2017, ChestX-ray8 (CVPR)",
+    peer="torch.nn.functional.binary_cross_entropy_with_logits(pos_weight=...) with the batch's weights",
+)
 class WeightedBCELoss(FunctionalLoss, fn=wbce_loss):
     """Module form of :func:`wbce_loss`."""

@@ -38,6 +38,14 @@ def zlpr_loss(
 ) -> Tensor:
     """Per sample log(1 + Σ_{n∈N} e^{z_n}) + log(1 + Σ_{p∈P} e^{−z_p}) (threshold at logit 0).
 
+    Source: Su et al. 2022, arXiv:2208.02955, the ZLPR loss as written above; the authors'
+    code is ``multilabel_categorical_crossentropy`` in github.com/bojone/bert4keras (Keras,
+    not installed: not run here). No installed peer; checked against an independent float64
+    transcription (``tests/losses/reference.py``) and the pairwise form with a zero-logit
+    threshold class. Deviations: none in value (the official code masks with −1e12 added to
+    the logits, here the sets are exact, which only matters for logits beyond ±1e12); bf16
+    logits are clamped to ±65504 (:mod:`losses._common`).
+
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
     """

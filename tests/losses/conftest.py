@@ -28,6 +28,10 @@ def _load(stem: str):
 def pytest_generate_tests(metafunc):
     if "loss_name" in metafunc.fixturenames:
         metafunc.parametrize("loss_name", losses.list_losses())
+    if "extra_kwargs" in metafunc.fixturenames:  # (name, kwargs) from reference.EXTRA_KWARGS
+        cases = [(n, kw) for n, kws in _load("reference").EXTRA_KWARGS.items() for kw in kws]
+        ids = [f"{n}-" + "-".join(f"{k}={v}" for k, v in kw.items()) for n, kw in cases]
+        metafunc.parametrize("extra_kwargs", cases, ids=ids)
 
 
 def stats_for(num_classes: int) -> dict:

@@ -4,6 +4,9 @@ Python loops and ``math`` (no torch, nothing from ``losses``).
 Each reference takes a logits row list ``z`` (B×C floats) and a target list ``y`` (B×C ints)
 and returns the per-sample losses (a list of B floats), or, for batch-coupled losses without a
 per-sample value, a float (the "mean" reduction). Good for moderate logits (|z| ≲ 30).
+
+``REFERENCES`` maps each registered loss to its reference; ``EXTRA_KWARGS`` lists, per loss,
+non-default keyword arguments it is also checked with (``test_reference.py`` reads both).
 """
 
 from __future__ import annotations
@@ -191,4 +194,18 @@ REFERENCES = {
     "twoway": twoway,
     "wbce": wbce,
     "zlpr": zlpr,
+}
+
+# Non-default hyper-parameters checked against the references as well (each dict is one case);
+# a loss with hyper-parameters should list the corners of their ranges here.
+EXTRA_KWARGS = {
+    "asl": [
+        {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0},
+        {"gamma_neg": 1.0, "gamma_pos": 2.0, "clip": 0.2},
+        {"gamma_neg": 0.5, "gamma_pos": 0.5, "clip": 0.05, "detach_focal": True},
+    ],
+    "focal": [{"alpha": -1.0, "gamma": 0.5}, {"alpha": 0.7, "gamma": 0.0}],
+    "cb": [{"beta": 0.9}, {"beta": 0.0}],
+    "hill": [{"lamb": 1.0, "margin": 0.5, "gamma": 1.0}],
+    "twoway": [{"t_pos": 2.0, "t_neg": 0.5}],
 }

@@ -166,7 +166,9 @@ def test_fused_gradient_matches_autograd_form(dtype, reduction):
     gen = torch.Generator().manual_seed(1)
     grad_output = torch.rand(9, generator=gen) if reduction == "none" else torch.tensor(3.0)
     got = _value_and_grad(msml_factorised, logits, targets, reduction, grad_output)
-    want = _value_and_grad(msml_mod.msml_factorised_autograd, logits, targets, reduction, grad_output)
+    want = _value_and_grad(
+        msml_mod.msml_factorised_autograd, logits, targets, reduction, grad_output
+    )
     assert got[1].dtype == dtype
     torch.testing.assert_close(got[0], want[0])
     torch.testing.assert_close(got[1], want[1])

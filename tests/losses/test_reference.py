@@ -1,12 +1,13 @@
-"""Every loss against an independent float64 implementation of its SPEC §1 formula, the
-maintained-library equivalents, and the fast forms against the naive pairwise definitions."""
+"""Every loss against an independent float64 implementation of its SPEC §1 formula (defaults and
+the non-default kwargs that ``reference.EXTRA_KWARGS`` declares), and the fast forms against
+the naive pairwise definitions. The installed library equivalents are in test_peers.py."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
-import torch.nn.functional as F
-import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -30,8 +31,14 @@ def _reference(ref, name, logits, targets, h, **kwargs):
 
 
 def _check(name, h, ref, logits, targets, **kwargs):
+    """The loss with ``kwargs`` against its reference with those it takes (a switch that
+    changes the gradient only, such as asl's ``detach_focal``, has no reference parameter)."""
     info = losses.get_loss_info(name)
-    expected = _reference(ref, name, logits, targets, h, **kwargs)
+    ref_params = (
+        inspect.signature(ref.REFERENCES[name]).parameters if name in ref.REFERENCES else {}
+    )
+    value_kwargs = {k: v for k, v in kwargs.items() if k in ref_params}
+    expected = _reference(ref, name, logits, targets, h, **value_kwargs)
     mean = h.call_fn(name, logits, targets, reduction="mean", **kwargs)
     assert mean.dtype == torch.float32
     if "none" in info.reductions:
@@ -59,38 +66,18 @@ def test_matches_reference_b1_c1(loss_name, h, ref, shape):
     _check(loss_name, h, ref, logits, targets)
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs"),
-    [
-        ("asl", {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.0}),
-        ("asl", {"gamma_neg": 1.0, "gamma_pos": 2.0, "clip": 0.2}),
-        ("focal", {"alpha": -1.0, "gamma": 0.5}),
-        ("focal", {"alpha": 0.7, "gamma": 0.0}),
-        ("cb", {"beta": 0.9}),
-        ("cb", {"beta": 0.0}),
-        ("hill", {"lamb": 1.0, "margin": 0.5, "gamma": 1.0}),
-        ("twoway", {"t_pos": 2.0, "t_neg": 0.5}),
-    ],
-)
-def test_matches_reference_non_default_kwargs(name, kwargs, h, ref):
+def test_matches_reference_non_default_kwargs(extra_kwargs, h, ref):
+    """Each case of ``reference.EXTRA_KWARGS``."""
+    name, kwargs = extra_kwargs
     logits, targets = h.make_batch(6, 5, seed=23)
     _check(name, h, ref, logits, targets, **kwargs)
 
 
-def test_bce_equals_torch():
-    logits, targets = torch.randn(6, 5), (torch.rand(6, 5) > 0.5).float()
-    for reduction in ("mean", "sum"):
-        expected = F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
-        got = losses.create_loss("bce", reduction=reduction)(logits, targets)
-        torch.testing.assert_close(got, expected / (5 if reduction == "sum" else 1))
-
-
-def test_focal_equals_torchvision():
-    logits, targets = torch.randn(6, 5) * 3, (torch.rand(6, 5) > 0.5).float()
-    expected = torchvision.ops.sigmoid_focal_loss(
-        logits, targets, alpha=0.25, gamma=2, reduction="mean"
-    )
-    torch.testing.assert_close(losses.create_loss("focal")(logits, targets), expected)
+def test_extra_kwargs_name_real_hyperparameters(ref):
+    for name, cases in ref.EXTRA_KWARGS.items():
+        params = inspect.signature(losses.get_loss_info(name).fn).parameters
+        for kwargs in cases:
+            assert set(kwargs) <= set(params), f"{name}: {sorted(set(kwargs) - set(params))}"
 
 
 def test_undefined_samples_contribute_zero_and_count():
