@@ -316,7 +316,7 @@ class Driver:
             if res.status == "finished":
                 db.finish(run_id, list(res.records) + res.run_records(), res.scores,
                           res.targets, epochs=res.history, device=res.device or None,
-                          **_ids_kwargs(db, res))
+                          image_ids=res.image_ids, patient_ids=res.patient_ids)
             else:
                 for row in res.history:
                     db.log_epoch(run_id, row.get("epoch", 0), row)
@@ -379,19 +379,6 @@ class Driver:
         bar.n = c["finished"] + c["failed"]
         bar.set_postfix(failed=c["failed"], running=len(self.in_flight), refresh=False)
         bar.refresh()
-
-
-def _ids_kwargs(db: ResultsDB, res) -> dict:
-    """The test image / patient ids for ``ResultsDB.finish``, where it takes them."""
-    import inspect
-
-    params = inspect.signature(db.finish).parameters
-    out = {}
-    if "image_ids" in params and res.image_ids is not None:
-        out["image_ids"] = res.image_ids
-    if "patient_ids" in params and res.patient_ids is not None:
-        out["patient_ids"] = res.patient_ids
-    return out
 
 
 def _on_sigterm():

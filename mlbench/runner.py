@@ -338,13 +338,12 @@ def _execute(run, paths, data, bar_position, progress, on_epoch) -> RunResult:
             out = evaluate(model, test_loader, device, cfg=train_cfg, channels_last=cuda)
     from mlbench.stats import dataset_ids  # statistics: the bootstrap resamples patients
 
+    images, patients = dataset_ids(sets["test"])
     result.records = metric_records(out["targets"], out["scores"], FINDINGS,
-                                    n_boot=cfg["eval"]["bootstrap"], seed=seed,
-                                    groups=dataset_ids(sets["test"])[1])
+                                    n_boot=cfg["eval"]["bootstrap"], seed=seed, groups=patients)
     result.scores, result.targets = out["scores"], out["targets"]
-    meta = sets["test"].metadata
-    result.image_ids = meta["image"].astype(str).tolist()
-    result.patient_ids = meta["patient"].tolist() if "patient" in meta else None
+    result.image_ids = images.tolist()
+    result.patient_ids = None if patients is None else patients.tolist()
     result.status = "finished"
     return result
 

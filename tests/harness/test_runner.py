@@ -27,7 +27,8 @@ def test_metric_records_match_metrics_module():
     assert rows[("map", "")][0] == point["mean_ap"]
     assert np.isnan(rows[("auc", "F3")][0])
     assert rows[("auc", "F0")] == (point["auc"][0], ci["auc_lo"][0], ci["auc_hi"][0])
-    assert len(rows) == 2 + 2 * 14
+    assert {("lrap", ""), ("ranking_loss", "")} <= set(rows)  # label-ranking metrics
+    assert len(rows) == 4 + 2 * 14
 
 
 def test_sim_folder_made_with_other_parameters_is_refused(tmp_path):
