@@ -1,6 +1,6 @@
 """Turn a pytest-benchmark JSON file into tables.
 
-    python -m benchmarks.table bench.json [--format github]
+    python -m benchmarks.table bench.json [more.json ...] [--format github]
 
 **Losses** (``benchmarks/test_losses.py``): one table per shape (C, B, dtype), a row per loss
 or composite, ranked by forward+backward time (the cost a training step pays): median time per
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 from pathlib import Path
 
 from tabulate import tabulate
@@ -78,30 +80,33 @@ LOSS_HEADERS = ["rank", "loss", "fwd (ms)", "fwd × BCE", "fwd+bwd (ms)", "fwd+b
                 "GB/s", "peak mem (MiB)", "× terms", "device fwd+bwd (ms)"]  # fmt: skip
 
 
-def _loss_tables(benchmarks: list[dict], fmt: str) -> list[str]:
-    """One table per shape (C, B, dtype) of the ``bench == "losses"`` cells, ranked by cost."""
-    shapes: dict[tuple, dict[str, dict[str, dict]]] = {}
-    for bench in benchmarks:
-        info = bench.get("extra_info", {})
-        if info.get("bench") != "losses":
-            continue
-        shape = (info["C"], info["B"], info.get("dtype"))
-        shapes.setdefault(shape, {}).setdefault(info["loss"], {})[info["mode"]] = bench
+def _loss_tables(runs: list[list[dict]], fmt: str) -> list[str]:
+    """One table per shape (C, B, dtype) of the ``bench == "losses"`` cells, ranked by cost.
+
+    With several runs (files) a cell's time is the median over the runs of its per-run median
+    (bursts of load on a shared machine move whole runs; the median of runs drops them)."""
+    shapes: dict[tuple, dict[str, dict[str, list[dict]]]] = {}
+    for benchmarks in runs:
+        for bench in benchmarks:
+            info = bench.get("extra_info", {})
+            if info.get("bench") != "losses":
+                continue
+            shape = (info["C"], info["B"], info.get("dtype"))
+            modes = shapes.setdefault(shape, {}).setdefault(info["loss"], {})
+            modes.setdefault(info["mode"], []).append(bench)
     tables = []
     for (C, B, dtype), by_loss in sorted(shapes.items()):
         time = {
-            (loss, mode): _per_call(bench) for loss, modes in by_loss.items()
-            for mode, bench in modes.items()
+            (loss, mode): statistics.median(_per_call(b) for b in benches)
+            for loss, modes in by_loss.items() for mode, benches in modes.items()
         }  # fmt: skip
-
-        inf = float("inf")
-        ranked = sorted(
-            by_loss, key=lambda n: (time.get((n, "fwd_bwd"), inf), time.get((n, "fwd"), inf))
-        )  # noqa: B023
+        cost = {
+            n: (time.get((n, "fwd_bwd"), math.inf), time.get((n, "fwd"), math.inf)) for n in by_loss
+        }
         rows = []
-        for rank, loss in enumerate(ranked, start=1):
+        for rank, loss in enumerate(sorted(by_loss, key=cost.__getitem__), start=1):
             fwd, both = time.get((loss, "fwd")), time.get((loss, "fwd_bwd"))
-            info = by_loss[loss].get("fwd_bwd", by_loss[loss].get("fwd"))["extra_info"]
+            info = by_loss[loss].get("fwd_bwd", by_loss[loss].get("fwd"))[-1]["extra_info"]
             terms = info.get("terms") or [loss]
             term_sum = (
                 sum(time[(t, "fwd_bwd")] for t in terms)
@@ -109,16 +114,16 @@ def _loss_tables(benchmarks: list[dict], fmt: str) -> list[str]:
                 else None
             )
             mem = info.get("peak_memory_bytes")
-            dev = info.get("device_seconds_per_call") if "fwd_bwd" in by_loss[loss] else None
+            gbs = info["bytes"] / both / 1e9 if both and info.get("gb_per_s") else None
+            dev = info.get("device_seconds_per_call") if both else None
             rows.append([
                 rank, loss, _ms(fwd), _ratio(fwd, time.get(("bce", "fwd"))),
-                _ms(both), _ratio(both, time.get(("bce", "fwd_bwd"))),
-                info.get("gb_per_s") if "fwd_bwd" in by_loss[loss] else None,
-                mem / 2**20 if mem is not None else None,
-                _ratio(both, term_sum), _ms(dev),
+                _ms(both), _ratio(both, time.get(("bce", "fwd_bwd"))), gbs,
+                mem / 2**20 if mem is not None else None, _ratio(both, term_sum), _ms(dev),
             ])  # fmt: skip
         table = tabulate(rows, headers=LOSS_HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
-        tables.append(f"C={C}, B={B}, {dtype} (ranked by fwd+bwd time)\n\n{table}")
+        runs_note = f", median of {len(runs)} runs" if len(runs) > 1 else ""
+        tables.append(f"C={C}, B={B}, {dtype} (ranked by fwd+bwd time{runs_note})\n\n{table}")
     return tables
 
 
@@ -130,18 +135,23 @@ def _ratio(t: float | None, base: float | None) -> float | None:
     return t / base if t and base else None
 
 
-def render(path: str | Path, fmt: str = "github") -> str:
-    """The tables for the pytest-benchmark JSON file at ``path``."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks", []), list):
-        raise ValueError("expected an object with a 'benchmarks' list")
-    benchmarks = data.get("benchmarks", [])
-    machine = data.get("machine_info", {})
+def render(paths: str | Path | list, fmt: str = "github") -> str:
+    """The tables for the pytest-benchmark JSON file(s) at ``paths`` (several: repeated runs
+    of the same benchmarks; the loss tables take the median over them, the MSML variants table
+    shows the last file's cells)."""
+    runs, machine = [], {}
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks", []), list):
+            raise ValueError("expected an object with a 'benchmarks' list")
+        runs.append(data.get("benchmarks", []))
+        machine = data.get("machine_info", {})
+    benchmarks = [bench for run in runs for bench in run]
     devices = sorted({b["extra_info"].get("device", "?") for b in benchmarks})
     title = (
         f"device: {', '.join(devices) or '?'}; cpu: {machine.get('cpu', {}).get('brand_raw', '?')}"
     )
-    parts = [title, *_loss_tables(benchmarks, fmt)]
+    parts = [title, *_loss_tables(runs, fmt)]
     rows = _rows(benchmarks)
     if rows or len(parts) == 1:
         table = tabulate(rows, headers=HEADERS, tablefmt=fmt, floatfmt=".3g", missingval="-")
@@ -151,17 +161,20 @@ def render(path: str | Path, fmt: str = "github") -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("json", help="file written by pytest --benchmark-json")
+    parser.add_argument(
+        "json", nargs="+", help="file(s) written by pytest --benchmark-json (repeated runs)"
+    )
     parser.add_argument("--format", default="github", help="tabulate format (default: github)")
     args = parser.parse_args(argv)
     try:
         print(render(args.json, args.format))
-    except FileNotFoundError:
+    except FileNotFoundError as err:
         parser.error(
-            f"no benchmark JSON at {args.json} (write one with pytest --benchmark-json=...)"
+            f"no benchmark JSON at {err.filename} (write one with pytest --benchmark-json=...)"
         )
     except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
-        parser.error(f"{args.json} is not a pytest-benchmark JSON file ({err!r})")
+        files = ", ".join(args.json)
+        parser.error(f"{files} is not a pytest-benchmark JSON file ({err!r})")
 
 
 if __name__ == "__main__":

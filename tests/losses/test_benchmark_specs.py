@@ -34,7 +34,7 @@ def test_every_spec_builds_and_runs_as_the_benchmark_calls_it():
 
 def _cell(loss, mode, ms, terms=None, C=14, B=4096):
     info = {"bench": "losses", "loss": loss, "terms": terms or [loss], "mode": mode, "C": C,
-            "B": B, "dtype": "float32", "peak_memory_bytes": 2**20, "gb_per_s": 1.0}  # fmt: skip
+            "B": B, "dtype": "float32", "peak_memory_bytes": 2**20, "gb_per_s": 1.0, "bytes": 1}  # fmt: skip
     return {"stats": {"median": ms / 1e3}, "extra_info": info}
 
 
@@ -54,3 +54,14 @@ def test_table_ranks_losses_per_shape_with_x_bce_and_x_terms(tmp_path):
     assert [c[1] for c in cells] == ["bce", "msml", "bce+0.1*msml"]  # ranked by fwd+bwd time
     assert cells[1][5] == "1.5"  # msml fwd+bwd × BCE
     assert cells[2][8] == "1.1"  # composite over its terms: 5.5 / (2 + 3)
+
+
+def test_table_takes_the_median_of_repeated_runs(tmp_path):
+    paths = []
+    for i, ms in enumerate([2.0, 9.0, 3.0]):  # one run under a burst of load
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps({"benchmarks": [_cell("bce", "fwd_bwd", ms)]}))
+    text = render(paths)
+    assert "median of 3 runs" in text
+    row = [r for r in text.splitlines() if "| bce" in r][0]
+    assert [c.strip() for c in row.strip("|").split("|")][4] == "3"  # fwd+bwd ms
