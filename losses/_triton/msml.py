@@ -22,9 +22,9 @@ Kernel design
   without. fp16 logits get an fp32 gradient (see :func:`_grad_dtype`), cast to fp16 in
   ``backward``: 2 + 1 + 4, then 4 + 2 more.
 * **Few instructions per element**, since at 5 bytes per element the kernel is bound by
-  instruction issue as much as by memory (the C=1000 loop body of the sm_90 cubin built by
-  Triton 3.6 or 3.8 has ~29 SASS instructions per element, a static count that
-  ``tests/triton/test_msml_compile.py`` keeps under a budget; 79 before this design):
+  instruction issue as much as by memory (``tests/triton/test_msml_compile.py`` keeps the
+  sm_90 loop bodies under an instruction budget; ``python -m benchmarks.sass`` prints the
+  counts, and ``benchmarks/results/README.md`` their history):
   - everything in base 2 with one exp per element on each side: e^(z_n − m) = 2^(z·log2 e −
     m·log2 e) (one FFMA + one ex2) on N; on P, x = −t·log2 e with t = lse_N − z_p and
     v = 2^−|x| = e^−|t| gives softplus(t) = ln 2·(log2(1 + v) − min(x, 0)) and
@@ -86,10 +86,9 @@ from .._common import KERNEL_DTYPES, check_reduction
 __all__ = ["msml_triton", "MSMLTritonFunction", "INTERPRETED"]
 
 # Launch heuristics (see the module docstring and _launch_config).
-_MAX_SINGLE_BLOCK_C = 8192  # largest row kept whole in registers. 16384 (32 warps) spilled
-# 60 bytes (ptxas -v, sm_90) and ran 1.7x slower than the block loop at C=10^4 on an H200
-# (python -m benchmarks.sweep, 2026-11-26)
-_LOOP_BLOCK_C = 2048  # chunk of the block loop for larger C (best of 1024-8192 in that sweep)
+_MAX_SINGLE_BLOCK_C = 8192  # largest row kept whole in registers: wider rows spill (ptxas -v)
+# and lose to the block loop (benchmarks/results/README.md, "Launch heuristics")
+_LOOP_BLOCK_C = 2048  # chunk of the block loop for larger C (the best chunk in the sweep)
 _LOOP_WARPS = 4
 _LOG_GROUP = tl.constexpr(8)  # softplus logs summed as the log of products of 8 (≤ 2^8)
 _TILE_ELEMS = 2048  # elements per program for small C (rows × BLOCK_C)
@@ -220,9 +219,8 @@ def _positive_terms(
     in [1, 2], so a product ≤ 2^_LOG_GROUP): one log per group. Σ σ is a row sum of the tile
     itself, not of per-group sums joined to the softplus groups' in one reduction: that joint
     form made Triton 3.6 (the GPU machines' version) move the tile's targets and exponentials
-    into the grouped layout through shared memory (sm_90 SASS loop body per tile, Triton 3.6:
-    C=1000 1011 instructions against 1174 joint, C=14 596 against 767; Triton 3.8 built both
-    forms alike).
+    into the grouped layout through shared memory, a longer loop body (counts in
+    benchmarks/results/README.md).
     """
     x, v = _margin_terms(z, pos, lse2, FAST)
     one_v = 1.0 + v
@@ -279,7 +277,7 @@ def _unpack(z, y, mask, Y_BOOL: tl.constexpr, FAST: tl.constexpr):
     if is_bf16 and FAST:
         # two bf16 per 32-bit word (element 0 in the low half) to fp32: a shift and a mask,
         # where Triton's conversion takes a shift for the low half and a byte permute plus a
-        # shift for the high half (16 instead of 24 instructions per 32 elements)
+        # shift for the high half
         z = tl.inline_asm_elementwise(
             "{ shl.b32 $0, $2, 16; and.b32 $1, $2, -65536; }", "=r,=r,r", [z],
             dtype=tl.float32, is_pure=True, pack=2,
@@ -531,7 +529,7 @@ class LaunchConfig:
     num_warps: int
     warps_per_sm: int = 32  # grid: programs of num_warps warps, this many warps per SM
     evict_first: bool = False  # load logits and targets with the evict-first L2 policy (no
-    # measurable difference at C=1000 on an H100, 2026-11-26; kept as a sweep knob)
+    # measurable difference in the sweeps so far; kept as a sweep knob)
     num_stages: int = 1  # > 1: Triton's software pipeliner copies the next num_stages − 1
     # tiles (block loop: chunks) into shared memory (cp.async) while this one is computed.
     # Not yet timed on a GPU: a sweep knob (python -m benchmarks.sweep), 1 by default
@@ -552,10 +550,9 @@ def _launch_config(C: int, block_c: int | None = None) -> LaunchConfig:
         return LaunchConfig(rows=1, block_c=block_c, single=False, num_warps=_LOOP_WARPS)
     if block_c >= 256:
         # rows of ≥ 256 columns: 32 values per thread, 1024 columns per warp (up to C=1024 a
-        # warp holds whole rows: row reductions are warp shuffles, no shared memory). H100
-        # sweep (2026-11-26, C=1000): one row × one warp 135 us, 2 rows × 4 warps (the former
-        # heuristic) 185 us; 16 warps per SM as good as 32 or 64 and better than 8
-        # (python -m benchmarks.sweep, benchmarks/results/h100-2026-11-26-sweep.txt)
+        # warp holds whole rows: row reductions are warp shuffles, no shared memory); one
+        # row per one-warp program and 16 warps per SM were the fastest in the sweep
+        # (python -m benchmarks.sweep; benchmarks/results/README.md, "Launch heuristics")
         rows = max(1, _WARP_TILE_ELEMS // block_c)
         num_warps = max(1, block_c // _WARP_TILE_ELEMS)
         return LaunchConfig(rows, block_c, True, num_warps, warps_per_sm=_WARPS_PER_SM)
