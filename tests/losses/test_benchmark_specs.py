@@ -65,3 +65,17 @@ def test_table_takes_the_median_of_repeated_runs(tmp_path):
     assert "median of 3 runs" in text
     row = [r for r in text.splitlines() if "| bce" in r][0]
     assert [c.strip() for c in row.strip("|").split("|")][4] == "3"  # fwd+bwd ms
+
+
+def test_interleaved_timing_gives_ratios_to_the_first_spec_and_to_the_terms(capsys):
+    from benchmarks.interleaved import main, ratios
+
+    assert main(["bce", "msml", "bce+0.1*msml", "--B", "8", "--C", "3", "--repeats", "2",
+                 "--calls", "1"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert "medians over 2 interleaved repeats" in lines[0]
+    assert lines[1].split()[0] == "bce" and "× bce 1.000" in lines[1]
+    assert "× terms" in lines[3] and "× terms" not in lines[2]
+    times = {"bce": [1.0, 1.0, 5.0], "msml": [2.0, 2.0, 10.0], "bce+0.1*msml": [3.3, 3.3, 15.0]}
+    (_, _, _, none), (_, t, vs_bce, _), (_, _, _, vs_terms) = ratios(times)
+    assert none is None and t == 2.0 and vs_bce == 2.0 and abs(vs_terms - 1.1) < 1e-12
