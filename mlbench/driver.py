@@ -204,8 +204,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         db.set_meta("reference", suite.config["eval"]["reference"])
         db.set_meta("findings", list(FINDINGS))
         before = db.counts(ids)
-    if before["pending"]:
-        prepare_data(suite.dataset, progress)
+    cache = prepare_data(suite.dataset, progress) if before["pending"] else None
     if progress:
         tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
                    f"{before['pending']} to do, {before['failed']} failed"
@@ -215,7 +214,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     if before["pending"]:
         checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
         Driver(out, ids, ex, checkpoints, keep=opts["keep_checkpoints"], progress=progress,
-               before=before).run()
+               before=before, cache=cache).run()
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}
@@ -232,15 +231,16 @@ class Driver:
         keep: what stays of a stored run's checkpoints: "none", "best" (best.pt) or "all".
         progress: an overall bar (and per-run bars for runs in this process).
         lease_s: lease of a claimed run, renewed every ``lease_s / 10`` by a heartbeat.
+        cache: the prepared cache folder the workers open by itself (``prepare_data``).
     """
 
     def __init__(self, out, ids: list[str], executor: Executor, checkpoint_dir, *,
                  keep: str = "best", progress: bool = True, lease_s: float = LEASE_S,
-                 before: dict | None = None):
+                 before: dict | None = None, cache: str | None = None):
         self.out, self.ids, self.ex = Path(out), list(ids), executor
         self.checkpoint_dir, self.keep, self.progress = Path(checkpoint_dir), keep, progress
         self.lease_s = lease_s
-        self.before = before
+        self.before, self.cache = before, cache
         self.in_flight: dict[str, dict] = {}
         self.lost: set[str] = set()
 
@@ -294,7 +294,7 @@ class Driver:
     def _task(self, run: dict) -> dict:
         keys = ("id", "config", "backbone", "head", "loss", "seed")
         return {"run": {k: run[k] for k in keys}, "checkpoint_dir": str(self.checkpoint_dir),
-                "progress": self.progress and self.ex.name == "inline", "bar_position": 1}
+                "cache": self.cache, "progress": self.progress and self.ex.name == "inline", "bar_position": 1}
 
     def _heartbeat(self, stop: threading.Event) -> None:
         with ResultsDB(self.out) as db:

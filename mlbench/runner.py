@@ -71,8 +71,10 @@ def dataset_meta(ds_cfg: dict) -> dict:
             "image_size": ds_cfg["image_size"], "sim": ds_cfg["sim"], "view": ds_cfg["view"]}
 
 
-def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
-    """Generate CXR14-sim if the suite asks for it and it is absent; build the cache."""
+def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
+    """Generate CXR14-sim if the suite asks for it and it is absent; build the cache (the
+    driver, once). Returns the prepared cache folder, which workers open by itself
+    (``ChestXray14.from_prepared``: no dataset root, no PNG looked at)."""
     from mlbench.data import generate_sim, prepare_cache
     from mlbench.data.sim import SimFolderError, read_marker, sim_params
 
@@ -93,8 +95,8 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
             raise ValueError(f"{exc} (dataset.root / dataset.sim)") from None
     cache_dir = ds_cfg.get("cache_dir")
     try:
-        prepare_cache(root, ds_cfg["image_size"], progress=progress, workers=_cache_workers(),
-                      cache_dir=cache_dir)
+        cache = prepare_cache(root, ds_cfg["image_size"], progress=progress,
+                              workers=_cache_workers(), cache_dir=cache_dir)
     except PermissionError as exc:
         where = "dataset.cache_dir" if cache_dir else f"{root} (dataset.root)"
         raise PermissionError(
@@ -107,6 +109,7 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> None:
                 f"the `{split}` split of {ds_cfg['root']} is empty (dataset.val_fraction="
                 f"{ds_cfg['val_fraction']}, dataset.view={ds_cfg['view']}); every run needs "
                 "train, val and test images: raise dataset.val_fraction or change dataset.view")
+    return str(cache)
 
 
 def _cache_workers() -> int:
@@ -120,10 +123,18 @@ class _Data:
         self._cache: dict = {}
 
     @staticmethod
-    def open(ds_cfg: dict, train_tf=None, eval_tf=None) -> dict:
-        """The train/val/test splits of a suite's dataset (prepared cache)."""
+    def open(ds_cfg: dict, train_tf=None, eval_tf=None, cache: str | None = None) -> dict:
+        """The train/val/test splits of a suite's dataset (prepared cache): from the cache
+        folder ``cache`` alone when given, else from the dataset root."""
         from mlbench.data import ChestXray14
 
+        if cache is not None:
+            split = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
+                         view=ds_cfg["view"])
+            return {name: ChestXray14.from_prepared(cache, name, **split,
+                                                    transform=train_tf if name == "train"
+                                                    else eval_tf)
+                    for name in ("train", "val", "test")}
         common = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
                       view=ds_cfg["view"], image_size=ds_cfg["image_size"],
                       missing=ds_cfg["missing"], workers=_cache_workers(),
@@ -134,16 +145,17 @@ class _Data:
             "test": ChestXray14(ds_cfg["root"], "test", transform=eval_tf, **common),
         }
 
-    def get(self, ds_cfg: dict, train_cfg: dict, mean: float, std: float) -> dict:
+    def get(self, ds_cfg: dict, train_cfg: dict, mean: float, std: float,
+            cache: str | None = None) -> dict:
         from mlbench.data import build_transforms
 
-        key = (json.dumps(ds_cfg, sort_keys=True), train_cfg["augment"], mean, std)
+        key = (json.dumps(ds_cfg, sort_keys=True), train_cfg["augment"], mean, std, cache)
         if key not in self._cache:
             size = ds_cfg["image_size"]
             train_tf = build_transforms(True, size, mean, std, augment=train_cfg["augment"])
             eval_tf = build_transforms(False, size, mean, std, augment=False)
             # keep one entry: runs come ordered by backbone
-            self._cache = {key: self.open(ds_cfg, train_tf, eval_tf)}
+            self._cache = {key: self.open(ds_cfg, train_tf, eval_tf, cache)}
         return self._cache[key]
 
 
@@ -249,7 +261,7 @@ def _after_epoch(run: dict, row: dict) -> None:
 
 def execute(run: dict, checkpoint_dir: str | Path | None = None, data: _Data | None = None, *,
             bar_position: int = 1, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None) -> RunResult:
+            on_epoch: Callable[[dict], None] | None = None, cache: str | None = None) -> RunResult:
     """Train and evaluate one run; return its results (nothing is stored here).
 
     Args:
@@ -260,22 +272,24 @@ def execute(run: dict, checkpoint_dir: str | Path | None = None, data: _Data | N
         data: datasets reused across the runs of a process (default: one per process).
         bar_position, progress: the per-run tqdm bar.
         on_epoch: called with each epoch's history row.
+        cache: the prepared cache folder (``prepare_data``'s result): the splits are opened
+            from it alone. None: from the dataset root (checks the cache is up to date).
     """
     import tempfile
 
     if checkpoint_dir is None:
         with tempfile.TemporaryDirectory(prefix=f"mlbench-{run['id']}-") as tmp:
             result = execute(run, tmp, data, bar_position=bar_position, progress=progress,
-                             on_epoch=on_epoch)
+                             on_epoch=on_epoch, cache=cache)
         result.checkpoints = {}
         return result
     cfg = run["config"]
     with _torch_threads(run_threads(cfg)):
         return _execute(run, checkpoint_paths(checkpoint_dir, run["id"]), data or _DATA,
-                        bar_position, progress, on_epoch)
+                        bar_position, progress, on_epoch, cache)
 
 
-def _execute(run, paths, data, bar_position, progress, on_epoch) -> RunResult:
+def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunResult:
     import torch
     from torch.utils.data import DataLoader
 
@@ -297,7 +311,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch) -> RunResult:
         model = build_model(cfg["backbone"], cfg["head"], num_classes=len(FINDINGS),
                             pretrained=mcfg["pretrained"], in_chans=mcfg["in_chans"],
                             weights=mcfg["weights"], head_kwargs=mcfg["head_kwargs"] or None)
-        sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std)
+        sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std, cache)
         loss_fn = losses.create_loss(cfg["loss"], stats=sets["train"].stats())
         workers = tcfg["num_workers"]
         common = {"num_workers": workers, "pin_memory": cuda}
@@ -352,8 +366,9 @@ def run_task(task: dict) -> RunResult:
     """What an executor's worker calls: :func:`execute` on ``task``; an exception in the run
     becomes a failed ``RunResult`` carrying its traceback (the other runs go on).
 
-    ``task``: ``{"run": {"id", "config", ...}, "checkpoint_dir": str | None,
-    "progress": bool, "bar_position": int}`` -- plain values, picklable for Ray and Slurm.
+    ``task``: ``{"run": {"id", "config", ...}, "checkpoint_dir": str | None, "cache": the
+    prepared cache folder or None, "progress": bool, "bar_position": int}`` -- plain values,
+    picklable for Ray and Slurm.
     """
     import sys
 
@@ -361,7 +376,7 @@ def run_task(task: dict) -> RunResult:
     try:
         return sys.modules[__name__].execute(
             run, task.get("checkpoint_dir"), bar_position=task.get("bar_position", 1),
-            progress=task.get("progress", False))
+            progress=task.get("progress", False), cache=task.get("cache"))
     except Exception as exc:  # a broken run is recorded, the others go on
         return RunResult(run_id=run["id"], status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",

@@ -6,7 +6,10 @@ A cache lives in ``CACHE_DIR/s{size}-{key}/`` where ``key`` hashes what it was b
     images.npy   uint8 (N, size, size), opened with mmap_mode="r"
     labels.npy   float32 (N, 14)
     index.txt    the N image names, one per line (row order of the arrays)
-    meta.json    the inputs behind the key, for people
+    meta.json    the inputs behind the key, for people (and the host that built it)
+    tables.csv   the release's rows (image, patient, view, age, sex, official split) with
+                 each one's row in the arrays (-1: not in the cache): what a worker needs to
+                 open the splits (``open_prepared``) without the raw tree or any PNG
 
 It is built in a ``.tmp-*`` folder and renamed into place only when complete, so a killed
 or failed prepare never leaves a folder that a reader would open. A changed input gives
@@ -20,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,7 @@ class Cache:
     labels: np.ndarray  # (N, 14) float32
     row: pd.Series  # image name -> row
     meta: dict
+    tables: pd.DataFrame | None = None  # tables.csv (caches built before it: None)
 
     def __getstate__(self) -> dict:
         # DataLoader workers started by spawn pickle the dataset: send the path, not the pixels
@@ -120,9 +125,20 @@ def _pool(workers: int):
     return mp.get_context(method).Pool(workers)
 
 
+def _tmp_name(final: Path) -> str:
+    """``.tmp-{cache}@{host}-{pid}``: whose build it is, so only its host judges it dead."""
+    return f".tmp-{final.name}@{socket.gethostname()}-{os.getpid()}"
+
+
 def _remove_dead_tmp(cache_dir: Path) -> None:
+    """Remove the temporary builds of dead processes of this host. A build of another host
+    (its pid means nothing here; it may be alive on a shared filesystem) is left alone;
+    an old-style name without ``@host`` counts as this host's."""
     for tmp in cache_dir.glob(".tmp-*"):
-        pid = int(tmp.name.rsplit("-", 1)[-1]) if tmp.name.rsplit("-", 1)[-1].isdigit() else 0
+        head, _, last = tmp.name.rpartition("-")
+        pid = int(last) if last.isdigit() else 0
+        if "@" in head and head.rpartition("@")[2] != socket.gethostname():
+            continue  # another host's build: not ours to delete
         try:
             os.kill(pid, 0) if pid > 0 else None
             alive = pid > 0
@@ -135,13 +151,36 @@ def _remove_dead_tmp(cache_dir: Path) -> None:
 def _open(path: Path) -> Cache:
     names = (path / "index.txt").read_text().splitlines()
     meta = json.loads((path / "meta.json").read_text())
+    tables = None
+    if (path / "tables.csv").is_file():
+        tables = pd.read_csv(path / "tables.csv", dtype={"image": str, "view": str, "sex": str,
+                                                          "official": str})
     return Cache(
         path=path,
         images=np.load(path / "images.npy", mmap_mode="r"),
         labels=np.load(path / "labels.npy"),
         row=pd.Series(np.arange(len(names)), index=pd.Index(names)),
         meta=meta,
+        tables=tables,
     )
+
+
+def open_prepared(path: str | os.PathLike) -> Cache:
+    """Open a prepared cache folder read-only by itself: no dataset root, no PNG looked at.
+
+    What a worker does with the folder that ``prepare_cache`` returned to the driver.
+
+    Raises:
+        FileNotFoundError: not a complete cache folder, or one built before ``tables.csv``
+            (prepare it again).
+    """
+    path = Path(path)
+    need = ("images.npy", "labels.npy", "index.txt", "meta.json", "tables.csv")
+    lacking = [n for n in need if not (path / n).is_file()]
+    if lacking:
+        raise FileNotFoundError(f"{path} is not a complete prepared cache (no {lacking[0]}); "
+                                "build it with `python -m mlbench data prepare ROOT --size N`")
+    return _open(path)
 
 
 def _locate(root, size, cache_dir) -> tuple[ReleaseTables, dict[str, Path], dict, Path]:
@@ -177,7 +216,7 @@ def prepare_cache(
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_tmp(final.parent)
-    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    tmp = final.parent / _tmp_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -212,7 +251,12 @@ def prepare_cache(
         keep = tables.meta.image.isin(listed).to_numpy()
         np.save(tmp / "labels.npy", tables.labels[keep])
         (tmp / "index.txt").write_text("".join(n + "\n" for n in names))
-        info = dict(sources, root=str(tables.root), built_s=round(time.perf_counter() - t0, 3))
+        cols = [c for c in ("image", "patient", "view", "age", "sex", "official")
+                if c in tables.meta]
+        rows = tables.meta[cols].assign(row=np.where(keep, np.cumsum(keep) - 1, -1))
+        rows.to_csv(tmp / "tables.csv", index=False)
+        info = dict(sources, root=str(tables.root), built_s=round(time.perf_counter() - t0, 3),
+                    built_on=socket.gethostname())
         (tmp / "meta.json").write_text(json.dumps(info, indent=1, sort_keys=True))
         if force and final.is_dir():
             shutil.rmtree(final)
@@ -224,9 +268,19 @@ def prepare_cache(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for stale in final.parent.glob(f"s{size}-*"):  # same size, other inputs
-        if stale != final:
+        if stale != final and _built_here(stale):  # never another host's build
             shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _built_here(path: Path) -> bool:
+    """Whether this host built the cache at ``path`` (older caches, without the record, count
+    as this host's)."""
+    try:
+        built_on = json.loads((path / "meta.json").read_text()).get("built_on")
+    except (OSError, ValueError):
+        return False  # unreadable: leave it to whoever made it
+    return built_on in (None, socket.gethostname())
 
 
 def _star_fill(job):

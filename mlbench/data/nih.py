@@ -106,6 +106,38 @@ class ChestXray14(torch.utils.data.Dataset):
         else:
             self._paths = [files[name] for name in meta.image]
 
+    @classmethod
+    def from_prepared(cls, cache: str | os.PathLike, split: str = "train", *,
+                      val_fraction: float = 0.1, seed: int = 0, view: str = "all",
+                      transform: Callable | None = None) -> ChestXray14:
+        """A split read from a prepared cache folder alone (``prepare_cache``'s result):
+        no dataset root, no PNG looked at, the arrays memory-mapped read-only. The same
+        rows, order and labels as ``ChestXray14(root, split, image_size=...)``."""
+        from mlbench.data.cache import open_prepared
+        from mlbench.data.release import split_patients
+
+        _check_choice("split", split, SPLITS)
+        _check_choice("view", view, VIEWS)
+        opened = open_prepared(cache)
+        meta = opened.tables
+        tv = (meta.official == "train_val").to_numpy()
+        keep = ~tv if split == "test" else tv.copy()
+        if split in ("train", "val"):  # over every listed row, as ReleaseTables.split_mask
+            val = np.zeros(len(tv), bool)
+            val[tv] = split_patients(meta.patient[tv], val_fraction, seed)
+            keep = val if split == "val" else tv & ~val
+        if view != "all":
+            keep = keep & (meta.view == view).to_numpy()
+        keep = keep & (meta.row >= 0).to_numpy()  # images absent from the cache: left out
+        self = cls.__new__(cls)
+        self.root = Path(opened.meta.get("root", str(cache)))
+        self.split, self.image_size, self.transform = split, opened.images.shape[-1], transform
+        self._cache = opened
+        self._rows = meta.row[keep].to_numpy()
+        self.metadata = meta[keep].drop(columns=["official", "row"]).reset_index(drop=True)
+        self.labels = np.ascontiguousarray(opened.labels[self._rows], dtype=np.float32)
+        return self
+
     def __len__(self) -> int:
         return len(self.labels)
 
