@@ -1,0 +1,210 @@
+"""``python -m mlbench status OUT``: where a suite stands, read while it runs.
+
+Reads ``OUT/results.db`` read-only (``ResultsDB(path, readonly=True)``: no lock taken, no
+file written) and the run files ``OUT/logs/<run id>.jsonl`` of the running runs (which
+worker, device, epoch). ETA: the mean duration of the finished runs (claim to store), less
+what each running run has spent, plus the pending runs, spread over the runs in flight.
+
+:func:`collect` returns a plain dict (``--format json`` prints it); :func:`render_text` is
+the screen; :func:`main` is the command (``--watch`` refreshes).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from mlbench.db import STATUSES, ResultsDB
+from mlbench.logs import (
+    first_line,
+    read_command,
+    read_run_log,
+    run_log_path,
+    summarize,
+    where,
+)
+
+FORMATS = ("text", "json")
+
+
+def _retry_command(out: Path, run: dict | None, command: dict | None) -> str:
+    """``python -m mlbench run SUITE --out OUT --retry-failed [--only ...]``."""
+    suite = (command or {}).get("suite") or "SUITE"
+    parts = ["python", "-m", "mlbench", "run", suite, "--out", str(out), "--retry-failed"]
+    if run is not None:
+        for key in ("backbone", "head", "loss", "seed"):
+            parts += ["--only", f"{key}={run[key]}"]
+    return shlex.join(parts)
+
+
+def _duration(run: dict) -> float | None:
+    if run.get("started") and run.get("finished") and run["finished"] >= run["started"]:
+        return float(run["finished"] - run["started"])
+    return None
+
+
+def collect(out: str | Path, now: float | None = None) -> dict:
+    """The status of the suite in ``out`` as a JSON-able dict.
+
+    Keys: ``out``, ``suite``, ``time``; ``counts`` (per status, and ``total``); ``setups``
+    (per backbone/head: counts per status); ``running`` (id, axes, ``worker``, ``device``,
+    ``gpu``, ``epochs_done``, ``epochs``, ``elapsed_s``, ``eta_s``, ``stale``: its lease ran
+    out); ``failed`` (id, axes, ``error`` (first line), ``failed_step``, ``attempts``,
+    ``retry``: the command); ``mean_run_s`` (mean duration of the finished runs),
+    ``eta_s`` (the suite's remaining time, None when no run has finished yet) and
+    ``retry_failed`` (the command for every failed run, or None).
+
+    Raises:
+        FileNotFoundError: no results.db; sqlite3.DatabaseError: not an mlbench database.
+    """
+    out = Path(out)
+    now = time.time() if now is None else now
+    with ResultsDB(out, readonly=True) as db:
+        runs = db.runs()
+        suite = db.get_meta("suite")
+    command = read_command(out)
+
+    counts = dict.fromkeys(STATUSES, 0)
+    setups: dict[tuple, dict] = {}
+    for r in runs:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        s = setups.setdefault((r["backbone"], r["head"]), {
+            "backbone": r["backbone"], "head": r["head"], **dict.fromkeys(STATUSES, 0)})
+        s[r["status"]] += 1
+    for s in setups.values():
+        s["total"] = sum(s[k] for k in STATUSES)
+    counts["total"] = len(runs)
+
+    durations = [d for r in runs if r["status"] == "finished" and (d := _duration(r)) is not None]
+    mean = sum(durations) / len(durations) if durations else None
+
+    running = []
+    for r in runs:
+        if r["status"] != "running":
+            continue
+        info = summarize(read_run_log(run_log_path(out, r["id"])))
+        elapsed = max(0.0, now - r["started"]) if r.get("started") else None
+        done = None if info["epoch"] is None else int(info["epoch"]) + 1
+        epochs = info["epochs"] or (r["config"].get("train", {}).get("epochs"))
+        eta = None
+        if mean is not None and elapsed is not None:
+            eta = max(0.0, mean - elapsed)
+        elif done and epochs and elapsed is not None:  # no finished run yet: its own pace
+            eta = elapsed / done * max(0, epochs - done)
+        lease = r.get("lease_until")
+        running.append({
+            "id": r["id"], "backbone": r["backbone"], "head": r["head"], "loss": r["loss"],
+            "seed": r["seed"], "worker": info["worker"] or r.get("worker"),
+            "driver": r.get("worker"), "device": info["device"] or r.get("device"),
+            "gpu": info["gpu"], "epochs_done": done or 0, "epochs": epochs,
+            "elapsed_s": _round(elapsed), "eta_s": _round(eta), "attempts": r.get("attempts"),
+            "stale": bool(lease is not None and lease < now),
+        })
+
+    failed = [{
+        "id": r["id"], "backbone": r["backbone"], "head": r["head"], "loss": r["loss"],
+        "seed": r["seed"], "error": first_line(r.get("error")) or "(no error recorded)",
+        "failed_step": r.get("failed_step"), "attempts": r.get("attempts"),
+        "retry": _retry_command(out, r, command),
+    } for r in runs if r["status"] == "failed"]
+
+    eta_total = None
+    if mean is not None:
+        left = sum(x["eta_s"] or 0.0 for x in running) + counts["pending"] * mean
+        eta_total = left / max(1, len(running))
+    elif not running and not counts["pending"]:
+        eta_total = 0.0
+    return {
+        "out": str(out), "suite": suite, "time": round(now, 3), "counts": counts,
+        "setups": [setups[k] for k in sorted(setups)], "running": running, "failed": failed,
+        "mean_run_s": _round(mean), "eta_s": _round(eta_total),
+        "retry_failed": _retry_command(out, None, command) if failed else None,
+    }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 1)
+
+
+def fmt_seconds(s: float | None) -> str:
+    """``3725`` -> ``1h02m``; ``75`` -> ``1m15s``; None -> ``?``."""
+    if s is None:
+        return "?"
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+def render_text(st: dict) -> str:
+    """The status screen."""
+    from tabulate import tabulate
+
+    c = st["counts"]
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st["time"]))
+    lines = [f"suite {st['suite'] or '?'}  ({st['out']})  {stamp}",
+             f"{c['total']} runs: {c['finished']} finished, {c['running']} running, "
+             f"{c['pending']} pending, {c['failed']} failed   mean run "
+             f"{fmt_seconds(st['mean_run_s'])}   ETA {fmt_seconds(st['eta_s'])}", ""]
+    rows = [(s["backbone"], s["head"], s["finished"], s["running"], s["pending"], s["failed"],
+             s["total"]) for s in st["setups"]]
+    lines.append(tabulate(rows, headers=["backbone", "head", "finished", "running", "pending",
+                                         "failed", "total"]))
+    if st["running"]:
+        lines += ["", "running:"]
+        rows = [(r["id"], r["loss"], r["seed"], where(r), r["device"] or "-",
+                 f"{r['epochs_done']}/{r['epochs'] or '?'}", fmt_seconds(r["elapsed_s"]),
+                 fmt_seconds(r["eta_s"]) + (" (lease expired)" if r["stale"] else ""))
+                for r in st["running"]]
+        lines.append(tabulate(rows, headers=["id", "loss", "seed", "worker", "device", "epoch",
+                                             "elapsed", "ETA"]))
+    if st["failed"]:
+        lines += ["", "failed:"]
+        for r in st["failed"]:
+            lines.append(f"  {r['id']}  {r['backbone']} / {r['head']} / {r['loss']} / seed "
+                         f"{r['seed']}: {r['error']}")
+            lines.append(f"    retry: {r['retry']}")
+        lines.append(f"all failed runs: {st['retry_failed']}")
+    return "\n".join(lines)
+
+
+def render(st: dict, fmt: str, one_line: bool = False) -> str:
+    """``st`` as text (the screen) or JSON (indented, or one line per update)."""
+    if fmt == "json":
+        return json.dumps(st, indent=None if one_line else 1)
+    return render_text(st)
+
+
+def main(out: str | Path, fmt: str = "text", watch: bool = False, interval: float = 5.0,
+         stream=None, max_updates: int | None = None) -> int:
+    """The ``status`` command; returns its exit code (0, or 2 without a results.db).
+
+    With ``watch``, the text screen is redrawn every ``interval`` seconds (JSON: one line
+    per update) until Ctrl-C; ``max_updates`` stops it earlier (tests).
+    """
+    stream = stream or sys.stdout
+    updates = 0
+    try:
+        while True:
+            try:
+                st = collect(out)
+            except (FileNotFoundError, sqlite3.DatabaseError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            text = render(st, fmt, one_line=watch)
+            if watch and fmt == "text" and getattr(stream, "isatty", lambda: False)():
+                stream.write("\033[H\033[2J")
+            stream.write(text + "\n")
+            stream.flush()
+            updates += 1
+            if not watch or (max_updates is not None and updates >= max_updates):
+                return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
