@@ -27,6 +27,8 @@ def suite_composites(suites: Path = SUITES) -> list[str]:
         grid = (yaml.safe_load(path.read_text()) or {}).get("grid") or {}
         specs: Any = grid.get("loss") or []
         for spec in specs if isinstance(specs, list) else [specs]:
+            if "{" in str(spec):  # a tuned weight ('bce+{alpha}*msml'): not a spec yet
+                continue
             if isinstance(spec, str) and spec not in losses.list_losses() and spec not in found:
                 found.append(spec)
     return found
