@@ -28,25 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as _st
 
-from mlbench.stats import (
-    SparseRule,
-    clustered_terms,
-    group_index,
-    influence_rows,
-    pooled_seed_variance,
-)
+# scipy and mlbench.stats load inside the functions: the command line imports this module
+# for its options (add_arguments) and stays fast.
 
 # method: (seed term, test term); the first is the leaderboard's
 METHODS = {
     "leaderboard (pooled seed term, cross-seed test term)": ("pooled", "cross"),
     "own seed term (Welch-Satterthwaite), cross-seed test term": ("own", "cross"),
+    "pooled seed term, cross-seed test term, seed df (no Welch-Satterthwaite)": ("pooled", "cross-seed-df"),
     "pooled seed term, seed-averaged test term": ("pooled", "avg"),
     "own seed term, seed-averaged test term (SPEC formula)": ("own", "avg"),
     "image-level DeLong per seed, largest p (old rule)": (None, None),
 }
 LEADERBOARD = next(iter(METHODS))
+LEVELS = 16384  # simulated scores are quantised to this many levels (ties: midranks)
 
 
 @dataclass
@@ -82,7 +78,7 @@ def real_test_structure(split_list: str | Path | None = None, patients: int | No
     meta, labels = _reference_table()
     if split_list is not None:
         names = set(Path(split_list).read_text().split())
-        keep = meta["image"].isin(names).to_numpy()
+        keep = meta["image"].isin(names).to_numpy().copy()
         name = f"label table rows of {Path(split_list).name}"
     else:
         keep = np.ones(len(meta), bool)
@@ -90,7 +86,7 @@ def real_test_structure(split_list: str | Path | None = None, patients: int | No
     pats = np.unique(meta["patient"].to_numpy()[keep])
     if patients is not None and patients < len(pats):
         chosen = np.random.default_rng(seed).choice(pats, patients, replace=False)
-        keep &= np.isin(meta["patient"].to_numpy(), chosen)
+        keep = keep & np.isin(meta["patient"].to_numpy(), chosen)
         name += f", {patients} random patients (seed {seed})"
     return Structure(labels[keep] > 0, meta["patient"].to_numpy()[keep], name)
 
@@ -148,6 +144,8 @@ def results_structure(out: str | Path) -> tuple[Structure, dict]:
 
 def _latent(auc: float, patient_sd: float, run_patient_sd: float) -> tuple[float, float]:
     """(signal mu giving population AUC ``auc``, scale sqrt(2 v) of a pos-neg difference)."""
+    from scipy import stats as _st
+
     scale = np.sqrt(2 * (patient_sd**2 + run_patient_sd**2 + 1.0))
     return float(_st.norm.ppf(auc) * scale), float(scale)
 
@@ -155,7 +153,7 @@ def _latent(auc: float, patient_sd: float, run_patient_sd: float) -> tuple[float
 def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, seeds: int = 3,
              seed_sd: float = 0.003, effect: float = 0.01, auc: float = 0.8,
              patient_sd: float = 0.7, run_patient_sd: float = 0.5, alpha: float = 0.05,
-             rule: SparseRule | None = None, seed: int = 0, threads: int = 2,
+             rule=None, seed: int = 0, threads: int = 2,
              progress: bool = False) -> dict:
     """Rejection rates of the methods of ``METHODS`` over simulated replicates.
 
@@ -169,6 +167,16 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
         null deltas across replicates) and ``mean_se`` (mean SE of the leaderboard's method
         on them), the classes used, the parameters and the seconds taken.
     """
+    from scipy import stats as _st
+
+    from mlbench.stats import (
+        SparseRule,
+        clustered_terms,
+        group_index,
+        influence_levels,
+        pooled_seed_variance,
+    )
+
     if losses < 3:
         raise ValueError(f"Expected `losses` >= 3 (reference, a null copy, an effect), got {losses}")
     if seeds < 1:
@@ -199,7 +207,10 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
         z += rng.normal(0, patient_sd, (k, ng))[:, gi]
         z += rng.normal(0, run_patient_sd, (n_runs, k, ng))[:, :, gi]
         z += sig.reshape(n_runs, k, 1) * yt
-        aucs, phi = influence_rows(t_rows, z.reshape(n_runs * k, n))
+        z = z.reshape(n_runs * k, n)
+        lo, hi = z.min(), z.max()  # one monotone map for all rows: 16384 score levels
+        levels = ((z - lo) * ((LEVELS - 1) / (hi - lo))).astype(np.intp)
+        aucs, phi = influence_levels(t_rows, levels, LEVELS)
         means = aucs.reshape(losses, seeds, k).mean(axis=2)  # (L, S)
         psi = phi.reshape(losses, seeds, k, n).mean(axis=2)  # (L, S, N)
         pooled = pooled_seed_variance(means)
@@ -220,8 +231,11 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
                     vs, df = pooled[0] / seeds, pooled[1]
                 else:
                     vs, df = d.var(ddof=1) / seeds, seeds - 1
-                var = vs + terms[test_term]
-                dfw = var**2 / (vs**2 / df) if vs > 0 else np.inf
+                var = vs + terms[test_term.split("-")[0]]
+                if test_term == "cross-seed-df":
+                    dfw = df if vs > 0 else np.inf
+                else:
+                    dfw = var**2 / (vs**2 / df) if vs > 0 else np.inf
                 ps[method] = 2 * _st.t.sf(abs(d.mean()) / np.sqrt(var), dfw) if var > 0 else 1.0
                 if method == LEADERBOARD and target < losses - 1:
                     nulls.append((d.mean(), np.sqrt(var)))
@@ -266,6 +280,8 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
 
 def binomial_ci(rate: float, n: int) -> tuple[float, float]:
     """95% Clopper-Pearson interval of a rejection rate."""
+    from scipy import stats as _st
+
     x = round(rate * n)
     lo = _st.beta.ppf(0.025, x, n - x + 1) if x > 0 else 0.0
     hi = _st.beta.ppf(0.975, x + 1, n - x) if x < n else 1.0
@@ -311,3 +327,66 @@ def calibrate(structure: Structure, *, scenarios: list[tuple[str, float]] | None
             print(f"{label} (seed SD {sd:g}) ...", flush=True)
         results.append((label, simulate(structure, seed_sd=sd, progress=progress, **kwargs)))
     return report(structure, results)
+
+
+def add_arguments(p) -> None:
+    """The ``calibrate`` command's options (the command line registers them)."""
+    p.add_argument("out", metavar="OUT", nargs="?",
+                   help="output folder of a suite run: its stored test split (labels, patient "
+                   "ids), its losses, seeds, mean AUC and seed SD")
+    p.add_argument("--dataset", metavar="ROOT",
+                   help="instead of OUT: the official test split of a dataset root (NIH layout)")
+    p.add_argument("--replicates", type=int, default=400, metavar="N",
+                   help="simulated replicates per scenario (default 400)")
+    p.add_argument("--seed-sd", metavar="SD[,SD...]",
+                   help="seed-to-seed SD of a run's mean AUC, one scenario each (default: "
+                   "measured in OUT, else 0.003)")
+    p.add_argument("--losses", type=int, metavar="L",
+                   help="losses per replicate: a reference, L-2 null copies, one better by "
+                   "--effect (default: OUT's, 3 to 6; else 4)")
+    p.add_argument("--seeds", type=int, metavar="S", help="seeds (default: OUT's, else 3)")
+    p.add_argument("--effect", type=float, default=0.01, metavar="DELTA",
+                   help="true mean-AUC gain of the last loss, for the power (default 0.01)")
+    p.add_argument("--auc", type=float, metavar="AUC",
+                   help="population AUC of the reference (default: OUT's mean AUC, else 0.8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
+    p.add_argument("--threads", type=int, default=2, help="threads (default 2)")
+
+
+def main(args) -> int:
+    """``python -m mlbench calibrate``: print type-I error and power of the methods."""
+    import sys
+
+    info: dict = {}
+    try:
+        if args.dataset:
+            structure = dataset_structure(args.dataset)
+        elif args.out:
+            structure, info = results_structure(args.out)
+        else:
+            print("error: give OUT (a results folder) or --dataset ROOT", file=sys.stderr)
+            return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.seed_sd:
+        sds = [float(x) for x in args.seed_sd.split(",")]
+        label = "seed SD {:g}"
+    else:
+        sds = [info["seed_sd"] if info.get("seed_sd") else 0.003]
+        label = "seed SD {:g} (as measured in OUT)" if info.get("seed_sd") else "seed SD {:g}"
+    losses = args.losses or min(max(info.get("losses") or 4, 3), 6)
+    seeds = args.seeds or info.get("seeds") or 3
+    auc = args.auc or min(max(info.get("auc") or 0.8, 0.55), 0.97)
+    print(f"calibrating on {structure.describe()}", flush=True)
+    try:
+        text = calibrate(structure, scenarios=[(label.format(sd), sd) for sd in sds],
+                         replicates=args.replicates, losses=losses, seeds=seeds,
+                         effect=args.effect, auc=auc, seed=args.seed, threads=args.threads)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    print("A calibrated method rejects about 5% of the A/A comparisons (1-8% over 400 "
+          "replicates; below is conservative, above is not acceptable).")
+    return 0

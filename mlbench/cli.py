@@ -23,7 +23,7 @@ Run `python -m mlbench COMMAND --help` for a command's options.
 
 
 # Commands defined here; the others (``data``) come from their packages' ``register``.
-_OWN_COMMANDS = ("run", "leaderboard", "report", "losses")
+_OWN_COMMANDS = ("run", "leaderboard", "report", "losses", "calibrate")
 
 
 def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
@@ -43,6 +43,7 @@ def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
     _register_leaderboard(sub)
     _register_report(sub)
     _register_losses(sub)
+    _register_calibrate(sub)
     if mount_others:
         from mlbench.data.cli import register as register_data
 
@@ -214,11 +215,14 @@ def _statuses(suite) -> dict:
 def _register_leaderboard(sub) -> None:
     p = sub.add_parser(
         "leaderboard", help="print the leaderboard of a results folder",
-        description="Mean test AUC ± std over seeds, 95%% bootstrap CI, mAP, Δ vs a reference "
-        "loss with the paired DeLong p-value, and per-class AUCs; grouped by backbone/head.",
+        description="Mean test AUC ± sd over seeds with its 95%% CI, Δ vs a reference loss "
+        "with its CI, raw and Holm-adjusted p (seeds + patient-clustered test set), mAP, "
+        "LRAP, ranking loss, cost, per-class AUCs; grouped by backbone/head.",
     )
     p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
-    p.add_argument("--format", choices=("text", "md", "csv", "html"), default="text",
+    from mlbench.leaderboard import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, default="text",
                    help="text (default), md (Markdown), csv (raw numbers), html")
     p.add_argument("--out", dest="dest", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--reference", metavar="LOSS",
@@ -278,6 +282,20 @@ def _cmd_report(args) -> int:
         return 2
     print(f"wrote {dest}")
     return 0
+
+
+# ------------------------------------------------------------------ calibrate (mlbench.calibrate)
+def _register_calibrate(sub) -> None:
+    p = sub.add_parser(
+        "calibrate", help="check that the leaderboard's p-values mean what they say (no training)",
+        description="Simulated A/A comparisons and true differences on a test split's real "
+        "structure (labels, patient ids): type-I error at 5%% and power of the leaderboard's "
+        "method beside image-level per-seed DeLong.",
+    )
+    from mlbench.calibrate import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=lambda args: __import__("mlbench.calibrate").calibrate.main(args))
 
 
 # ------------------------------------------------------------------ losses

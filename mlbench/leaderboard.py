@@ -16,20 +16,26 @@ import math
 import re
 from pathlib import Path
 
-import pandas as pd
+# Light on purpose: the command line reads FORMATS from here without numpy, pandas or the
+# statistics; those load with the first table.
 
-from mlbench.analysis import PUBLISHED, build, loss_key, setup_of
-from mlbench.db import ResultsDB
-
-__all__ = ["FORMATS", "PUBLISHED", "build", "display_frame", "finding_columns", "footnote",
-           "leaderboard", "loss_key", "render", "setup_of", "short_name"]
+__all__ = ["FORMATS", "display_frame", "finding_columns", "footnote", "leaderboard", "render",
+           "short_name"]  # and, loaded on use, build / PUBLISHED / loss_key / setup_of
 
 FORMATS = ("text", "md", "csv", "html")
+
+
+def __getattr__(name: str):
+    if name in ("PUBLISHED", "build", "loss_key", "setup_of"):
+        from mlbench import analysis
+
+        return getattr(analysis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
                   "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
                   "df", "seed_term", "map", "lrap", "ranking_loss", "cost", "left_out",
-                  "p_holm", "significant")
+                  "p_holm", "significant", "setting", "budget", "val_auc")
 
 
 def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
@@ -44,7 +50,7 @@ def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
     return text[:n]
 
 
-def finding_columns(df: pd.DataFrame) -> list[str]:
+def finding_columns(df) -> list[str]:
     """The per-class AUC columns of a ``build`` frame."""
     return [c for c in df.columns if c not in NUMBER_COLUMNS]
 
@@ -65,12 +71,16 @@ def _fmt_p(p: float) -> str:
     return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
-def _col(df: pd.DataFrame, name: str, default=math.nan) -> list:
+def _col(df, name: str, default=math.nan) -> list:
     return list(df[name]) if name in df.columns else [default] * len(df)
 
 
-def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
+def display_frame(df, reference: str = "bce"):
     """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ [CI], p, per-class."""
+    import pandas as pd
+
+    from mlbench.analysis import loss_key
+
     if df.empty:
         return df
     reference = loss_key(reference)
@@ -84,6 +94,10 @@ def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
     out["seeds"] = seeds
     if "setup" in df.columns:
         out["setup"] = df["setup"].fillna("")
+    if "setting" in df.columns:  # tuned (mlbench.tune): chosen values, budget, selection score
+        out["setting"] = df["setting"].fillna("")
+        out["budget"] = df["budget"].fillna("")
+        out["val AUC"] = [_fmt(v) for v in df["val_auc"]]
     out["mean AUC ± sd"] = [_fmt(m) + ("" if _isnan(s) else f" ± {s:.4f}")
                             for m, s in zip(df["mean_auc"], _col(df, "std"), strict=True)]
     out["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" if not (_isnan(lo) or _isnan(hi)) else ""
@@ -119,7 +133,7 @@ def display_frame(df: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
     return out
 
 
-def footnote(df: pd.DataFrame) -> list[str]:
+def footnote(df) -> list[str]:
     """What the CI and p mean, in one line, then the table's own notes."""
     if df.empty or "p_holm" not in df.columns:
         return []
@@ -140,7 +154,7 @@ def footnote(df: pd.DataFrame) -> list[str]:
     return lines + list(df.attrs.get("notes", []))
 
 
-def render(df: pd.DataFrame, fmt: str = "text", reference: str = "bce") -> str:
+def render(df, fmt: str = "text", reference: str = "bce") -> str:
     """The leaderboard as text (tabulate), Markdown, CSV (raw numbers) or an HTML table."""
     if fmt not in FORMATS:
         raise ValueError(f"Expected argument `fmt` to be one of {list(FORMATS)} but got {fmt!r}")
@@ -173,17 +187,31 @@ def render(df: pd.DataFrame, fmt: str = "text", reference: str = "bce") -> str:
 
 
 def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = None,
-                per_class: bool = True) -> str:
+                per_class: bool = True, all_settings: bool = False) -> str:
     """Open ``OUT/results.db`` and render its leaderboard.
 
-    ``reference`` defaults to the suite's ``eval.reference`` stored with the results.
+    ``reference`` defaults to the suite's ``eval.reference`` stored with the results. A tuned
+    suite (``mlbench.tune``) gets one row per loss from its chosen setting, with the chosen
+    values and the budget; ``all_settings`` adds every tried setting's validation and test
+    AUC (with ``fmt="csv"``: that table alone).
     """
+    from mlbench.analysis import build, loss_key
+    from mlbench.db import ResultsDB
+
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = reference or db.get_meta("reference", "bce")
-        df = build(db, reference=reference, per_class=per_class)
-    text = render(df, fmt, reference)
+        from mlbench.tune import SelectedRuns, annotate, render_settings, stored_plan
+
+        tuned = SelectedRuns(db) if stored_plan(db) else None
+        df = build(tuned or db, reference=reference, per_class=per_class)
+        if tuned is not None:
+            df = annotate(df, tuned.selections)
+        every = render_settings(db, fmt, tuned and tuned.selections) if all_settings else ""
+    if fmt == "csv" and all_settings:
+        return every
+    text = render(df, fmt, reference) + (f"\n{every}" if every else "")
     if fmt in ("text", "md") and not df.empty:
         done = df[df["seeds"] > 0]
         if loss_key(reference) not in set(done["loss"]):

@@ -1,8 +1,9 @@
 """One self-contained HTML report of a results folder.
 
 Plots (matplotlib, Agg) are embedded as base64 PNG; the page links nothing outside itself:
-the leaderboard table, a heat map of per-class test AUC (losses x findings), ROC curves per
-finding and training curves (validation mean AUC and training loss per epoch).
+the leaderboard table with its footnote, mean AUC against cost (train time relative to the
+reference), a heat map of per-class test AUC (losses x findings), ROC curves per finding
+(every loss its own colour and line style, the reference in black) and training curves.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mlbench.analysis import build, loss_key
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import build, finding_columns, render, short_name
+from mlbench.leaderboard import finding_columns, render, short_name
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -72,8 +74,54 @@ def heatmap(df, findings: list[str]) -> str | None:
     return _png(fig)
 
 
-def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
-    """ROC curves per finding for each loss (lowest seed), one figure per backbone/head."""
+_STYLES = ("-", "--", "-.", ":")
+
+
+def loss_styles(losses, reference: str) -> dict:
+    """{loss: matplotlib kwargs}: a colour and line style per loss, no two alike (tab10 x 4
+    styles, then tab20), the reference black, solid and thicker."""
+    import matplotlib
+
+    others = [x for x in dict.fromkeys(losses) if x != reference]
+    cmap = matplotlib.colormaps["tab10"]
+    out = {}
+    for i, loss in enumerate(others):
+        colour = cmap(i % 10) if i < 40 else matplotlib.colormaps["tab20"](i % 20)
+        out[loss] = {"color": colour, "ls": _STYLES[(i // 10) % 4 if i < 40 else i % 4], "lw": 1.0}
+    out[reference] = {"color": "black", "ls": "-", "lw": 1.8}
+    return out
+
+
+def cost_plot(df, reference: str) -> str | None:
+    """Mean AUC (with its 95% CI) against cost, one point per loss, a panel per
+    backbone/head; None when no cost is recorded."""
+    if df.empty or "cost" not in df.columns or df["cost"].isna().all():
+        return None
+    plt = _pyplot()
+    groups = list(df[df["seeds"] > 0].groupby(["backbone", "head"], sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
+    for ax, ((backbone, head), part) in zip(axes.flat, groups, strict=False):
+        styles = loss_styles(part["loss"], reference)
+        for _, row in part.iterrows():
+            cost = 1.0 if row["loss"] == reference else row["cost"]
+            if cost != cost:
+                continue
+            err = [[row["mean_auc"] - row["ci_lo"]], [row["ci_hi"] - row["mean_auc"]]]
+            ax.errorbar([cost], [row["mean_auc"]], yerr=err, fmt="o", ms=4, capsize=2,
+                        color=styles[row["loss"]]["color"])
+            ax.annotate(row["loss"], (cost, row["mean_auc"]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.axvline(1.0, color="#bbb", lw=0.8, ls="--")
+        ax.set(xlabel=f"train time / {reference}'s (same seed and device)",
+               ylabel="mean test AUC (95% CI)", title=f"{backbone} / {head}")
+    fig.suptitle("Mean AUC against training cost")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def roc_curves(db: ResultsDB, findings: list[str], reference: str = "bce") -> list[tuple[str, str]]:
+    """ROC curves per finding for each loss (lowest seed), one figure per backbone/head:
+    every loss its own colour and line style, the reference black and thicker."""
     from sklearn.metrics import roc_curve
 
     groups: dict = {}
@@ -89,6 +137,7 @@ def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
         cols = 5
         rows = math.ceil(n / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
+        styles = loss_styles(by_loss, reference)
         for loss, run in by_loss.items():
             pred = db.predictions(run["id"])
             if pred is None:
@@ -99,7 +148,8 @@ def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
                 if t.min() == t.max():
                     continue
                 fpr, tpr, _ = roc_curve(t, scores[:, c])
-                ax.plot(fpr, tpr, lw=1, label=loss)
+                ax.plot(fpr, tpr, label=loss + (" (reference)" if loss == reference else ""),
+                        **styles[loss])
         for c, ax in enumerate(axes.flat):
             if c >= n:
                 ax.axis("off")
@@ -107,7 +157,7 @@ def roc_curves(db: ResultsDB, findings: list[str]) -> list[tuple[str, str]]:
             ax.plot([0, 1], [0, 1], color="#bbb", lw=0.8, ls="--")
             ax.set_title(findings[c], fontsize=9)
             ax.tick_params(labelsize=7)
-        axes.flat[0].legend(fontsize=6, loc="lower right")
+        axes.flat[0].legend(fontsize=6, loc="lower right", ncol=2 if len(by_loss) > 8 else 1)
         fig.suptitle(f"ROC curves on the test set — {backbone} / {head} (lowest seed)")
         fig.tight_layout()
         out.append((f"{backbone} / {head}", _png(fig)))
@@ -144,7 +194,8 @@ def training_curves(db: ResultsDB) -> list[tuple[str, str]]:
         ax_auc.set(xlabel="epoch", ylabel="validation mean AUC", title="Validation mean AUC")
         ax_loss.set(xlabel="epoch", ylabel="training loss / epoch-0 loss",
                     title="Training loss (relative)")
-        ax_auc.legend(fontsize=6, ncol=2, title=f"line style: seed {seeds}", title_fontsize=6)
+        if ax_auc.get_legend_handles_labels()[0]:
+            ax_auc.legend(fontsize=6, ncol=2, title=f"line style: seed {seeds}", title_fontsize=6)
         for ax in (ax_auc, ax_loss):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(f"Training curves — {backbone} / {head}")
@@ -158,7 +209,7 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
-        reference = reference or db.get_meta("reference", "bce")
+        reference = loss_key(reference or db.get_meta("reference", "bce"))
         df = build(db, reference=reference)
         findings = db.get_meta("findings") or finding_columns(df)
         parts = [
@@ -167,15 +218,14 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
             f"{time.strftime('%Y-%m-%d %H:%M')}.</p>",
             "<h2>Leaderboard</h2>",
             render(df, "html", reference),
-            f"<p class='note'>Mean test AUC over the findings, ± std over seeds; 95% CI: "
-            f"percentile bootstrap over test images per run, bounds averaged over seeds; "
-            f"Δ and the paired DeLong p-value against {html.escape(reference)} on the same "
-            f"backbone and head (seed-matched, largest p over seeds).</p>",
         ]
+        cp = cost_plot(df, reference)
+        if cp:
+            parts += ["<h2>Mean AUC against cost</h2>", f"<img alt='mean AUC against cost' src='{cp}'>"]
         hm = heatmap(df, findings)
         if hm:
             parts += ["<h2>Per-class AUC</h2>", f"<img alt='per-class AUC heat map' src='{hm}'>"]
-        for title, uri in roc_curves(db, findings):
+        for title, uri in roc_curves(db, findings, reference):
             parts += [f"<h2>ROC curves — {html.escape(title)}</h2>",
                       f"<img alt='ROC curves' src='{uri}'>"]
         for title, uri in training_curves(db):

@@ -101,3 +101,13 @@ def test_single_valued_class_is_left_out_as_not_estimable():
     t = np.ones((10, 1))
     res = stats.paired_comparison(t, np.arange(10), np.arange(10.0)[:, None], np.arange(10.0)[:, None])
     assert np.isnan(res.delta) and res.classes == [] and "not estimable" in res.left_out[0]
+
+
+def test_counting_influence_equals_sorting_on_integer_scores():
+    rng = np.random.default_rng(6)
+    t = rng.random((5, 300)) < 0.2
+    levels = rng.integers(0, 40, (5, 300))  # many ties
+    auc, phi = stats.influence_levels(t, levels, 40)
+    auc2, phi2 = stats.influence_rows(t, levels)
+    np.testing.assert_allclose(auc, auc2, atol=1e-14)
+    np.testing.assert_allclose(phi, phi2, atol=1e-14)
