@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from mlbench.data.release import DatasetError, ReleaseTables, decode_png, index_images
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: tables.csv (open_prepared); a version-1 cache is rebuilt
 _CHUNK = 64
 
 
