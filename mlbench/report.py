@@ -210,7 +210,13 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = loss_key(reference or db.get_meta("reference", "bce"))
+        from mlbench.tune import SelectedRuns, annotate, stored_plan
+
+        if stored_plan(db):  # tuned: each loss's chosen setting (table, ROC, training curves)
+            db = SelectedRuns(db)
         df = build(db, reference=reference)
+        if isinstance(db, SelectedRuns):
+            df = annotate(df, db.selections)
         findings = db.get_meta("findings") or finding_columns(df)
         parts = [
             f"<h1>mlbench report — {html.escape(str(db.get_meta('suite', path.name)))}</h1>",

@@ -638,6 +638,10 @@ def annotate(df, selections: dict):
         val.append(sel.chosen_val_auc if sel else math.nan)
     df = df.copy()
     df["setting"], df["budget"], df["val_auc"] = chosen, budget, val
+    df.attrs["notes"] = list(df.attrs.get("notes", [])) + [
+        "Tuned: each loss's row is its chosen setting (the best validation mean AUC of its "
+        "`budget` settings; val AUC = that score; selection never reads test data); the "
+        "statistics use the chosen setting's runs only. --all-settings lists every setting."]
     return df
 
 

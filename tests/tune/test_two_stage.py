@@ -90,3 +90,5 @@ def test_cli_tiny_suite_two_stage_and_leaderboard(tmp_path, sim_root, capsys):
     assert main(["leaderboard", str(tmp_path / "out"), "--all-settings"]) == 0
     every = capsys.readouterr().out
     assert "every setting tried" in every and "val AUC (selection)" in every
+    assert main(["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]) == 0
+    assert "bce+{alpha}*msml" in (tmp_path / "r.html").read_text()
