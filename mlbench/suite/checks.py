@@ -45,16 +45,76 @@ def check_names(suite: Suite) -> None:
             create_head(head, 4, 2, **head_kwargs)
         except (TypeError, ValueError) as exc:
             raise SuiteError(f"`model.head_kwargs` for head {head!r}: {exc}") from None
+    if suite.plan is not None:
+        _check_tuned(suite)  # every setting's loss spec and train config
     for i, spec in enumerate(_as_list(suite.config["grid"]["loss"])):
+        if suite.plan is not None:
+            break  # tuned: the grid entries may hold {placeholders}, checked per setting above
         try:
-            losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"), stats=_dummy_stats())
+            loss = losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"),
+                                      stats=_dummy_stats())
         except ValueError as exc:
             raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
+        problem = _try_loss(loss)
+        if problem:
+            raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}) fails on a tiny batch: "
+                             f"{problem}; check its options (python -m mlbench losses lists "
+                             "the losses; each loss's class documents its options)")
     ref = suite.config["eval"]["reference"]
+    tuned = {c.loss for c in suite.plan.cells} if suite.plan is not None else set()
     try:
-        losses.create_loss(ref, stats=_dummy_stats())
+        if "".join(ref.split()) not in tuned:  # a tuned grid entry is its own reference label
+            losses.create_loss(ref, stats=_dummy_stats())
     except ValueError as exc:
         raise SuiteError(f"`eval.reference`: {exc}") from None
+
+
+def _check_tuned(suite: Suite) -> None:
+    """Each setting a tuned suite tries: its loss spec (built and called on a tiny batch)
+    and its train config, so a bad value fails before any run starts."""
+    import losses
+    from mlbench.engine import TrainConfig
+
+    seen: set = set()
+    for cell in suite.plan.cells:
+        for setting in cell.settings:
+            cfg = next(iter(setting.runs.values())).config
+            text = repr(cfg["loss"]) + repr(setting.values)
+            if text in seen:
+                continue
+            seen.add(text)
+            where = f"`tune` setting {setting.values} of {cell.loss!r}"
+            try:
+                loss = losses.create_loss(cfg["loss"], stats=_dummy_stats())
+            except (TypeError, ValueError) as exc:
+                raise SuiteError(f"{where}: {exc}") from None
+            problem = _try_loss(loss)
+            if problem:
+                raise SuiteError(f"{where}: the loss fails on a tiny batch: {problem}")
+            try:
+                TrainConfig.from_dict(cfg["train"], ignore_unknown=True)
+            except (TypeError, ValueError) as exc:
+                raise SuiteError(f"{where}: `train`: {exc}") from None
+
+
+def _try_loss(loss) -> str | None:
+    """Call a built loss forward and backward on a tiny batch (4 images x 14 classes, every row
+    and column with both labels): wrong option types (``gamma: "two"``) fail here, before any
+    run is built, not in every run. Returns the error in one line, or None."""
+    import torch
+
+    logits = torch.linspace(-2.0, 2.0, 4 * 14).reshape(4, 14).requires_grad_()
+    targets = (torch.arange(4)[:, None] + torch.arange(14)[None, :]) % 2
+    try:
+        value = loss(logits, targets.float())
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            value = torch.as_tensor(value).sum()
+        value.backward()
+    except Exception as exc:  # anything a loss raises on valid input is its options' fault
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+    if not torch.isfinite(value.detach()).all():
+        return f"the loss is {value.item()} (not finite)"
+    return None
 
 
 def _dummy_stats() -> dict:

@@ -22,12 +22,14 @@ def run_id(config: dict) -> str:
 
     Where the dataset is generated (``sim``), its parameters identify the data and the
     folder it lands in does not enter the id; nor does where the prepared cache is kept
-    (``dataset.cache_dir``).
+    (``dataset.cache_dir``). A tuned run's ``tune`` entry (its grid label and tried values,
+    ``mlbench.tune``) does not either: a setting is identified by its resolved config.
     """
     ident = copy.deepcopy(config)
     ident.get("dataset", {}).pop("cache_dir", None)
     if ident.get("dataset", {}).get("sim"):
         ident["dataset"].pop("root", None)
     ident.pop("suite", None)
+    ident.pop("tune", None)  # a tuned run's grid label and values: what it computes is above
     return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:12]
 

@@ -18,14 +18,17 @@ import yaml
 from mlbench.suite.identity import run_id
 from mlbench.suite.schema import (
     GRID_AXES,
+    SEED_MAX,
     SIM,
     TOP,
     Key,
     SuiteError,
     _as_list,
     _check_section,
+    _yaml_problem,
     apply_overrides,
     interpolate,
+    normalise_augment,
     train_schema,
 )
 
@@ -47,7 +50,9 @@ class Run:
 
     @property
     def loss(self) -> str:
-        return loss_label(self.config["loss"])
+        """The grid's loss label; for a tuned run, its grid entry (``bce+{alpha}*msml``)."""
+        tuned = self.config.get("tune")
+        return tuned["loss"] if tuned else loss_label(self.config["loss"])
 
     @property
     def seed(self) -> int:
@@ -62,6 +67,7 @@ class Suite:
     config: dict
     runs: list[Run]
     source: str | None = None
+    plan: Any = None  # mlbench.tune.Plan when the suite has `tune` values, else None
 
     @property
     def output(self) -> Path:
@@ -134,12 +140,7 @@ def load_suite(
         raw = copy.deepcopy(source)
     else:
         path = str(source)
-        try:
-            raw = yaml.safe_load(Path(source).read_text())
-        except FileNotFoundError:
-            raise SuiteError(f"suite file not found: {source}") from None
-        except yaml.YAMLError as exc:
-            raise SuiteError(f"{source}: not valid YAML: {exc}") from None
+        raw = _read_yaml(Path(source))
     if not isinstance(raw, dict):
         raise SuiteError(f"{source}: a suite is a mapping with keys {sorted(TOP)}")
     raw = apply_overrides(raw, overrides or [])
@@ -155,8 +156,34 @@ def load_suite(
     if cfg["output"] is None:
         cfg["output"] = str(Path("runs") / cfg["name"])
     _check_dataset(cfg)
-    runs = expand(cfg)
-    return Suite(name=cfg["name"], config=cfg, runs=runs, source=path)
+    if isinstance(cfg["train"], dict) and "augment" in cfg["train"]:
+        cfg["train"]["augment"] = normalise_augment(cfg["train"]["augment"])
+    from mlbench.tune import plan_suite
+
+    plan = plan_suite(cfg, schema["train"] if isinstance(schema["train"], dict) else None)
+    runs = plan.stage_one() if plan is not None else expand(cfg)
+    return Suite(name=cfg["name"], config=cfg, runs=runs, source=path, plan=plan)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed suite file; every way it cannot be read is one ``SuiteError`` line."""
+    if path.is_dir():
+        raise SuiteError(f"{path} is a folder, not a suite file; give a YAML file such as "
+                         "suites/quickstart.yaml")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SuiteError(f"suite file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{path} is not a text (UTF-8) file (byte {exc.start} is "
+                         f"{exc.object[exc.start:exc.start + 1]!r}); a suite is a YAML file "
+                         "such as suites/quickstart.yaml") from None
+    except OSError as exc:
+        raise SuiteError(f"cannot read the suite file {path}: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
 
 
 def _check_dataset(cfg: dict) -> None:
@@ -183,6 +210,9 @@ def expand(cfg: dict) -> list[Run]:
         for i, v in enumerate(values):
             if not isinstance(v, kind) or isinstance(v, bool):
                 raise SuiteError(f"`{axis}[{i}]` must be {kind.__name__}, got {v!r}")
+            if kind is int and not 0 <= v <= SEED_MAX:
+                raise SuiteError(f"`{axis}[{i}]` must be in [0, {SEED_MAX}] (a 32-bit seed, "
+                                 f"what every RNG of a run takes), got {v}")
         if not values:
             raise SuiteError(f"`{axis}` is empty")
     if not losses_:

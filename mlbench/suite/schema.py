@@ -36,13 +36,19 @@ class Key:
     choices: tuple | None = None
     doc: str = ""
     minimum: int | float | None = None  # smallest allowed number
+    maximum: int | float | None = None  # largest allowed number
 
+
+# Seeds are 32-bit: what every RNG of the harness takes (NumPy's legacy seed, DataLoader
+# worker seeds) and what SQLite stores as an integer.
+SEED_MAX = 2**32 - 1
 
 # A section is a dict of name -> Key | dict (a nested section).
 SIM = {
     "images": Key((int,), 2000, doc="number of images to render", minimum=1),
     "size": Key((int,), 128, doc="side of the rendered PNGs in pixels", minimum=16),
-    "seed": Key((int,), 0, doc="generator seed (same seed -> same files)"),
+    "seed": Key((int,), 0, doc="generator seed (same seed -> same files)", minimum=0,
+                maximum=SEED_MAX),
 }
 DATASET = {
     "root": Key((str, type(None)), None, doc="ChestX-ray14 folder (NIH layout)"),
@@ -50,7 +56,8 @@ DATASET = {
     "image_size": Key((int,), 224, doc="side of the training images (prepared cache)", minimum=8),
     "val_fraction": Key((float, int), 0.1, doc="share of train_val patients for validation"),
     "view": Key((str,), "all", choices=VIEWS),
-    "split_seed": Key((int,), 0, doc="seed of the train/val patient split"),
+    "split_seed": Key((int,), 0, doc="seed of the train/val patient split", minimum=0,
+                      maximum=SEED_MAX),
     "missing": Key((str,), "error", choices=MISSING),
     "cache_dir": Key((str, type(None)), None,
                      doc="prepared-cache folder (default ROOT/.mlbench_cache; for a read-only ROOT)"),
@@ -71,7 +78,8 @@ TRAIN_HARNESS = {
     "batch_size": Key((int,), 32, minimum=1),
     "eval_batch_size": Key((int,), 64, minimum=1),
     "num_workers": Key((int,), 0, doc="DataLoader worker processes", minimum=0),
-    "augment": Key((bool,), True),
+    "augment": Key((bool, dict), True,
+                   doc="true (the default recipe), false (none) or a mapping of AUGMENT keys"),
     "device": Key((str,), "auto", choices=("auto", "cpu", "cuda")),
     "deterministic": Key((bool,), True,
                          doc="deterministic algorithms, no cuDNN autotuning (false: faster on GPU)"),
@@ -103,6 +111,47 @@ CLUSTER = {
                             doc="what stays of a stored run's checkpoints"),
     "checkpoint_dir": Key((str, type(None)), None, doc="default OUT/checkpoints"),
 }
+# Image augmentation of the training split (``train.augment``): a mapping names exactly what
+# is on (a key left out is off). ``true`` is AUGMENT_TRUE; ``false`` is nothing. Applied by
+# ``mlbench.data.transforms.build_transforms``; docs/HARNESS.md has the anchors' recipes.
+AUGMENT = {
+    "hflip": Key((float, int, bool), 0.0, minimum=0,
+                 doc="probability of a horizontal flip (true: 0.5)"),
+    "rotate": Key((float, int), 0.0, minimum=0, doc="random rotation, +- degrees"),
+    "translate": Key((float, int), 0.0, minimum=0, doc="random shift, fraction of the side"),
+    "scale": Key((list, type(None)), None, doc="random zoom range [lo, hi], e.g. [0.92, 1.08]"),
+    "resized_crop": Key((list, type(None)), None,
+                        doc="random resized crop: area range [lo, hi] in (0, 1], e.g. [0.5, 1.0]"),
+    "brightness": Key((float, int), 0.0, minimum=0, doc="brightness jitter factor"),
+    "contrast": Key((float, int), 0.0, minimum=0, doc="contrast jitter factor"),
+    "randaugment": Key((dict, type(None)), None,
+                       doc="RandAugment {num_ops: N, magnitude: M} (torchvision, 0..30)"),
+}
+# ``augment: true`` (the recipe before augmentation became a mapping; same transforms).
+AUGMENT_TRUE = {"hflip": 0.0, "rotate": 7.0, "translate": 0.05, "scale": [0.92, 1.08],
+                "resized_crop": None, "brightness": 0.15, "contrast": 0.15, "randaugment": None}
+# Tuning (``mlbench.tune``): lists of values tried per loss with an equal budget, two stages.
+TUNE = {
+    "train": Key((dict,), {}, doc="train key -> list of values (every loss tries them)"),
+    "loss": Key((dict,), {}, doc="grid.loss entry -> {kwarg or {placeholder}: list of values}"),
+    "budget": Key((int, type(None)), None, minimum=1,
+                  doc="settings per loss (default: the smallest loss's number of settings)"),
+    "budget_per_loss": Key((dict,), {}, doc="grid.loss entry -> its own budget (exceptions)"),
+    "stages": Key((int,), 2, choices=(1, 2),
+                  doc="2: every setting on the first seed, the best (validation) on the rest; "
+                  "1: every setting on every seed"),
+    "seed": Key((int,), 0, doc="seed of the draw when a loss has more settings than the budget"),
+}
+# Experiment tracking (mlbench.tracking); not part of any run id. CLI: --mlflow, --tensorboard.
+TRACKING = {
+    "mlflow": Key((bool,), False, doc="log each stored run to MLflow (--mlflow)"),
+    "mlflow_uri": Key((str, type(None)), None,
+                      doc="MLflow tracking URI (--mlflow-uri; default sqlite:///OUT/mlflow.db)"),
+    "experiment": Key((str, type(None)), None, doc="MLflow experiment (default: the suite name)"),
+    "tensorboard": Key((bool,), False,
+                       doc="TensorBoard event files under OUT/tb/<run id> (--tensorboard)"),
+    "artifacts": Key((bool,), True, doc="MLflow: the best checkpoint as an artifact"),
+}
 TOP = {
     "name": Key((str,), doc="suite name"),
     "description": Key((str,), ""),
@@ -115,6 +164,8 @@ TOP = {
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
     "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)", minimum=1),
     "cluster": CLUSTER,
+    "tracking": TRACKING,
+    "tune": TUNE,
 }
 GRID_AXES = ("backbone", "head", "loss", "seed")
 
@@ -180,8 +231,23 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             if not isinstance(nxt, dict):
                 raise SuiteError(f"--set {dotted}: `{'.'.join(parts[: i + 1])}` is not a section")
             node = nxt
-        node[parts[-1]] = yaml.safe_load(text) if text.strip() else ""
+        try:
+            node[parts[-1]] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise SuiteError(
+                f"--set {dotted}: the value {text!r} is not valid YAML ({_yaml_problem(exc)}); "
+                f"quote a string (--set '{dotted}=\"...\"') or close the list or mapping "
+                "(--set 'seeds=[0, 1]')") from None
     return raw
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's reason in one line, e.g. "expected ',' or ']', but got '<stream end>'"."""
+    problem = getattr(exc, "problem", None)
+    where = getattr(exc, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    return f"{problem} at line {where.line + 1}, column {where.column + 1}" if where else problem
 
 
 def _check_section(raw: Any, schema: dict, path: str) -> dict:
@@ -216,6 +282,8 @@ def _check_section(raw: Any, schema: dict, path: str) -> dict:
             raise SuiteError(f"`{where}` must be one of {list(spec.choices)}, got {value!r}")
         if spec.minimum is not None and isinstance(value, (int, float)) and value < spec.minimum:
             raise SuiteError(f"`{where}` must be >= {spec.minimum}, got {value!r}")
+        if spec.maximum is not None and isinstance(value, (int, float)) and value > spec.maximum:
+            raise SuiteError(f"`{where}` must be <= {spec.maximum}, got {value!r}")
         if spec.types[0] is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)  # `lr: 1` and `lr: 1.0` are one config, so one run id
         out[name] = value
@@ -232,6 +300,64 @@ def _yaml_float(value: Any) -> Any:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def normalise_augment(value: Any, where: str = "train.augment") -> bool | dict:
+    """``train.augment`` in its canonical form, so one pipeline has one run id.
+
+    ``true`` / ``false`` stay as they are (existing run ids are kept); a mapping is checked
+    against ``AUGMENT``, filled with the off values, and becomes ``true`` when it is the
+    default recipe (``AUGMENT_TRUE``) and ``false`` when everything is off.
+
+    Raises:
+        SuiteError: names the key and what is allowed.
+    """
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, dict):
+        raise SuiteError(f"`{where}` must be true, false or a mapping with keys "
+                         f"{sorted(AUGMENT)}, got {value!r}")
+    out = _check_section(value, AUGMENT, where)
+    if out["hflip"] is True or out["hflip"] is False:
+        out["hflip"] = 0.5 if out["hflip"] else 0.0
+    for name in ("hflip", "rotate", "translate", "brightness", "contrast"):
+        out[name] = float(out[name])
+    if out["hflip"] > 1:
+        raise SuiteError(f"`{where}.hflip` is a probability in [0, 1], got {out['hflip']}")
+    if out["rotate"] > 180:
+        raise SuiteError(f"`{where}.rotate` must be <= 180 degrees, got {out['rotate']}")
+    if out["translate"] > 1:
+        raise SuiteError(f"`{where}.translate` must be <= 1 (fraction of the side), "
+                         f"got {out['translate']}")
+    for name, top in (("scale", None), ("resized_crop", 1.0)):
+        rng = out[name]
+        if rng is None:
+            continue
+        rng = [_yaml_float(x) for x in rng]
+        ok = (len(rng) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                    for x in rng) and 0 < rng[0] <= rng[1]
+              and (top is None or rng[1] <= top))
+        if not ok:
+            limit = f"0 < lo <= hi <= {top}" if top else "0 < lo <= hi"
+            raise SuiteError(f"`{where}.{name}` must be [lo, hi] with {limit}, got {out[name]!r}")
+        out[name] = [float(x) for x in rng]
+    ra = out["randaugment"]
+    if ra is not None:
+        ra = _check_section(ra, RANDAUGMENT, f"{where}.randaugment")
+        if ra["magnitude"] > 30:
+            raise SuiteError(f"`{where}.randaugment.magnitude` must be <= 30, got {ra['magnitude']}")
+        out["randaugment"] = ra
+    if out == AUGMENT_TRUE:
+        return True
+    if out == _check_section({}, AUGMENT, where):
+        return False
+    return out
+
+
+RANDAUGMENT = {
+    "num_ops": Key((int,), 2, minimum=1, doc="operations per image"),
+    "magnitude": Key((int,), 9, minimum=0, doc="strength, 0..30"),
+}
 
 
 
