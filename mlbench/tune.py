@@ -570,8 +570,8 @@ class SelectedRuns:
 
     ``runs()`` keeps, of each tuned cell, the chosen setting's runs only, labelled with the
     grid entry (``bce+{alpha}*msml``), with the tuned ``train`` values masked so that the
-    cell's losses share one setup (one block of statistics); runs of no tuned cell pass
-    unchanged. Everything else is the database's (``metrics``, ``predictions``, ...).
+    cell's losses share one setup (one block of statistics); tuned runs that the stored plan
+    no longer tries (a value removed) are left out; untuned runs pass unchanged. Everything else is the database's (``metrics``, ``predictions``, ...).
     """
 
     def __init__(self, db, selections: dict | None = None):
@@ -592,8 +592,8 @@ class SelectedRuns:
         out = []
         for run in self.db.runs(status):
             sels = self._chosen.get(run["id"])
-            if sels is None:
-                if run["id"] not in self._planned:
+            if sels is None:  # a tried setting not chosen, or one no plan tries any more
+                if run["id"] not in self._planned and not run["config"].get("tune"):
                     out.append(run)
                 continue
             for sel in sels:

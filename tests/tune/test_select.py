@@ -69,6 +69,13 @@ def test_selection_picks_best_validation_never_test(tmp_path):
         assert {r["config"]["train"]["lr"] for r in rows} == {"(tuned)"}
         assert {r["id"] for r in rows} == {rid for s in sel.values()
                                            for rid in s.chosen_runs.values()}
+    # a value removed from the suite: its runs stay in results.db but leave the leaderboard
+    smaller = load_suite(tuned_suite(tmp_path / "out", tune={"train": {"lr": [1e-3]}, "loss": {
+        "bce+{alpha}*msml": {"alpha": [0.1]}}}), train_keys=False)
+    with ResultsDB(suite.output) as db:
+        store_plan(db, smaller.plan)
+        rows = SelectedRuns(db).runs("finished")
+        assert {r["config"]["train"]["lr"] for r in rows} == {"(tuned)"} and len(rows) == 6
 
 
 def test_leaderboard_rows_come_from_the_chosen_setting(tmp_path):
