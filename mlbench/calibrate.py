@@ -33,13 +33,14 @@ import numpy as np
 # for its options (add_arguments) and stays fast.
 
 # method: (seed term, test term); the first is the leaderboard's
-METHODS = {
-    "leaderboard (pooled seed term, cross-seed test term)": ("pooled", "cross"),
-    "own seed term (Welch-Satterthwaite), cross-seed test term": ("own", "cross"),
-    "pooled seed term, cross-seed test term, seed df (no Welch-Satterthwaite)": ("pooled", "cross-seed-df"),
-    "pooled seed term, seed-averaged test term": ("pooled", "avg"),
-    "own seed term, seed-averaged test term (SPEC formula)": ("own", "avg"),
-    "image-level DeLong per seed, largest p (old rule)": (None, None),
+METHODS = {  # name: (seed term, test term, df rule of stats.t_df); the first is the leaderboard's
+    "leaderboard: pooled seed term + cross-seed test term": ("pooled", "cross", "ws-guard"),
+    "same, Welch-Satterthwaite df always": ("pooled", "cross", "ws"),
+    "same, seed-term df always": ("pooled", "cross", "seed"),
+    "own seed term + cross-seed test term, Welch-Satterthwaite": ("own", "cross", "ws"),
+    "pooled seed term + seed-averaged test term": ("pooled", "avg", "ws"),
+    "own seed term + seed-averaged test term, W-S (SPEC formula)": ("own", "avg", "ws"),
+    "image-level DeLong per seed, largest p (old rule)": (None, None, None),
 }
 LEADERBOARD = next(iter(METHODS))
 LEVELS = 16384  # simulated scores are quantised to this many levels (ties: midranks)
@@ -175,6 +176,7 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
         group_index,
         influence_levels,
         pooled_seed_variance,
+        t_df,
     )
 
     if losses < 3:
@@ -220,7 +222,7 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
             dpsi = psi[target] - psi[0]  # (S, N)
             terms = dict(zip(("cross", "avg"), clustered_terms(dpsi, gi, ng), strict=True))
             ps = {}
-            for method, (seed_term, test_term) in METHODS.items():
+            for method, (seed_term, test_term, df_rule) in METHODS.items():
                 if seed_term is None:  # images independent, each seed alone, largest p
                     v_img = (dpsi**2).sum(axis=1)
                     ps[method] = float(np.max(2 * _st.norm.sf(np.abs(d) / np.sqrt(v_img))))
@@ -231,11 +233,8 @@ def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, se
                     vs, df = pooled[0] / seeds, pooled[1]
                 else:
                     vs, df = d.var(ddof=1) / seeds, seeds - 1
-                var = vs + terms[test_term.split("-")[0]]
-                if test_term == "cross-seed-df":
-                    dfw = df if vs > 0 else np.inf
-                else:
-                    dfw = var**2 / (vs**2 / df) if vs > 0 else np.inf
+                var = vs + terms[test_term]
+                dfw = t_df(vs, df, terms[test_term], df_rule)
                 ps[method] = 2 * _st.t.sf(abs(d.mean()) / np.sqrt(var), dfw) if var > 0 else 1.0
                 if method == LEADERBOARD and target < losses - 1:
                     nulls.append((d.mean(), np.sqrt(var)))
@@ -319,12 +318,12 @@ def report(structure: Structure, results: list[tuple[str, dict]]) -> str:
 def calibrate(structure: Structure, *, scenarios: list[tuple[str, float]] | None = None,
               progress: bool = True, **kwargs) -> str:
     """Run ``simulate`` for each (label, seed SD) scenario and return the report."""
-    scenarios = scenarios or [("test-set noise dominates", 0.0005),
-                              ("seed noise dominates", 0.005)]
+    scenarios = scenarios or [("seed SD 0.0005 (test-set noise dominates)", 0.0005),
+                              ("seed SD 0.005 (seed noise dominates)", 0.005)]
     results = []
     for label, sd in scenarios:
         if progress:
-            print(f"{label} (seed SD {sd:g}) ...", flush=True)
+            print(f"{label} ...", flush=True)
         results.append((label, simulate(structure, seed_sd=sd, progress=progress, **kwargs)))
     return report(structure, results)
 
@@ -371,10 +370,10 @@ def main(args) -> int:
         return 2
     if args.seed_sd:
         sds = [float(x) for x in args.seed_sd.split(",")]
-        label = "seed SD {:g}"
+        label = "seed SD {:.3g}"
     else:
         sds = [info["seed_sd"] if info.get("seed_sd") else 0.003]
-        label = "seed SD {:g} (as measured in OUT)" if info.get("seed_sd") else "seed SD {:g}"
+        label = "seed SD {:.3g} (as measured in OUT)" if info.get("seed_sd") else "seed SD {:.3g}"
     losses = args.losses or min(max(info.get("losses") or 4, 3), 6)
     seeds = args.seeds or info.get("seeds") or 3
     auc = args.auc or min(max(info.get("auc") or 0.8, 0.55), 0.97)

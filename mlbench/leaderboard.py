@@ -140,8 +140,9 @@ def footnote(df) -> list[str]:
     alpha = df.attrs.get("alpha", 0.05)
     lines = [
         "95% CI and p: seed-to-seed spread (pooled over a setup's losses with every seed) + "
-        "the test-set term (DeLong influence values summed per patient), Student t with "
-        f"Welch–Satterthwaite df; p Holm: adjusted over the {df.attrs.get('comparisons', 0)} "
+        "the test-set term shared by the seeds (DeLong influence values summed per patient), "
+        "Student t with Welch–Satterthwaite df (the seed term's own df below 4); p Holm: "
+        f"adjusted over the {df.attrs.get('comparisons', 0)} "
         f"comparisons shown, * = adjusted p < {alpha:g}.",
         f"Mean AUC, Δ and CIs over the {df.attrs.get('rule', 'classes kept')}; (0.xxx) = "
         "left out of the means, n/e = not estimable (one label value in the test split); "

@@ -28,18 +28,21 @@ def test_one_seed_has_no_seed_term():
 def test_seed_term_and_welch_satterthwaite_df():
     rng = np.random.default_rng(1)
     t = (rng.random((400, 3)) < 0.3).astype(int)
-    a = np.stack([t * (1 + 0.3 * k) + rng.normal(0, 1, t.shape) for k in range(4)])
-    b = np.stack([t + rng.normal(0, 1, t.shape) for _ in range(4)])
+    a = np.stack([t * (1 + 0.3 * k) + rng.normal(0, 1, t.shape) for k in range(6)])
+    b = np.stack([t + rng.normal(0, 1, t.shape) for _ in range(6)])
     res = stats.paired_comparison(t, np.arange(400), a, b)
     classes = res.classes
     d = np.array([stats.run_stats(t, x, classes).mean_auc - stats.run_stats(t, y, classes).mean_auc
                   for x, y in zip(a, b, strict=True)])
     assert res.delta == pytest.approx(d.mean())
-    assert res.var_seed == pytest.approx(d.var(ddof=1) / 4)
+    assert res.var_seed == pytest.approx(d.var(ddof=1) / 6)
     v = res.var_seed + res.var_test
     assert res.se == pytest.approx(np.sqrt(v))
-    assert res.df == pytest.approx(v**2 / (res.var_seed**2 / 3))
+    assert res.df == pytest.approx(v**2 / (res.var_seed**2 / 5))
     assert res.p_value == pytest.approx(2 * st.t.sf(abs(res.delta) / res.se, res.df))
+    # fewer than 4 seed df: the seed term's own df (conservative; see stats.t_df)
+    few = stats.paired_comparison(t, np.arange(400), a[:3], b[:3])
+    assert few.df == 2
 
 
 def test_sign_flip_across_seeds_is_not_significant():
