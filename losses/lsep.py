@@ -33,9 +33,10 @@ def lsep_loss(
     exp(f_u − f_v)). No installed peer and no official code; checked against an independent
     float64 transcription (``tests/losses/reference.py``) and the naive pairwise form.
     Computed as softplus(LSE_N(z) + LSE_P(−z)) (same value, O(C) instead of O(C²), finite
-    for any logits). Deviations: none in value; the paper's label-decision part (thresholds)
-    is not a loss term and is left out; bf16 logits are clamped to ±65504
-    (:mod:`losses._common`).
+    for any logits). Deviations: every (p, n) pair enters (the paper samples at most t pairs
+    per image to bound the O(C²) cost, which the factorised form does not have); the paper's
+    label-decision part (counts, thresholds) is not a loss term and is left out; bf16 logits
+    are clamped to ±65504 (:mod:`losses._common`).
 
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
