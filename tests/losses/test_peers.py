@@ -40,13 +40,11 @@ def _asl_timm(detach: bool, **kwargs) -> Callable:
     the official ASL code's sum / B (→ "mean" · C), "sum" the official ``-loss.sum()``."""
 
     def peer(z, y, reduction):
-        make = lambda r: AsymmetricLossMultiLabel(  # noqa: E731
-            disable_torch_grad_focal_loss=detach, reduction=r, **kwargs
-        )
-        C = z.shape[1]
-        if reduction == "none":
-            return make("none")(z, y).mean(dim=1)
-        return make("batchmean" if reduction == "mean" else "sum")(z, y) / C
+        timm_reduction = {"none": "none", "mean": "batchmean", "sum": "sum"}[reduction]
+        loss = AsymmetricLossMultiLabel(
+            disable_torch_grad_focal_loss=detach, reduction=timm_reduction, **kwargs
+        )(z, y)
+        return loss.mean(dim=1) if reduction == "none" else loss / z.shape[1]
 
     return peer
 
@@ -189,7 +187,10 @@ def _compare(case: Case, logits: Tensor, targets: Tensor, reduction: str, name: 
         tol = {"rtol": 1e-10, "atol": 1e-12}
     else:
         tol = {"rtol": 2e-5, "atol": 2e-6}  # fp32 arithmetic on one side at least
-    msg = lambda m: f"{name} ({reduction}, {dtype}): {m}"  # noqa: E731
+
+    def msg(m: str) -> str:
+        return f"{name} ({reduction}, {dtype}): {m}"
+
     torch.testing.assert_close(got[0].to(compute), want[0].to(compute), **tol, msg=msg)
     assert got[1].dtype == dtype
     # the gradient: ours cast to the logits dtype once at the end, the peer's cast here.
