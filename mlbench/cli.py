@@ -8,7 +8,12 @@ commands, so ``--help`` and early errors are instant.
 from __future__ import annotations
 
 import argparse
+import signal
+import sqlite3
 import sys
+
+from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
+from mlbench.signals import sigterm_as_exit
 
 _EPILOG = """\
 first steps:
@@ -169,12 +174,18 @@ def _cmd_run(args) -> int:
         summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
                             retry_failed=args.retry_failed, executor=args.executor,
                             gpus=args.gpus, **cluster)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {suite.output}/results.db; run the "
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; SIGTERM: the driver's SystemExit
+        if isinstance(exc, SystemExit) and exc.code != _SIGTERM_EXIT:
+            raise
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"\n{what}: finished runs are kept in {suite.output}/results.db; run the "
               "same command again to resume", file=sys.stderr)
-        return 130
+        return 130 if isinstance(exc, KeyboardInterrupt) else _SIGTERM_EXIT
+    except sqlite3.Error as exc:  # results.db unwritable (read-only, disk full) or damaged
+        print(f"error: {results_db_problem(suite.output, exc, for_run=True)}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     print()
     print(leaderboard(suite.output, per_class=False))
@@ -207,8 +218,11 @@ def _statuses(suite) -> dict:
     path = suite.output / DB_NAME
     if not path.exists():
         return {}
-    with ResultsDB(path, readonly=True) as db:
-        return {r["id"]: r["status"] for r in db.runs()}
+    try:
+        with ResultsDB(path, readonly=True) as db:
+            return {r["id"]: r["status"] for r in db.runs()}
+    except sqlite3.DatabaseError as exc:
+        raise CommandError(results_db_problem(path, exc, for_run=True)) from None
 
 
 # ------------------------------------------------------------------ leaderboard, report
@@ -239,12 +253,19 @@ def _cmd_leaderboard(args) -> int:
     try:
         text = leaderboard(args.out, fmt=args.format, reference=args.reference,
                            per_class=not args.no_per_class)
-    except (FileNotFoundError, sqlite3.DatabaseError) as exc:
+    except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(f"error: {results_db_problem(args.out, exc)}", file=sys.stderr)
         return 2
     if args.dest:
         from pathlib import Path
 
+        problem = not_a_folder(args.dest, "--out FILE")
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         try:
             Path(args.dest).parent.mkdir(parents=True, exist_ok=True)
             with open(args.dest, "w", encoding="utf-8") as fh:
@@ -275,10 +296,17 @@ def _cmd_report(args) -> int:
 
     from mlbench.report import ReportWriteError, write_report
 
+    problem = not_a_folder(args.output, "-o FILE") if args.output else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         dest = write_report(args.out, args.output, reference=args.reference)
-    except (FileNotFoundError, sqlite3.DatabaseError, ReportWriteError) as exc:
+    except (FileNotFoundError, ReportWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:
+        print(f"error: {results_db_problem(args.out, exc)}", file=sys.stderr)
         return 2
     print(f"wrote {dest}")
     return 0
@@ -328,7 +356,71 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(mount_others=command not in _OWN_COMMANDS).parse_args(argv)
-    return int(args.func(args) or 0)
+    previous = sigterm_as_exit()  # SIGTERM stops a command as Ctrl-C does (exit code 143)
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        if exc.code != _SIGTERM_EXIT:
+            raise
+        print("\nterminated (SIGTERM)", file=sys.stderr)
+        return _SIGTERM_EXIT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+# ------------------------------------------------------------------ one-line errors
+class CommandError(Exception):
+    """A command cannot go on: ``main`` prints ``error: <message>`` (one line), exit code 2."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: an ``OSError`` as "cannot use PATH: reason"."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"cannot use {exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def results_db_problem(where, exc: BaseException, for_run: bool = False) -> str:
+    """A sqlite3 error about OUT/results.db as one line that names the file and the fix."""
+    from pathlib import Path
+
+    path = Path(where)
+    path = path if path.suffix == ".db" else path / "results.db"
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if "full" in low or "disk i/o" in low:
+        return (f"cannot write {path}: {text}; free space on that disk (or choose another "
+                "--out DIR), then run the same command again: finished runs are kept")
+    if "readonly" in low or "read-only" in low or "unable to open" in low:
+        return (f"cannot write {path}: {text}; the output folder must be writable: choose "
+                "another one with --out DIR")
+    if str(path) in text:
+        return text
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        fix = ("move it aside (or choose another --out DIR) to start a new one" if for_run
+               else "restore it from a copy, or point at another results folder")
+        return f"{path} is damaged or not a results database ({text}); {fix}"
+    return f"{path}: {text}"
+
+
+def not_a_folder(dest, option: str) -> str | None:
+    """Why ``dest`` cannot be created as a file: a part of its folder path is a file."""
+    from pathlib import Path
+
+    for parent in Path(dest).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return (f"cannot write {dest}: {parent} is a file, not a folder; choose "
+                        f"another {option}")
+            return None
+    return None
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ CXR14-sim writes the same layout plus ``SIM_MARKER``, the parameters it was made
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Preferred first: the 2020 revision corrects labels of the 2017 file.
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
@@ -22,3 +24,9 @@ MISSING = ("error", "skip")
 # Written by CXR14-sim before generation starts (so a killed generation is resumed, and a
 # folder of other data is never taken for, or overwritten as, a simulated one).
 SIM_MARKER = ".mlbench_sim.json"
+
+
+def is_sim(root) -> bool:
+    """Whether ``root`` is a CXR14-sim folder (it holds ``SIM_MARKER``): regenerated, never
+    re-downloaded, when something in it is missing or broken."""
+    return (Path(root) / SIM_MARKER).is_file()

@@ -12,8 +12,10 @@ A cache lives in ``CACHE_DIR/s{size}-{key}/`` where ``key`` hashes what it was b
                  open the splits (``open_prepared``) without the raw tree or any PNG
 
 It is built in a ``.tmp-*`` folder and renamed into place only when complete, so a killed
-or failed prepare never leaves a folder that a reader would open. A changed input gives
-another key: the stale cache is not used, and a rebuild removes it.
+or failed prepare never leaves a folder that a reader would open. The build holds a lock on
+``CACHE_DIR`` (``mlbench.data.locks``): a second process (another runner on the same data)
+waits for it and then opens the finished cache instead of building it again. A changed input
+gives another key: the stale cache is not used, and a rebuild removes it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from mlbench.data.release import DatasetError, ReleaseTables, decode_png, index_images
+from mlbench.data.locks import folder_lock
+from mlbench.data.release import (
+    DatasetError,
+    ReleaseTables,
+    decode_png,
+    index_images,
+    repair_hint,
+)
 
 CACHE_VERSION = 2  # 2: tables.csv (open_prepared); a version-1 cache is rebuilt
 _CHUNK = 64
@@ -215,6 +224,23 @@ def prepare_cache(
     if final.is_dir() and not force:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
+
+    def waiting() -> None:
+        if progress:
+            tqdm.write(f"waiting for another process that is building the prepared cache in "
+                       f"{final.parent}")
+
+    # one builder at a time per cache folder: a second runner waits, then reuses the cache
+    with folder_lock(final.parent, on_wait=waiting):
+        if final.is_dir() and not force:
+            return final
+        _build(tables, listed, sources, final, size, workers, force, progress)
+    return final
+
+
+def _build(tables: ReleaseTables, listed: dict, sources: dict, final: Path, size: int,
+           workers: int | None, force: bool, progress: bool) -> None:
+    """Build the cache ``final`` (the caller holds the folder lock)."""
     _remove_dead_tmp(final.parent)
     tmp = final.parent / _tmp_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -243,10 +269,13 @@ def prepare_cache(
                     bar.update(len(job[2]))
         bar.close()
         if bad:
+            fix = repair_hint(tables.root, "Re-extract them from the NIH archives, or delete "
+                              "them and leave them out with `dataset.missing: skip` in the "
+                              "suite (--set dataset.missing=skip; missing='skip' for "
+                              "ChestXray14)")
             raise CorruptImageError(
                 f"{len(bad)} image(s) could not be decoded while preparing the cache, e.g. "
-                + "; ".join(f"{p} ({e})" for p, e in bad[:5])
-                + ". Re-extract them from the NIH archives, or delete them and use missing='skip'."
+                + "; ".join(f"{p} ({e})" for p, e in bad[:5]) + f". {fix}."
             )
         keep = tables.meta.image.isin(listed).to_numpy()
         np.save(tmp / "labels.npy", tables.labels[keep])
@@ -270,7 +299,6 @@ def prepare_cache(
     for stale in final.parent.glob(f"s{size}-*"):  # same size, other inputs
         if stale != final and _built_here(stale):  # never another host's build
             shutil.rmtree(stale, ignore_errors=True)
-    return final
 
 
 def _built_here(path: Path) -> bool:

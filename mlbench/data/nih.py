@@ -24,15 +24,27 @@ from mlbench.data.release import (
     _check_root,
     decode_png,
     index_images,
+    repair_hint,
 )
 from mlbench.layout import MISSING, VIEWS
 
 
 def _missing_error(root: Path, missing: list[str], total: int) -> FileNotFoundError:
+    fix = repair_hint(root, "Unpack all 12 archives of the NIH release")
     return FileNotFoundError(
         f"{len(missing)} of {total} listed image(s) not found under {root}/images/ or "
-        f"{root}/images_*/images/, e.g. {missing[:5]}. Unpack all 12 archives of the NIH "
-        f"release, or pass missing='skip' to leave them out."
+        f"{root}/images_*/images/, e.g. {missing[:5]}. {fix}; or leave them out: "
+        "`dataset.missing: skip` in the suite (--set dataset.missing=skip; "
+        "missing='skip' for ChestXray14)."
+    )
+
+
+def _all_missing_error(root: Path, split: str, total: int) -> FileNotFoundError:
+    fix = repair_hint(root, "unpack the NIH archives into it")
+    return FileNotFoundError(
+        f"all {total} listed image(s) of the `{split}` split are missing under {root}/images/ "
+        f"or {root}/images_*/images/, so leaving missing images out (dataset.missing: skip) "
+        f"leaves the split empty; put the images back: {fix}"
     )
 
 
@@ -95,6 +107,8 @@ class ChestXray14(torch.utils.data.Dataset):
             absent = meta.image[~present].tolist()
             if missing == "error":
                 raise _missing_error(self.root, absent, len(meta))
+            if not present.any():
+                raise _all_missing_error(self.root, split, len(meta))
             warnings.warn(
                 f"Skipping {len(absent)} missing image(s), e.g. {absent[:5]}", stacklevel=2
             )

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mlbench.layout import LABEL_FILES, NIH_URL, SPLIT_FILES
+from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES, is_sim
 
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",
@@ -157,7 +157,14 @@ def read_label_table(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray]
     """
     path = Path(path)
     # index_col=False: the 2017 file ends every line with a comma (one more field than names)
-    raw = pd.read_csv(path, dtype=str, index_col=False, keep_default_na=False)
+    try:
+        raw = pd.read_csv(path, dtype=str, index_col=False, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"the label table {path} is empty (no header, no rows); "
+                           + _table_fix(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot read the label table {path} as CSV "
+                           f"({' '.join(str(exc).split())}); " + _table_fix(path)) from None
     raw.columns = [str(c).strip() for c in raw.columns]
     absent = [c for c in _COLUMNS if c not in raw.columns]
     if absent:
@@ -186,11 +193,30 @@ def read_label_table(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray]
     return meta, labels
 
 
+def repair_hint(root: str | os.PathLike, release: str) -> str:
+    """What to do about missing or broken files in ``root``: a CXR14-sim folder is generated
+    again (never downloaded); for a release, ``release`` says what to get from NIH."""
+    if is_sim(root):
+        return (f"{root} is CXR14-sim (it holds {SIM_MARKER}): delete that folder and generate "
+                "it again (a suite with `dataset.sim` does so on its next run; else python -m "
+                "mlbench data sim ROOT)")
+    return release
+
+
+def _table_fix(path: Path) -> str:
+    return repair_hint(path.parent, f"get {path.name} again from the NIH release ({NIH_URL})")
+
+
 def read_split_list(path: Path) -> list[str]:
     """Image names in an official split list (one per line)."""
     if not path.is_file():
         raise FileNotFoundError(f"Split list {path} not found. " + _release_hint(path.name))
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"the split list {path} is not a text file of image names; "
+                           + _table_fix(path)) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def index_images(root: str | os.PathLike) -> dict[str, Path]:

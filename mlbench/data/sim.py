@@ -11,8 +11,6 @@ function of the seed: the same seed gives byte-identical files.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import json
 import os
@@ -24,6 +22,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from mlbench.data.locks import folder_lock
 from mlbench.data.phantom import render
 from mlbench.data.release import parse_findings
 from mlbench.layout import LABEL_FILES, SIM_MARKER, SPLIT_FILES
@@ -124,18 +123,6 @@ def is_complete(root: str | os.PathLike, params: dict) -> bool:
     root = Path(root)
     return (read_marker(root) == params and (root / SPLIT_FILES["test"]).is_file()
             and (root / LABEL_FILES[0]).is_file())
-
-
-@contextlib.contextmanager
-def folder_lock(root: Path):
-    """An exclusive ``flock`` on the folder itself (no lock file left behind): concurrent
-    generators of one folder run one after the other, the later ones finding it complete."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _write_atomic(path: Path, text: str) -> None:

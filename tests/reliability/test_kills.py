@@ -1,0 +1,112 @@
+"""Killed, interrupted, terminated: the next run resumes and ends bit-identical to an
+uninterrupted one, each run stored once, the database intact (issue 15: the cases that hold,
+and SIGTERM handled like Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from mlbench.cli import main
+from mlbench.data.sim import generate_sim
+
+from .conftest import (
+    cli,
+    error_lines,
+    fingerprint,
+    finish,
+    integrity,
+    results,
+    spawn,
+    statuses,
+    tiny,
+    trained,
+    wait_for,
+    write_suite,
+)
+
+SIM = ["--images", "300", "--size", "32", "--seed", "5"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, sim_root):
+    """The tiny suite run without interruption: what every resumed run must store."""
+    folder = tmp_path_factory.mktemp("reference")
+    path = write_suite(folder / "suite.yaml", tiny(sim_root, folder / "out"))
+    assert main(["run", path, "--no-progress"]) == 0
+    return results(folder / "out")
+
+
+def _suite(sim_root, tmp_path):
+    return write_suite(tmp_path / "suite.yaml", tiny(sim_root, tmp_path / "out"))
+
+
+def _resume(capsys, path, out, reference):
+    """Run the same command again: it finishes, equal to the reference, each run stored once."""
+    code, _, err = cli(capsys, "run", path, "--no-progress")
+    assert code == 0, err
+    assert results(out) == reference
+    assert set(trained(out).values()) == {1}
+    assert integrity(out) == "ok"
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_runner_resumes_bit_identical(sim_root, tmp_path, capsys, reference):
+    path, out, hold = _suite(sim_root, tmp_path), tmp_path / "out", tmp_path / "hold"
+    proc = spawn("run", path, "--no-progress", hold=hold)
+    run_id = wait_for(hold, proc).split()[1]  # held after epoch 0's checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert statuses(out)[run_id] == "running"  # left by the dead runner: reset on the rerun
+    assert integrity(out) == "ok"
+    _resume(capsys, path, out, reference)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_is_one_line_and_resumes(sim_root, tmp_path, capsys, reference):
+    path, out, hold = _suite(sim_root, tmp_path), tmp_path / "out", tmp_path / "hold"
+    proc = spawn("run", path, "--no-progress", "--workers", "2", hold=hold)
+    pid, run_id = wait_for(hold, proc).split()
+    assert int(pid) != proc.pid  # a worker process, not the driver
+    os.kill(int(pid), signal.SIGKILL)
+    code, _, err = finish(proc)
+    assert code in (2, 3), err  # 3: a worker died (the CLI's exit codes)
+    (line,) = error_lines(err)
+    assert line.startswith("error: worker ") and "killed by SIGKILL" in line
+    assert f"its run(s) {run_id} are pending again" in line and "run the same command" in line
+    assert statuses(out)[run_id] == "pending"
+    _resume(capsys, path, out, reference)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_give_the_run_back_and_say_so(sim_root, tmp_path, capsys,
+                                                         reference, sig, code, word):
+    path, out, hold = _suite(sim_root, tmp_path), tmp_path / "out", tmp_path / "hold"
+    proc = spawn("run", path, "--no-progress", hold=hold)
+    run_id = wait_for(hold, proc).split()[1]
+    proc.send_signal(sig)
+    got, _, err = finish(proc)
+    assert got == code, err
+    assert error_lines(err) == [f"{word}: finished runs are kept in {out}/results.db; run the "
+                                "same command again to resume"]
+    assert statuses(out)[run_id] == "pending"  # given back at once, not left running
+    _resume(capsys, path, out, reference)
+
+
+@pytest.mark.slow
+def test_kill_9_during_sim_generation_resumes_bit_identical(tmp_path, capsys):
+    target = tmp_path / "sim"
+    proc = spawn("data", "sim", str(target), *SIM)
+    while len(list((target / "images").glob("*.png"))) < 20:
+        assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    code, out, err = cli(capsys, "data", "sim", str(target), *SIM)
+    assert code == 0, err
+    fresh = generate_sim(tmp_path / "fresh", images=300, size=32, seed=5, progress=False)
+    assert fingerprint(target) == fingerprint(fresh)
