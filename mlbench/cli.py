@@ -24,11 +24,22 @@ first steps:
   python -m mlbench run suites/chestxray14.yaml       the paper-style study (needs ChestX-ray14)
 
 Run `python -m mlbench COMMAND --help` for a command's options.
+Every command takes --log-level DEBUG|INFO|WARNING|ERROR (default INFO, or $MLBENCH_LOG_LEVEL).
+
+exit codes:
+  0    done (run: every selected run finished)
+  1    run: some runs failed (listed, with the command to retry them)
+  2    bad input: suite, options, data set-up, results folder
+  3    run: a worker or executor died (its run is pending again; run the same command to resume)
+  130  interrupted by Ctrl-C (143: terminated by SIGTERM); run the same command to resume
 """
 
 
 # Commands defined here; the others (``data``) come from their packages' ``register``.
 _OWN_COMMANDS = ("run", "leaderboard", "report", "losses", "calibrate")
+
+
+_OWN_COMMANDS += ("status", "export")  # mlbench.status, mlbench.tracking
 
 
 def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
@@ -47,12 +58,15 @@ def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
     _register_run(sub)
     _register_leaderboard(sub)
     _register_report(sub)
+    _register_status(sub)
+    _register_export(sub)
     _register_losses(sub)
     _register_calibrate(sub)
     if mount_others:
         from mlbench.data.cli import register as register_data
 
         register_data(sub)
+    _add_common_options(parser)
     return parser
 
 
@@ -124,6 +138,19 @@ def _register_run(sub) -> None:
                    help="checkpoint folder (default OUT/checkpoints; shared storage for "
                    "Ray/Slurm runs that should resume on another node)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: --dry-run's run list, or the summary of the "
+                   "run (counts, failed runs) instead of the leaderboard")
+    t = p.add_argument_group("experiment tracking (default: the suite's `tracking` section)")
+    t.add_argument("--mlflow", action="store_true",
+                   help="log each stored run to MLflow (default store sqlite:///OUT/mlflow.db)")
+    t.add_argument("--mlflow-uri", metavar="URI", default=None,
+                   help="MLflow tracking URI (implies --mlflow)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files under OUT/tb/<run id>")
+    p.add_argument("overrides_pos", nargs="*", metavar="KEY=VALUE",
+                   help="suite overrides as with --set (Hydra style: train.epochs=2 'seeds=[0]')")
+    _accept_key_values(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -139,6 +166,7 @@ def _cmd_run(args) -> int:
     )
 
     try:
+        args.overrides = _run_overrides(args)
         # A first look without torch: a missing dataset is reported at once.
         quick = load_suite(args.suite, overrides=args.overrides, output=args.out, train_keys=False)
         problem = data_problem(quick)
@@ -146,7 +174,12 @@ def _cmd_run(args) -> int:
             print(problem, file=sys.stderr)
             return 2
         suite = load_suite(args.suite, overrides=args.overrides, output=args.out)
-        runs = filter_runs(suite.runs, parse_only(args.only))
+        if suite.plan is not None:  # tuned (mlbench.tune): stage 1 now, stage 2 after it
+            from mlbench.tune import filter_plan
+
+            runs = filter_plan(suite.plan, parse_only(args.only))
+        else:
+            runs = filter_runs(suite.runs, parse_only(args.only))
         check_names(suite)
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -160,20 +193,34 @@ def _cmd_run(args) -> int:
                "partition": args.partition, "time_min": args.time_min, "mem_gb": args.mem_gb,
                "array_parallelism": args.array_parallelism,
                "keep_checkpoints": args.keep_checkpoints, "checkpoint_dir": args.checkpoint_dir}
+    if args.dry_run and args.format == "json":
+        return _dry_run_json(suite, runs, problem)
     if args.dry_run:
         print(describe_runs(runs, status=_statuses(suite)))
         print(f"\n{len(runs)} runs; output {suite.output}")
+        if suite.plan is not None:
+            print(suite.plan.describe())
         if problem:  # the listing stands; say that the runs could not start yet
             print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0
 
-    from mlbench.driver import run_suite
+    from mlbench.driver import WorkerDied, run_suite
     from mlbench.leaderboard import leaderboard
 
     try:
-        summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
-                            retry_failed=args.retry_failed, executor=args.executor,
-                            gpus=args.gpus, **cluster)
+        _note_command(args, suite, runs)
+        if suite.plan is not None:  # stage 1, selection on validation, stage 2
+            from mlbench.tune import run_tuned
+
+            summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
+                                workers=args.workers, progress=not args.no_progress,
+                                retry_failed=args.retry_failed, executor=args.executor,
+                                gpus=args.gpus, **cluster)
+            runs = summary["runs"]
+        else:
+            summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
+                                retry_failed=args.retry_failed, executor=args.executor,
+                                gpus=args.gpus, **cluster)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; SIGTERM: the driver's SystemExit
         if isinstance(exc, SystemExit) and exc.code != _SIGTERM_EXIT:
             raise
@@ -184,9 +231,14 @@ def _cmd_run(args) -> int:
     except sqlite3.Error as exc:  # results.db unwritable (read-only, disk full) or damaged
         print(f"error: {results_db_problem(suite.output, exc, for_run=True)}", file=sys.stderr)
         return 2
+    except WorkerDied as exc:  # its run is pending again
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    if args.format == "json":
+        return _run_json(suite, runs, summary)
     print()
     print(leaderboard(suite.output, per_class=False))
     print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
@@ -242,6 +294,9 @@ def _register_leaderboard(sub) -> None:
     p.add_argument("--reference", metavar="LOSS",
                    help="loss to compare against (default: the suite's eval.reference, bce)")
     p.add_argument("--no-per-class", action="store_true", help="leave out per-class AUC columns")
+    p.add_argument("--all-settings", action="store_true",
+                   help="tuned suites: also every tried setting's validation AUC (what selection "
+                   "used) and test AUC (with --format csv: that table alone)")
     p.set_defaults(func=_cmd_leaderboard)
 
 
@@ -252,7 +307,7 @@ def _cmd_leaderboard(args) -> int:
 
     try:
         text = leaderboard(args.out, fmt=args.format, reference=args.reference,
-                           per_class=not args.no_per_class)
+                           per_class=not args.no_per_class, all_settings=args.all_settings)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -352,10 +407,161 @@ def _cmd_losses(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ status, export, conventions
+def _register_status(sub) -> None:
+    p = sub.add_parser(
+        "status", help="what is running where, what failed, how long is left",
+        description="Runs by status per setup (backbone/head), the running runs (worker, device, "
+        "epoch, elapsed, ETA from the finished runs' durations) and the failed runs with the "
+        "first line of their error and the command to retry them. Reads OUT/results.db "
+        "read-only, so it works while a run writes it.",
+    )
+    p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json (one object; with --watch one line per update)")
+    p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    p.add_argument("--interval", type=float, default=5.0, metavar="S",
+                   help="seconds between refreshes with --watch (default 5)")
+    p.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args) -> int:
+    from mlbench.status import main as status
+
+    return status(args.out, fmt=args.format, watch=args.watch, interval=args.interval)
+
+
+def _register_export(sub) -> None:
+    p = sub.add_parser(
+        "export", help="fill an experiment tracker (MLflow, TensorBoard) from a results.db",
+        description="Log every stored run of OUT/results.db (read-only) to MLflow or as "
+        "TensorBoard event files, as `run --mlflow/--tensorboard` does while it runs. "
+        "Idempotent by run id: a run already logged unchanged is skipped.",
+    )
+    p.add_argument("tracker", choices=("mlflow", "tensorboard"), help="where to log")
+    p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
+    p.add_argument("--uri", metavar="URI", default=None,
+                   help="mlflow: tracking URI (default sqlite:///OUT/mlflow.db)")
+    p.add_argument("--experiment", metavar="NAME", default=None,
+                   help="mlflow: experiment (default: the suite's name)")
+    p.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                   help="where <run id>/best.pt is (default OUT/checkpoints)")
+    p.add_argument("--no-artifacts", action="store_true",
+                   help="mlflow: do not log the best checkpoints")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    import sqlite3
+
+    from mlbench.tracking import TrackingError, export
+
+    try:
+        counts = export(args.out, args.tracker, uri=args.uri, experiment=args.experiment,
+                        checkpoint_dir=args.checkpoint_dir, artifacts=not args.no_artifacts)
+    except (FileNotFoundError, sqlite3.DatabaseError, TrackingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.tracker}: {counts['logged']} logged, {counts['replaced']} replaced, "
+          f"{counts['unchanged']} unchanged")
+    return 0
+
+
+def _add_common_options(parser) -> None:
+    """``--version`` on ``mlbench``; ``--log-level`` on it and on every (sub-)command."""
+    from mlbench import __version__
+    from mlbench.logs import LEVELS
+
+    parser.add_argument("--version", action="version", version=f"mlbench {__version__}")
+
+    def add(p, default):
+        if any("--log-level" in a.option_strings for a in p._actions):
+            return
+        p.add_argument("--log-level", type=str.upper, choices=LEVELS, default=default,
+                       metavar="LEVEL", help="DEBUG, INFO (default), WARNING or ERROR")
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    add(child, argparse.SUPPRESS)
+
+    add(parser, None)
+
+
+def _accept_key_values(p) -> None:
+    """``KEY=VALUE`` words anywhere after the command are overrides (argparse gives the
+    positional list only the words right after SUITE)."""
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extra = parse(args, namespace)
+        kv = [e for e in extra if "=" in e and not e.startswith("-")]
+        if kv:
+            ns.overrides_pos = list(getattr(ns, "overrides_pos", None) or []) + kv
+        return ns, [e for e in extra if e not in kv]
+
+    p.parse_known_args = parse_known_args
+
+
+def _configure_logging(args) -> None:
+    from mlbench.logs import configure
+
+    configure(getattr(args, "log_level", None))
+
+
+def _run_overrides(args) -> list[str]:
+    """``--set`` values, then ``KEY=VALUE`` positionals, then the tracking flags."""
+    from mlbench.suite import SuiteError
+
+    extra = list(getattr(args, "overrides_pos", None) or [])
+    for item in extra:
+        if "=" not in item or item.startswith("="):
+            raise SuiteError(f"expected KEY=VALUE (a suite override), got {item!r}")
+    out = list(args.overrides) + extra
+    if getattr(args, "mlflow", False) or getattr(args, "mlflow_uri", None):
+        out.append("tracking.mlflow=true")
+    if getattr(args, "mlflow_uri", None):
+        out.append(f"tracking.mlflow_uri={args.mlflow_uri}")
+    if getattr(args, "tensorboard", False):
+        out.append("tracking.tensorboard=true")
+    return out
+
+
+def _note_command(args, suite, runs) -> None:
+    from mlbench.logs import record_command
+
+    record_command(suite.output, args.suite, args.overrides, [r.id for r in runs])
+
+
+def _dry_run_json(suite, runs, problem) -> int:
+    import json
+
+    status = _statuses(suite)
+    rows = [{"id": r.id, "backbone": r.backbone, "head": r.head, "loss": r.loss, "seed": r.seed,
+             "status": status.get(r.id, "new"), "config": r.config} for r in runs]
+    print(json.dumps({"suite": suite.name, "output": str(suite.output), "runs": rows,
+                      "problem": problem or None}, indent=1, default=str))
+    return 0
+
+
+def _run_json(suite, runs, summary) -> int:
+    import json
+
+    from mlbench.status import collect
+
+    ids = {r.id for r in runs}
+    st = collect(suite.output)
+    print(json.dumps({"suite": suite.name, "output": str(suite.output),
+                      "runs": len(runs), "finished": summary["finished"],
+                      "failed": summary["failed"], "seconds": round(summary["seconds"], 1),
+                      "failed_runs": [f for f in st["failed"] if f["id"] in ids]}, indent=1))
+    return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(mount_others=command not in _OWN_COMMANDS).parse_args(argv)
+    _configure_logging(args)
     previous = sigterm_as_exit()  # SIGTERM stops a command as Ctrl-C does (exit code 143)
     try:
         return int(args.func(args) or 0)

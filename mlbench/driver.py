@@ -17,6 +17,7 @@ back to pending and hands them out again, and each resumes from its last checkpo
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -26,9 +27,11 @@ from pathlib import Path
 
 from mlbench.db import LEASE_S, ResultsDB
 from mlbench.executors import Executor, make_executor
+from mlbench.logs import DriverLog, current_level
 from mlbench.runner import dataset_meta, prepare_data, run_threads
 
 EXECUTORS = ("local", "ray", "slurm")
+log = logging.getLogger("mlbench.driver")
 KEEP_CHECKPOINTS = ("none", "best", "all")
 
 
@@ -213,8 +216,11 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
             tqdm.write(f"note: {note}")
     if before["pending"]:
         checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
-        Driver(out, ids, ex, checkpoints, keep=opts["keep_checkpoints"], progress=progress,
-               before=before, cache=cache).run()
+        from mlbench.tracking import make_tracker
+
+        tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` turns one on
+        Driver(out, ids, ex, checkpoints, tracker=tracker, keep=opts["keep_checkpoints"],
+               progress=progress, before=before, cache=cache).run()
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}
@@ -231,18 +237,25 @@ class Driver:
         keep: what stays of a stored run's checkpoints: "none", "best" (best.pt) or "all".
         progress: an overall bar (and per-run bars for runs in this process).
         lease_s: lease of a claimed run, renewed every ``lease_s / 10`` by a heartbeat.
+        tracker: ``mlbench.tracking.Tracker`` fed each run once stored (or None).
+
+    Each run's events go to ``OUT/logs/<run id>.jsonl`` (``mlbench.logs.DriverLog``); the
+    overall bar shows, per worker, the run it computes and its epoch (read from those files).
         cache: the prepared cache folder the workers open by itself (``prepare_data``).
     """
 
     def __init__(self, out, ids: list[str], executor: Executor, checkpoint_dir, *,
                  keep: str = "best", progress: bool = True, lease_s: float = LEASE_S,
-                 before: dict | None = None, cache: str | None = None):
+                 tracker=None, before: dict | None = None, cache: str | None = None):
         self.out, self.ids, self.ex = Path(out), list(ids), executor
         self.checkpoint_dir, self.keep, self.progress = Path(checkpoint_dir), keep, progress
         self.lease_s = lease_s
         self.before, self.cache = before, cache
         self.in_flight: dict[str, dict] = {}
         self.lost: set[str] = set()
+        self.tracker = tracker
+        self.runlog = DriverLog(self.out)
+        self._failed = (before or {}).get("failed", 0)
 
     # ------------------------------------------------------------ loop
     def run(self) -> None:
@@ -250,6 +263,8 @@ class Driver:
         beat = threading.Thread(target=self._heartbeat, args=(stop,), daemon=True,
                                 name="mlbench-lease-heartbeat")
         bar = self._bar()
+        if bar is not None:  # runs in this process: redraw at each of their epochs
+            self.runlog.on_change = lambda: self._update(bar, None)
         previous = _on_sigterm()
         db = ResultsDB(self.out)
         try:
@@ -261,6 +276,7 @@ class Driver:
                     if run is None:
                         break
                     self.in_flight[run["id"]] = run
+                    self.runlog.claimed(run, self.ex.describe())
                     self.ex.submit(self._task(run))
                     self._say(f"[{run['id']}] {run['backbone']} / {run['head']} / "
                               f"{run['loss']} / seed {run['seed']}")
@@ -268,7 +284,7 @@ class Driver:
                     break
                 for outcome in self.ex.wait(1.0):
                     self._store(db, outcome)
-                    self._update(bar, db)
+                self._update(bar, db)
             self.ex.close()
         except BaseException as exc:
             self.ex.abort()
@@ -276,6 +292,7 @@ class Driver:
             for run_id in list(self.in_flight):
                 try:
                     db.release(run_id, f"interrupted (driver stopped: {why})")
+                    self.runlog.released(run_id, f"driver stopped: {why}")
                 except RuntimeError:  # taken over meanwhile: not ours to give back
                     pass
             raise
@@ -288,13 +305,15 @@ class Driver:
             if bar is not None:
                 self._update(bar, db)
                 bar.close()
+            self.runlog.close()
             db.close()
         self._report_deaths()
 
     def _task(self, run: dict) -> dict:
         keys = ("id", "config", "backbone", "head", "loss", "seed")
         return {"run": {k: run[k] for k in keys}, "checkpoint_dir": str(self.checkpoint_dir),
-                "cache": self.cache, "progress": self.progress and self.ex.name == "inline", "bar_position": 1}
+                "cache": self.cache, "progress": self.progress and self.ex.name == "inline", "bar_position": 1,
+                "log_dir": str(self.runlog.dir), "log_level": current_level()}
 
     def _heartbeat(self, stop: threading.Event) -> None:
         with ResultsDB(self.out) as db:
@@ -308,6 +327,7 @@ class Driver:
         if outcome.kind == "lost":
             self.lost.add(run_id)
             db.release(run_id, f"interrupted ({outcome.detail})")
+            self.runlog.released(run_id, outcome.detail)
             return
         res = outcome.result
         try:
@@ -325,7 +345,11 @@ class Driver:
                 self._say(f"[{run_id}] failed: {first[0]}")
         except RuntimeError as exc:  # no longer ours (lease expired, another driver took it)
             self._say(f"[{run_id}] result not stored: {exc}")
+            self.runlog.forget(run_id)
             return
+        self.runlog.stored(run_id, res)
+        if self.tracker:  # before pruning: best.pt goes to the tracker
+            self.tracker.after_store(db, run_id)
         self._prune(run_id)
 
     def _prune(self, run_id: str) -> None:
@@ -358,10 +382,7 @@ class Driver:
 
     # ------------------------------------------------------------ progress
     def _say(self, text: str) -> None:
-        if self.progress:
-            from tqdm import tqdm
-
-            tqdm.write(text)
+        log.info(text)
 
     def _bar(self):
         if not self.progress:
@@ -372,12 +393,17 @@ class Driver:
         return tqdm(total=len(self.ids), initial=b["finished"] + b["failed"], desc="runs",
                     unit="run", position=0, dynamic_ncols=True)
 
-    def _update(self, bar, db: ResultsDB) -> None:
+    def _update(self, bar, db: ResultsDB | None) -> None:
+        """Counts (from ``db``; None keeps them) and, per worker, its run and epoch."""
         if bar is None:
             return
-        c = db.counts(self.ids)
-        bar.n = c["finished"] + c["failed"]
-        bar.set_postfix(failed=c["failed"], running=len(self.in_flight), refresh=False)
+        if db is not None:
+            c = db.counts(self.ids)
+            bar.n = c["finished"] + c["failed"]
+            self._failed = c["failed"]
+        workers = self.runlog.postfix()
+        bar.set_postfix_str(f"failed={self._failed}, running={len(self.in_flight)}"
+                            + (f" | {workers}" if workers else ""), refresh=False)
         bar.refresh()
 
 

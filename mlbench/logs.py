@@ -484,30 +484,47 @@ def where(s: dict) -> str:
     return f"pid {pid}" if host == socket.gethostname() else str(worker)
 
 
-# ------------------------------------------------------------------ the command that ran
-COMMAND_FILE = "command.json"
+# ------------------------------------------------------------------ the commands that ran
+COMMAND_FILE = "commands.json"
+KEEP_COMMANDS = 50
 
 
-def record_command(out: str | Path, suite: str | Path, argv: list[str] | None = None) -> None:
-    """Note the suite file and command line of a ``run`` in ``OUT/logs/command.json`` (what
-    ``mlbench status`` puts in its retry commands). Best effort: a read-only OUT is fine."""
+def record_command(out: str | Path, suite: str | Path, overrides: list[str] | None = None,
+                   runs: list[str] | None = None, argv: list[str] | None = None) -> None:
+    """Note a ``run`` invocation in ``OUT/logs/commands.json`` (the last
+    :data:`KEEP_COMMANDS`): suite file, ``--set`` overrides, the run ids it selected, argv.
+    ``mlbench status`` builds each failed run's retry command from the latest one that
+    selected it. Best effort: a read-only OUT is fine."""
     import sys
 
-    argv = list(sys.argv if argv is None else argv)
-    data = {"suite": str(Path(suite).resolve()) if Path(str(suite)).exists() else str(suite),
-            "cwd": os.getcwd(), "argv": argv, "ts": round(time.time(), 3)}
+    path = Path(str(suite))
+    entry = {"suite": str(path.resolve()) if path.exists() else str(suite),
+             "overrides": list(overrides or []), "runs": list(runs or []),
+             "cwd": os.getcwd(), "argv": list(sys.argv if argv is None else argv),
+             "ts": round(time.time(), 3)}
     try:
         folder = log_dir(out)
         folder.mkdir(parents=True, exist_ok=True)
+        history = (read_commands(out) + [entry])[-KEEP_COMMANDS:]
         tmp = folder / f".{COMMAND_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
         os.replace(tmp, folder / COMMAND_FILE)
     except OSError:
         pass
 
 
-def read_command(out: str | Path) -> dict | None:
+def read_commands(out: str | Path) -> list[dict]:
+    """The recorded ``run`` invocations, oldest first (``[]`` when none)."""
     try:
-        return json.loads((log_dir(out) / COMMAND_FILE).read_text(encoding="utf-8"))
+        data = json.loads((log_dir(out) / COMMAND_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return []
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def command_for(commands: list[dict], run_id: str | None) -> dict | None:
+    """The latest invocation that selected ``run_id`` (None: the latest of all)."""
+    for entry in reversed(commands):
+        if run_id is None or run_id in entry.get("runs", ()):
+            return entry
+    return None

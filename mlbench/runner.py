@@ -372,11 +372,14 @@ def run_task(task: dict) -> RunResult:
     """
     import sys
 
+    from mlbench.logs import worker_run
+
     run = task["run"]
     try:
-        return sys.modules[__name__].execute(
-            run, task.get("checkpoint_dir"), bar_position=task.get("bar_position", 1),
-            progress=task.get("progress", False), cache=task.get("cache"))
+        with worker_run(task) as on_epoch:  # logging, OUT/logs/<run id>.jsonl
+            return sys.modules[__name__].execute(
+                run, task.get("checkpoint_dir"), bar_position=task.get("bar_position", 1),
+                progress=task.get("progress", False), cache=task.get("cache"), on_epoch=on_epoch)
     except Exception as exc:  # a broken run is recorded, the others go on
         return RunResult(run_id=run["id"], status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",

@@ -2,8 +2,10 @@
 
 Reads ``OUT/results.db`` read-only (``ResultsDB(path, readonly=True)``: no lock taken, no
 file written) and the run files ``OUT/logs/<run id>.jsonl`` of the running runs (which
-worker, device, epoch). ETA: the mean duration of the finished runs (claim to store), less
-what each running run has spent, plus the pending runs, spread over the runs in flight.
+worker, device, epoch). ETA from the mean duration of the finished runs (claim to store): a
+running run has that mean's share of its epochs left (before its first epoch: the mean less
+its elapsed time; before any run finished: its own pace); the suite has its running runs'
+ETAs plus the pending runs' means, spread over the runs in flight.
 
 :func:`collect` returns a plain dict (``--format json`` prints it); :func:`render_text` is
 the screen; :func:`main` is the command (``--watch`` refreshes).
@@ -20,8 +22,9 @@ from pathlib import Path
 
 from mlbench.db import STATUSES, ResultsDB
 from mlbench.logs import (
+    command_for,
     first_line,
-    read_command,
+    read_commands,
     read_run_log,
     run_log_path,
     summarize,
@@ -31,14 +34,32 @@ from mlbench.logs import (
 FORMATS = ("text", "json")
 
 
-def _retry_command(out: Path, run: dict | None, command: dict | None) -> str:
-    """``python -m mlbench run SUITE --out OUT --retry-failed [--only ...]``."""
-    suite = (command or {}).get("suite") or "SUITE"
-    parts = ["python", "-m", "mlbench", "run", suite, "--out", str(out), "--retry-failed"]
+def _retry_command(out: Path, run: dict | None, commands: list[dict]) -> str:
+    """``python -m mlbench run SUITE --out OUT [--set K=V]... --retry-failed [--only ...]``,
+    with the suite file and overrides of the latest ``run`` that selected the run."""
+    entry = command_for(commands, run["id"] if run is not None else None) or {}
+    parts = ["python", "-m", "mlbench", "run", entry.get("suite") or "SUITE", "--out", str(out)]
+    for item in entry.get("overrides", ()):
+        parts += ["--set", item]
+    parts.append("--retry-failed")
     if run is not None:
         for key in ("backbone", "head", "loss", "seed"):
             parts += ["--only", f"{key}={run[key]}"]
     return shlex.join(parts)
+
+
+def _retry_all(out: Path, failed: list[dict], commands: list[dict]) -> list[str]:
+    """One command per ``run`` invocation that selected failed runs (each reruns all of its
+    failed runs)."""
+    seen, out_cmds = set(), []
+    for r in failed:
+        entry = command_for(commands, r["id"])
+        key = id(entry)
+        if key in seen:
+            continue
+        seen.add(key)
+        out_cmds.append(_retry_command(out, None, [entry] if entry else []))
+    return out_cmds
 
 
 def _duration(run: dict) -> float | None:
@@ -56,7 +77,8 @@ def collect(out: str | Path, now: float | None = None) -> dict:
     out); ``failed`` (id, axes, ``error`` (first line), ``failed_step``, ``attempts``,
     ``retry``: the command); ``mean_run_s`` (mean duration of the finished runs),
     ``eta_s`` (the suite's remaining time, None when no run has finished yet) and
-    ``retry_failed`` (the command for every failed run, or None).
+    ``retry_failed`` (commands that rerun every failed run: one per ``run`` invocation that
+    selected some, with its suite file and overrides).
 
     Raises:
         FileNotFoundError: no results.db; sqlite3.DatabaseError: not an mlbench database.
@@ -66,7 +88,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
     with ResultsDB(out, readonly=True) as db:
         runs = db.runs()
         suite = db.get_meta("suite")
-    command = read_command(out)
+    commands = read_commands(out)
 
     counts = dict.fromkeys(STATUSES, 0)
     setups: dict[tuple, dict] = {}
@@ -91,7 +113,9 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         done = None if info["epoch"] is None else int(info["epoch"]) + 1
         epochs = info["epochs"] or (r["config"].get("train", {}).get("epochs"))
         eta = None
-        if mean is not None and elapsed is not None:
+        if mean is not None and done and epochs:  # the epochs left of a mean run
+            eta = mean * max(0.0, 1 - done / epochs)
+        elif mean is not None and elapsed is not None:  # no epoch done yet
             eta = max(0.0, mean - elapsed)
         elif done and epochs and elapsed is not None:  # no finished run yet: its own pace
             eta = elapsed / done * max(0, epochs - done)
@@ -109,7 +133,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         "id": r["id"], "backbone": r["backbone"], "head": r["head"], "loss": r["loss"],
         "seed": r["seed"], "error": first_line(r.get("error")) or "(no error recorded)",
         "failed_step": r.get("failed_step"), "attempts": r.get("attempts"),
-        "retry": _retry_command(out, r, command),
+        "retry": _retry_command(out, r, commands),
     } for r in runs if r["status"] == "failed"]
 
     eta_total = None
@@ -122,7 +146,8 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         "out": str(out), "suite": suite, "time": round(now, 3), "counts": counts,
         "setups": [setups[k] for k in sorted(setups)], "running": running, "failed": failed,
         "mean_run_s": _round(mean), "eta_s": _round(eta_total),
-        "retry_failed": _retry_command(out, None, command) if failed else None,
+        "retry_failed": _retry_all(out, [r for r in runs if r["status"] == "failed"],
+                                   commands),
     }
 
 
@@ -170,7 +195,8 @@ def render_text(st: dict) -> str:
             lines.append(f"  {r['id']}  {r['backbone']} / {r['head']} / {r['loss']} / seed "
                          f"{r['seed']}: {r['error']}")
             lines.append(f"    retry: {r['retry']}")
-        lines.append(f"all failed runs: {st['retry_failed']}")
+        for cmd in st["retry_failed"]:
+            lines.append(f"all failed runs: {cmd}")
     return "\n".join(lines)
 
 

@@ -350,9 +350,10 @@ class Tracker:
         self.sinks = []
         if "mlflow" in wanted:
             uri = cfg["mlflow_uri"] or default_mlflow_uri(self.out)
-            where = None
-            if cfg["mlflow_uri"] is None or uri == default_mlflow_uri(self.out):
-                where = (self.out / "mlflow-artifacts").resolve().as_uri()
+            where = None  # a tracking server keeps its own artifacts
+            if uri.startswith("sqlite:///"):  # a local store: artifacts beside it, not ./mlruns
+                db_file = Path(uri[len("sqlite:///"):].split("?")[0])
+                where = (db_file.parent / "mlflow-artifacts").resolve().as_uri()
             self.sinks.append(MLflowSink(uri, cfg["experiment"] or suite,
                                          artifact_location=where, artifacts=cfg["artifacts"]))
         if "tensorboard" in wanted:
