@@ -387,10 +387,12 @@ class DriverLog:
                                     run.get("loss"), "seed": run.get("seed")}
 
     def stored(self, run_id: str, result) -> None:
-        """A ``RunResult`` stored: its epoch lines the worker did not write, ``resumed``,
-        then ``finished`` or ``failed``."""
-        rows = current_attempt(read_run_log(run_log_path(self.out, run_id)))
-        have = {r.get("epoch") for r in rows if r.get("event") == "epoch"}
+        """A ``RunResult`` stored: the epoch lines no worker wrote (in any attempt: a
+        resumed run's earlier epochs are in its earlier attempt), ``resumed``, then
+        ``finished`` or ``failed``."""
+        every = read_run_log(run_log_path(self.out, run_id))
+        rows = current_attempt(every)
+        have = {r.get("epoch") for r in every if r.get("event") == "epoch"}
         epochs = None
         for r in rows:
             epochs = r.get("epochs", epochs)

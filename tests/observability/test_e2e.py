@@ -148,3 +148,31 @@ def test_status_agrees_with_results_db_during_a_two_worker_run(tmp_path, capsys)
                             env=env, capture_output=True, text=True, check=True).stdout
     (tmp_path / "status.txt").write_text(screen)
     assert "2 runs: 2 finished, 0 running, 0 pending, 0 failed" in screen
+
+
+@pytest.mark.slow
+def test_slurm_jobs_write_run_files_and_the_driver_tracks_them(tmp_path):
+    """Slurm through submitit's local executor (each run its own job process): the jobs
+    write their run files, the driver alone logs to MLflow."""
+    pytest.importorskip("submitit")
+    pytest.importorskip("mlflow")
+    pytest.importorskip("sqlalchemy")
+    from mlbench.driver import run_suite
+    from mlbench.executors.slurm import SlurmExecutor
+    from mlbench.suite import load_suite
+
+    suite = load_suite(write_suite(tmp_path), overrides=["tracking.mlflow=true"])
+    runs = [r for r in suite.runs if r.loss == "bce"]
+    ex = SlurmExecutor(tmp_path / "jobs", cluster="local", gpus_per_run=0, time_min=10,
+                       poll_s=0.5)
+    summary = run_suite(suite, runs, progress=False, executor=ex)
+    assert summary["finished"] == 1
+    out = suite.output
+    rows = logs.read_run_log(logs.run_log_path(out, runs[0].id))
+    assert [r["event"] for r in rows] == EVENTS_OF_A_RUN
+    assert rows[0]["executor"].startswith("jobs on submitit's local executor")
+    assert int(rows[1]["worker"].rsplit(":", 1)[1]) != os.getpid()  # the job's process
+    assert "source" not in rows[2]
+    got = mlflow_runs("sqlite:///" + str((out / "mlflow.db").resolve()), "obs")
+    assert set(got) == {runs[0].id}
+    assert got[runs[0].id].data.metrics["test/mean_auc"] == pytest.approx(rows[-1]["mean_auc"])

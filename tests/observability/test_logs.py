@@ -148,3 +148,29 @@ def test_read_run_log_skips_a_partial_line(tmp_path):
     path.write_text('{"event": "claimed", "run": "x"}\n{"event": "ep')
     assert logs.read_run_log(path) == [{"event": "claimed", "run": "x"}]
     assert logs.read_run_log(tmp_path / "missing.jsonl") == []
+
+
+def test_a_resumed_run_has_one_line_per_epoch(tmp_path, console):
+    logs.configure("WARNING", stream=console)
+    out = tmp_path / "out"
+    t = task(tmp_path, epochs=2)
+    rid = t["run"]["id"]
+    dlog = logs.DriverLog(out)
+    try:
+        dlog.claimed(t["run"])
+        with logs.worker_run(t) as on_epoch:  # killed after its first epoch
+            on_epoch({"epoch": 0, "train_loss": 0.5})
+        dlog.released(rid, "worker h:9 gone")
+        dlog.claimed(t["run"])
+        with logs.worker_run(t) as on_epoch:  # resumes from epoch 0's checkpoint
+            on_epoch({"epoch": 1, "train_loss": 0.4})
+        history = [{"epoch": 0, "train_loss": 0.5}, {"epoch": 1, "train_loss": 0.4}]
+        dlog.stored(rid, Result(rid, history=history, resumed_from=0))
+    finally:
+        dlog.close()
+    rows = logs.read_run_log(logs.run_log_path(out, rid))
+    assert [(r["event"], r.get("epoch")) for r in rows] == [
+        ("claimed", None), ("started", None), ("epoch", 0), ("released", None),
+        ("claimed", None), ("started", None), ("epoch", 1), ("resumed", None),
+        ("finished", None)]
+    assert not any(r.get("source") == "driver" for r in rows)
