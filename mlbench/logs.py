@@ -56,13 +56,21 @@ _HANDLER_NAME = "mlbench-console"
 
 # ------------------------------------------------------------------ console
 class _TqdmHandler(logging.StreamHandler):
-    """Writes records with ``tqdm.write`` (bars are redrawn below them)."""
+    """Writes records with ``tqdm.write`` (bars are redrawn below them), to ``target`` or
+    else to the ``sys.stderr`` of the moment (not the one at configuration: tests and tools
+    swap it)."""
+
+    def __init__(self, target=None):
+        super().__init__(target)
+        self.target = target
 
     def emit(self, record: logging.LogRecord) -> None:
+        import sys
+
         try:
             from tqdm import tqdm
 
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm.write(self.format(record), file=self.target or sys.stderr)
         except Exception:  # never let logging break a run
             self.handleError(record)
 
@@ -107,14 +115,12 @@ def configure(level: str | int | None = None, *, stream=None, export: bool = Tru
     Returns:
         the numeric level.
     """
-    import sys
-
     value = parse_level(level)
     logger = logging.getLogger("mlbench")
     for h in list(logger.handlers):
         if h.get_name() == _HANDLER_NAME:
             logger.removeHandler(h)
-    handler = _TqdmHandler(stream or sys.stderr)
+    handler = _TqdmHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(logging.Formatter(FORMAT, DATEFMT))
     handler.setLevel(value)

@@ -174,3 +174,16 @@ def test_a_resumed_run_has_one_line_per_epoch(tmp_path, console):
         ("claimed", None), ("started", None), ("epoch", 1), ("resumed", None),
         ("finished", None)]
     assert not any(r.get("source") == "driver" for r in rows)
+
+
+def test_console_follows_the_current_stderr(console, monkeypatch):
+    # a handler bound to the stderr of configure() time writes into a closed capture later
+    logs.configure("INFO")
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logging.getLogger("mlbench.driver").info("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    logging.getLogger("mlbench.driver").info("two")
+    assert "two" in second.getvalue() and "Logging error" not in second.getvalue()
