@@ -84,6 +84,12 @@ def cell_bytes(logits: torch.Tensor, targets: torch.Tensor, mode: str) -> int:
     return logits.numel() * (logits.element_size() + targets.element_size() + grad_bytes)
 
 
+# Time spent timing one cell: pytest-benchmark's default (at least 1 s, more with its
+# calibration) would make the default CPU run of the grids take many minutes on 2 cores.
+CELL_SECONDS = 0.3
+MIN_ROUNDS = 5
+bench_budget = pytest.mark.benchmark(max_time=CELL_SECONDS, min_rounds=MIN_ROUNDS)
+
 ROUND_SECONDS = 2e-3  # CUDA: calls per timed round, so that one sync ends ≥ ~2 ms of work
 MAX_CALLS = 20
 

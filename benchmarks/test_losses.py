@@ -8,9 +8,9 @@ gradient bytes), ``conftest.cell_bytes``) and peak memory; ``python -m benchmark
 adds × BCE (the ``bce`` cell of the same run, shape and mode), ranks the losses per shape, and
 gives each composite its time over the sum of its terms' times.
 
-A cell is timed in ``ROUND_TARGET_S`` of rounds (at least ``MIN_ROUNDS``, at most
-``MAX_ROUNDS``), so that the default CPU run of the whole grid takes a few minutes on 2 cores:
-pytest-benchmark's own calibration would spend at least a second per cell. On CUDA a round is
+A cell is timed for about ``conftest.CELL_SECONDS`` (at least ``conftest.MIN_ROUNDS`` rounds;
+the ``bench_budget`` marker), so that the default CPU run of the whole grid takes a few minutes
+on 2 cores: pytest-benchmark's default spends at least a second per cell. On CUDA a round is
 several back-to-back calls and one sync, and the device time per call (CUDA-graph replays) is
 recorded beside the wall time, for the loss built with ``validate=False`` (the check of the
 target values reads them back to the host, which a graph cannot capture).
@@ -21,12 +21,11 @@ B·C > 2**22 (``conftest.cpu_size_skip``).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 import losses
 from benchmarks.conftest import (
+    bench_budget,
     bench_inputs,
     cell_bytes,
     cpu_size_skip,
@@ -39,8 +38,6 @@ from benchmarks.specs import loss_specs, term_names
 B_GRID = [4096, 65536]
 C_GRID = [14, 80, 1000]
 MODES = ["fwd", "fwd_bwd"]
-ROUND_TARGET_S = 0.3  # wall time of the timed rounds of one cell
-MIN_ROUNDS, MAX_ROUNDS = 5, 200
 
 
 def build(spec: str, targets, **kwargs):
@@ -49,13 +46,7 @@ def build(spec: str, targets, **kwargs):
     return losses.create_loss(spec, stats=stats, **kwargs)
 
 
-def _rounds(step) -> int:
-    start = time.perf_counter()
-    step()
-    once = time.perf_counter() - start
-    return max(MIN_ROUNDS, min(MAX_ROUNDS, round(ROUND_TARGET_S / max(once, 1e-9))))
-
-
+@bench_budget
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("spec", loss_specs())
 @pytest.mark.parametrize("B", B_GRID)
@@ -68,7 +59,7 @@ def test_loss(benchmark, device, bench_record, C, B, spec, mode):
     call = make_step(build(spec, targets), logits, targets, mode)
     step, calls = timed_round(call, device)
     benchmark.group = f"losses C={C} B={B} {mode}"
-    benchmark.pedantic(step, rounds=_rounds(step), iterations=1, warmup_rounds=1)
+    benchmark(step)
     unchecked = make_step(build(spec, targets, validate=False), logits, targets, mode)
     device_seconds, note = device_time(unchecked, device)
     note = note or (device_seconds and "device time of the loss with validate=False")

@@ -24,6 +24,7 @@ import torch
 
 from benchmarks.conftest import (
     FULL_GRID,
+    bench_budget,
     bench_inputs,
     cell_bytes,
     cpu_size_skip,
@@ -82,6 +83,7 @@ def _skip_reason(variant: str, B: int, C: int, device) -> str | None:
     return cpu_size_skip(B, C, device)
 
 
+@bench_budget
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("B", B_GRID)
