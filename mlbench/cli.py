@@ -399,10 +399,9 @@ def _cmd_losses(args) -> int:
     rows = []
     for name in losses.list_losses():
         info = losses.get_loss_info(name)
-        needs = ", ".join(getattr(info, "needs", ()) or ()) or "-"
-        coupled = "yes" if getattr(info, "batch_coupled", False) else ""
-        rows.append((name, getattr(info, "reference", "") or "", needs, coupled))
-    print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled"]))
+        rows.append((name, info.reference, ", ".join(info.needs) or "-",
+                     "yes" if info.batch_coupled else "", info.peer or "-"))
+    print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled", "peer"]))
     print("\nIn a suite: grid.loss: [bce, msml, 'bce+0.1*msml', {name: asl, gamma_neg: 2}]")
     return 0
 
