@@ -283,6 +283,20 @@ def _gpu() -> str | None:
     return os.environ.get("CUDA_VISIBLE_DEVICES") or None
 
 
+def _device_label(configured: str | None) -> str:
+    """Where a run with ``train.device = configured`` computes: ``cpu`` or the GPU's name."""
+    if configured == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(torch.cuda.current_device())
+    except Exception:  # no usable CUDA: the run falls back (auto) or fails (cuda) itself
+        pass
+    return "cpu" if configured in (None, "auto") else str(configured)
+
+
 class _WorkerLog:
     """Writes a run's ``started`` and ``epoch`` lines from the process computing it."""
 
@@ -339,7 +353,7 @@ def worker_run(task: dict) -> Iterator[Callable[[dict], None]]:
     resuming = False
     if task.get("checkpoint_dir"):
         resuming = (Path(task["checkpoint_dir"]) / run["id"] / "last.pt").is_file()
-    device = (run.get("config") or {}).get("train", {}).get("device")
+    device = _device_label((run.get("config") or {}).get("train", {}).get("device"))
     wlog.write("started", worker=f"{socket.gethostname()}:{os.getpid()}", device=device,
                gpu=_gpu(), resuming=resuming, epochs=wlog.epochs)
     log.info("run %s started%s (%s / %s / %s / seed %s)", run["id"],
