@@ -176,3 +176,28 @@ def test_slurm_jobs_write_run_files_and_the_driver_tracks_them(tmp_path):
     got = mlflow_runs("sqlite:///" + str((out / "mlflow.db").resolve()), "obs")
     assert set(got) == {runs[0].id}
     assert got[runs[0].id].data.metrics["test/mean_auc"] == pytest.approx(rows[-1]["mean_auc"])
+
+
+@pytest.mark.slow
+def test_ray_tasks_write_run_files(tmp_path):
+    """Ray tasks (a local Ray instance) write their run files too."""
+    ray = pytest.importorskip("ray")
+    from mlbench.driver import run_suite
+    from mlbench.suite import load_suite
+
+    suite = load_suite(write_suite(tmp_path))
+    runs = [r for r in suite.runs if r.loss == "bce"]
+    mine = not ray.is_initialized()  # another test's instance (tests/scale) is used as is
+    if mine:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_suite(suite, runs, progress=False, executor="ray")
+    finally:
+        if mine:
+            ray.shutdown()
+    assert summary["finished"] == 1
+    rows = logs.read_run_log(logs.run_log_path(suite.output, runs[0].id))
+    assert [r["event"] for r in rows] == EVENTS_OF_A_RUN
+    assert rows[0]["executor"].startswith("Ray tasks")
+    assert int(rows[1]["worker"].rsplit(":", 1)[1]) != os.getpid()  # a Ray worker process
+    assert "source" not in rows[2]
