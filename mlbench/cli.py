@@ -84,7 +84,11 @@ examples:
 Results go to OUT/results.db (SQLite; keep OUT on a local disk), written by this process
 only. Rerunning the same command skips finished runs and restarts interrupted ones from
 their last epoch checkpoint (OUT/checkpoints/<run id>/last.pt), so a killed job is resumed
-by running it again.
+by running it again. Each run logs to OUT/logs/<run id>.jsonl; `mlbench status OUT` shows
+what runs where, what failed and the ETA while it runs.
+
+exit codes: 0 every selected run finished, 1 some runs failed, 2 bad input (suite, options,
+data), 3 a worker or executor died (rerun to resume), 130 Ctrl-C, 143 SIGTERM.
 """
 
 
