@@ -249,7 +249,10 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
                    "incomplete": 0 < len(seeds) < len(seeds_all)}
             if many_setups:
                 row["setup"] = setup
-            mean, sd = _mean_sd([by_seed[s].mean_auc for s in seeds])
+            if block.classes:
+                mean, sd = _mean_sd([by_seed[s].mean_auc for s in seeds])
+            else:  # no class passes the rule: the stored means (every class), no statistics
+                mean, sd = _mean_sd([r.get("mean_auc", math.nan) for r in recs])
             row.update(mean_auc=mean, std=sd, ci_lo=math.nan, ci_hi=math.nan, delta=math.nan,
                        delta_lo=math.nan, delta_hi=math.nan, p=math.nan, df=math.nan,
                        seed_term="")
@@ -310,6 +313,9 @@ def _block_notes(block: Block, findings: list[str], many: bool) -> list[str]:
         out.append(f"{where}: {block.ids_note}")
     if block.stats and len(block.seeds) == 1:
         out.append(f"{where}: 1 seed: no seed term, CIs and p from the test-set term alone")
+    if block.stats and not block.classes:
+        out.append(f"{where}: no class passes the sparse-class rule on this test split: mean "
+                   "AUC over every estimable class, no CIs or tests")
     if block.other_test_set:
         out.append(f"{where}: runs {', '.join(block.other_test_set)} were scored on another "
                    "test set and are left out of the statistics")

@@ -233,7 +233,7 @@ class RunStats:
 
     @property
     def mean_auc(self) -> float:
-        return float(self.auc.mean())
+        return float(self.auc.mean()) if self.auc.size else float("nan")
 
 
 def run_stats(targets, scores, classes: list[int]) -> RunStats:

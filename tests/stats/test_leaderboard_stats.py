@@ -163,3 +163,14 @@ def test_incomplete_sparse_not_estimable_and_cost(tmp_path):
     assert "Left out of the means: F2, F3" in text
     # p Holm over the 2 comparisons shown
     assert "adjusted over the 2 comparisons" in text
+
+
+def test_no_class_passes_the_rule_keeps_the_stored_means(tmp_path):
+    def scores(t, rng, groups):
+        return {(loss, s): _sig(t, rng, 1.0) for loss in ("bce", "msml") for s in (0, 1)}
+
+    make_db(tmp_path / "results.db", scores, n=60, patients=6)  # 6 patients: below the rule
+    with ResultsDB(tmp_path / "results.db", readonly=True) as db:
+        df = build(db)
+    assert df["mean_auc"].notna().all() and df["p"].isna().all()
+    assert "no class passes the sparse-class rule" in leaderboard(tmp_path)
