@@ -520,7 +520,13 @@ def _connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
         raise FileNotFoundError(f"no results database at {path}; run a suite first: "
                                 "python -m mlbench run suites/quickstart.yaml")
     url = "file:" + pathname2url(str(path.resolve()))
-    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+    queries = ("?mode=ro", "?mode=ro&immutable=1")
+    wal = path.with_name(path.name + "-wal")
+    if not path.stat().st_mode & 0o222 and not (wal.exists() and wal.stat().st_size):
+        # a file nobody may write (a read-only copy) does not change while it is read:
+        # immutable, SQLite leaves no -shm / -wal file beside it
+        queries = queries[1:]
+    for query in queries:
         conn = sqlite3.connect(url + query, uri=True, timeout=timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")

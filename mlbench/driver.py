@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from mlbench.db import LEASE_S, ResultsDB
 from mlbench.executors import Executor, make_executor
 from mlbench.logs import DriverLog, current_level
 from mlbench.runner import dataset_meta, prepare_data, run_threads
+from mlbench.signals import sigterm_as_exit
 
 EXECUTORS = ("local", "ray", "slurm")
 log = logging.getLogger("mlbench.driver")
@@ -193,8 +195,12 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     else:
         ex, note = build_executor(suite, opts, explicit_workers=workers is not None)
     out = suite.output
-    out.mkdir(parents=True, exist_ok=True)
     ids = [r.id for r in runs]
+    # the data first: a set-up that fails (missing images, a bad table) leaves no pending
+    # runs behind, nor a results.db
+    cache = prepare_data(suite.dataset, progress) if _needs_data(out, ids, retry_failed) \
+        else None
+    out.mkdir(parents=True, exist_ok=True)
     with ResultsDB(out) as db:
         db.add_runs(runs)
         reset = db.reset_stale()
@@ -207,23 +213,69 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         db.set_meta("reference", suite.config["eval"]["reference"])
         db.set_meta("findings", list(FINDINGS))
         before = db.counts(ids)
-    cache = prepare_data(suite.dataset, progress) if before["pending"] else None
-    if progress:
-        tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
-                   f"{before['pending']} to do, {before['failed']} failed"
-                   + (f"; {ex.describe()}" if before["pending"] else ""))
-        if note:
-            tqdm.write(f"note: {note}")
-    if before["pending"]:
-        checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
-        from mlbench.tracking import make_tracker
+    if before["pending"] and cache is None:  # pending only now (a reset above)
+        cache = prepare_data(suite.dataset, progress)
+    claim = None
+    if before["pending"] and given is None:  # an executor the caller made is left as it is
+        claim, ex = _claim_cores(ex, opts["threads"])
+    try:
+        if progress:
+            tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
+                       f"{before['pending']} to do, {before['failed']} failed"
+                       + (f"; {ex.describe()}" if before["pending"] else ""))
+            if note:
+                tqdm.write(f"note: {note}")
+        if before["pending"]:
+            checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
+            from mlbench.tracking import make_tracker
 
-        tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` turns one on
-        Driver(out, ids, ex, checkpoints, tracker=tracker, keep=opts["keep_checkpoints"],
-               progress=progress, before=before, cache=cache).run()
+            tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` is on
+            Driver(out, ids, ex, checkpoints, tracker=tracker, keep=opts["keep_checkpoints"],
+                   progress=progress, before=before, cache=cache).run()
+    finally:
+        if claim is not None:
+            claim.release()
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}
+
+
+def _claim_cores(ex: Executor, threads: int):
+    """Claim the cores of this machine that local CPU workers use (``mlbench.hostcores``):
+    workers x train.threads, so that concurrent runners do not oversubscribe it. Fewer free:
+    fewer workers (one: in this process); fewer than one run's threads: wait, saying so.
+
+    Returns:
+        (the claim, to release when the workers are done, or None for GPU workers; the
+        executor to use).
+    """
+    from mlbench.hostcores import claim_cores
+
+    if ex.name not in ("inline", "local") or getattr(ex, "gpus", None):
+        return None, ex
+    workers = getattr(ex, "n", 1)
+    claim = claim_cores(workers * threads, least=threads, on_wait=log.warning)
+    most = max(1, claim.cores // threads)
+    if most < workers:
+        log.warning(f"{claim.cores} free CPU core(s) on this machine (other mlbench runners "
+                    f"hold the rest): using {most} worker(s), not {workers} (the rule: "
+                    "workers x train.threads <= the cores claimed)")
+        ex = make_executor("inline") if most == 1 else make_executor("local", workers=most)
+    return claim, ex
+
+
+def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
+    """Whether some of ``ids`` will train: new, pending, running (perhaps stale), or failed
+    with ``retry_failed``. Reads an existing results.db without writing to it."""
+    from mlbench.db import DB_NAME
+
+    path = Path(out) / DB_NAME
+    if not path.is_file():
+        return bool(ids)
+    with ResultsDB(path, readonly=True) as db:
+        status = {r["id"]: r["status"] for r in db.runs()}
+    todo = {"pending", "running"} | ({"failed"} if retry_failed else set())
+    return any(status.get(i, "pending") in todo for i in ids)
 
 
 class Driver:
@@ -250,6 +302,7 @@ class Driver:
         self.out, self.ids, self.ex = Path(out), list(ids), executor
         self.checkpoint_dir, self.keep, self.progress = Path(checkpoint_dir), keep, progress
         self.lease_s = lease_s
+        self.poll_s = 1.0  # how often to look at runs held by another runner
         self.before, self.cache = before, cache
         self.in_flight: dict[str, dict] = {}
         self.lost: set[str] = set()
@@ -281,6 +334,8 @@ class Driver:
                     self._say(f"[{run['id']}] {run['backbone']} / {run['head']} / "
                               f"{run['loss']} / seed {run['seed']}")
                 if not self.in_flight:
+                    if self._held_elsewhere(db):
+                        continue
                     break
                 for outcome in self.ex.wait(1.0):
                     self._store(db, outcome)
@@ -316,9 +371,34 @@ class Driver:
                 "log_dir": str(self.runlog.dir), "log_level": current_level()}
 
     def _heartbeat(self, stop: threading.Event) -> None:
-        with ResultsDB(self.out) as db:
-            while not stop.wait(self.lease_s / 10):
-                db.renew_leases(self.lease_s)
+        try:
+            with ResultsDB(self.out) as db:
+                while not stop.wait(self.lease_s / 10):
+                    try:
+                        db.renew_leases(self.lease_s)
+                    except sqlite3.Error:  # disk full, locked: the main loop reports it
+                        pass
+        except sqlite3.Error:
+            pass
+
+    def _held_elsewhere(self, db: ResultsDB) -> bool:
+        """Whether runs of ours are held by another runner that is alive (same results.db):
+        then wait for them, say so once, and put back to pending any whose holder died
+        meanwhile (claimed next). False when none is left."""
+        held = [r for r in db.runs("running")
+                if r["id"] in set(self.ids) - self.lost and r["id"] not in self.in_flight]
+        if not held:
+            return False
+        if not getattr(self, "_told", False):
+            who = sorted({r["worker"] or "?" for r in held})
+            log.warning(f"waiting for {len(held)} run(s) held by another runner "
+                        f"({', '.join(who)}) on {self.out / 'results.db'}; they are "
+                        "stored there when done (Ctrl-C stops waiting, their runs stay "
+                        "theirs)")
+            self._told = True
+        time.sleep(self.poll_s)
+        db.reset_stale()
+        return True
 
     # ------------------------------------------------------------ results
     def _store(self, db: ResultsDB, outcome) -> None:
@@ -409,14 +489,5 @@ class Driver:
 
 def _on_sigterm():
     """A terminated driver stops like an interrupted one (its runs go back to pending)."""
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        return signal.signal(signal.SIGTERM, on_term)
-    except ValueError:
-        return None
+    return sigterm_as_exit()
 

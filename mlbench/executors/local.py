@@ -106,6 +106,7 @@ class LocalExecutor(Executor):
         self._workers: list[_Worker] = []
         self._results = None
         self._deaths: list[WorkerDeath] = []
+        self._lost: list[Outcome] = []  # runs of dead workers, until wait() hands them over
 
     def start(self) -> None:
         import multiprocessing as mp
@@ -131,7 +132,7 @@ class LocalExecutor(Executor):
             self._workers.append(_Worker(i, gpu, proc, tasks))
 
     def free_slots(self) -> int:
-        self._reap()
+        self._lost += self._reap()  # kept for wait(): a run dropped here was never given back
         return sum(1 for w in self._workers if not w.dead and w.run_id is None)
 
     def submit(self, task: dict) -> None:
@@ -152,7 +153,8 @@ class LocalExecutor(Executor):
                 if w.run_id == run_id:
                     w.run_id = None
             out.append(Outcome(run_id, "done", result))
-        out += self._reap()
+        out += self._lost + self._reap()
+        self._lost = []
         return out
 
     def _reap(self) -> list[Outcome]:

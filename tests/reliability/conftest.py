@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,9 +37,13 @@ def fingerprint(root: Path) -> dict[str, str]:
             for p in sorted(Path(root).rglob("*")) if p.is_file()}
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING) ")
+
+
 def error_lines(err: str) -> list[str]:
-    """The non-empty lines a command wrote to stderr."""
-    return [line for line in err.splitlines() if line.strip()]
+    """The non-empty lines a command wrote to stderr, its log lines (``mlbench.logs``'s
+    console format, DEBUG to WARNING) left out."""
+    return [line for line in err.splitlines() if line.strip() and not _LOG_LINE.match(line)]
 
 
 def one_error(err: str) -> str:
@@ -82,6 +87,16 @@ def sim_root(tmp_path_factory) -> Path:
     prepare_data(load_suite(tiny(root, root.parent / "unused"), env={}).dataset,
                  progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, sim_root) -> dict:
+    """What the tiny suite stores when nothing interrupts it: every resumed, raced or waited-for
+    run must store the same (``results``)."""
+    folder = tmp_path_factory.mktemp("reference")
+    path = write_suite(folder / "suite.yaml", tiny(sim_root, folder / "out"))
+    assert main(["run", path, "--no-progress"]) == 0
+    return results(folder / "out")
 
 
 @pytest.fixture(autouse=True)

@@ -100,3 +100,12 @@ def test_an_empty_or_binary_label_table_is_named(sim_root, tmp_path, capsys, con
     line = _run(capsys, tmp_path, root)
     assert str(table) in line and "No columns to parse" not in line
     assert "NIH release" in line
+
+
+def test_a_failed_set_up_leaves_no_pending_runs_behind(sim_root, tmp_path, capsys):
+    # the data are made ready before the runs are registered: no results.db with pending
+    # rows that a later `status` or leaderboard would show as work to do
+    root = _copy(sim_root, tmp_path / "nih", sim=False)
+    _images(root)[0].unlink()
+    _run(capsys, tmp_path, root)
+    assert not (tmp_path / "out" / "results.db").exists()

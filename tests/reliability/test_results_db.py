@@ -50,14 +50,15 @@ def test_a_damaged_results_db_is_named_and_left_alone(finished, tmp_path, capsys
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.db").write_bytes(b"these are not the results you are looking for\n" * 200)
-    before = fingerprint(out)
+    before = (out / "results.db").read_bytes()
     code, _, err = cli(capsys, *[a.format(suite=suite, out=out) for a in argv])
     assert code == 2
     line = one_error(err)
     assert line.startswith(f"error: {out / 'results.db'} is damaged or not a results database "
                            "(file is not a database); ")
     assert ("--out DIR" in line) == (argv[0] == "run")
-    assert fingerprint(out) == before
+    assert (out / "results.db").read_bytes() == before  # nothing beside it either:
+    assert sorted(p.name for p in out.iterdir() if p.name != "logs") == ["results.db"]
 
 
 # ------------------------------------------------------------------ read-only, full
@@ -97,6 +98,18 @@ def test_a_full_disk_is_one_line_and_loses_no_finished_run(finished, tmp_path, c
     assert code == 0, err
     assert set(statuses(back).values()) == {"finished"} and len(statuses(back)) == 8
     assert set(trained(back).values()) == {1}
+
+
+def test_leaderboard_on_a_read_only_copy_writes_nothing_beside_it(finished, tmp_path, capsys):
+    _, out = finished
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(out / "results.db", copy / "results.db")
+    (copy / "results.db").chmod(0o444)
+    code, text, err = cli(capsys, "leaderboard", str(copy))
+    assert code == 0, err
+    assert "msml" in text
+    assert sorted(p.name for p in copy.iterdir()) == ["results.db"]  # no -wal, no -shm
 
 
 # ------------------------------------------------------------------ outputs

@@ -1,0 +1,134 @@
+"""Runners side by side on one folder and one machine (issue 15, items 2 and 3): no error, no
+run trained twice, a runner waits for the runs another one holds (and takes over those of a
+dead one), the prepared cache is built once, cores are not oversubscribed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from mlbench.cli import main
+from mlbench.data.locks import folder_lock
+from mlbench.hostcores import claim_cores, cpu_cores
+
+from .conftest import (
+    cli,
+    error_lines,
+    finish,
+    integrity,
+    results,
+    spawn,
+    statuses,
+    tiny,
+    trained,
+    wait_for,
+    write_suite,
+)
+
+# the two-runner race by hand: MLBENCH_RACE_TRIALS=20 pytest tests/reliability -k race
+TRIALS = int(os.environ.get("MLBENCH_RACE_TRIALS", "2"))
+
+
+@pytest.mark.slow
+def test_two_runners_race_on_a_fresh_folder_without_error_or_duplicate(tmp_path, reference):
+    # both generate the sim, build the cache and claim runs at once: the sim and the cache are
+    # locked (the second waits, then reuses), a run is claimed once, and the first to finish
+    # waits for the run the other holds instead of exiting 1 with no reason
+    for trial in range(TRIALS):
+        folder = tmp_path / f"race{trial}"
+        folder.mkdir()
+        path = write_suite(folder / "suite.yaml", tiny(folder / "sim", folder / "out"))
+        procs = [spawn("run", path, "--no-progress") for _ in range(2)]
+        for proc in procs:
+            code, out, err = finish(proc)
+            assert code == 0, (trial, err)
+            assert "2 finished, 0 failed of 2 runs" in out, (trial, out)
+            assert "Traceback" not in err and not [
+                line for line in error_lines(err) if "error" in line.lower()], (trial, err)
+        assert set(trained(folder / "out").values()) == {1}, trial  # none trained twice
+        assert results(folder / "out") == reference, trial
+        assert integrity(folder / "out") == "ok"
+
+
+@pytest.mark.slow
+def test_a_runner_waits_for_runs_held_by_a_live_runner_and_takes_over_a_dead_ones(
+        sim_root, tmp_path, capsys, reference):
+    path, out, hold = (write_suite(tmp_path / "suite.yaml", tiny(sim_root, tmp_path / "out")),
+                       tmp_path / "out", tmp_path / "hold")
+    holder = spawn("run", path, "--no-progress", hold=hold)
+    held = wait_for(hold, holder).split()[1]  # the other runner holds this run, alive
+
+    def kill_the_holder_once_the_rest_is_done():
+        other = [i for i in reference if i != held]
+        while not all(statuses(out).get(i) == "finished" for i in other):
+            time.sleep(0.2)
+        time.sleep(1.5)  # this runner is waiting for the held run now
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait()  # reaped, as a shell reaps it: its pid is gone
+
+    killer = threading.Thread(target=kill_the_holder_once_the_rest_is_done, daemon=True)
+    killer.start()
+    code, stdout, err = cli(capsys, "run", path, "--no-progress")
+    killer.join(timeout=60)
+    assert code == 0, err
+    assert "waiting for 1 run(s) held by another runner" in err
+    assert "2 finished, 0 failed of 2 runs" in stdout
+    assert results(out) == reference and set(trained(out).values()) == {1}
+
+
+def test_a_second_cache_builder_waits_and_reuses_the_cache(sim_root, tmp_path, capsys):
+    import shutil
+
+    from mlbench.data import cache as cache_mod
+
+    root = tmp_path / "sim"
+    shutil.copytree(sim_root, root, ignore=shutil.ignore_patterns(".mlbench_cache"))
+    folder = root / ".mlbench_cache"
+    folder.mkdir()
+    builds = []
+    real_build = cache_mod._build
+    cache_mod._build = lambda *a: builds.append(a) or real_build(*a)
+    got = []
+    try:
+        with folder_lock(folder):  # another process is building it
+            waiter = threading.Thread(target=lambda: got.append(
+                main(["data", "prepare", str(root), "--size", "16", "--workers", "1"])))
+            waiter.start()
+            time.sleep(1.0)
+            assert waiter.is_alive()  # waits for the lock
+            real_build(*cache_mod._locate(root, 16, None)[:4], 16, 1, False, False)
+        waiter.join(timeout=120)
+    finally:
+        cache_mod._build = real_build
+    out = capsys.readouterr().out
+    assert got == [0] and builds == []  # it found the cache the other one built
+    assert f"waiting for another process that is building the prepared cache in {folder}" in out
+    assert len(list(folder.glob("s16-*"))) == 1
+
+
+@pytest.mark.skipif(cpu_cores() < 2, reason="needs 2 cores")
+def test_a_runner_takes_only_the_free_cores(sim_root, tmp_path, capsys, reference):
+    path = write_suite(tmp_path / "suite.yaml", tiny(sim_root, tmp_path / "out"))
+    with claim_cores(cpu_cores() - 1):  # another runner holds all cores but one
+        code, _, err = cli(capsys, "run", path, "--no-progress", "--workers", "2")
+    assert code == 0, err
+    assert "1 free CPU core(s) on this machine (other mlbench runners hold the rest): using " \
+           "1 worker(s), not 2" in err
+    assert results(tmp_path / "out") == reference
+
+
+def test_a_runner_waits_while_every_core_is_taken(sim_root, tmp_path, capsys, reference):
+    path = write_suite(tmp_path / "suite.yaml", tiny(sim_root, tmp_path / "out"))
+    other = claim_cores(cpu_cores())  # another runner holds every core
+    threading.Timer(2.0, other.release).start()
+    t0 = time.monotonic()
+    code, _, err = cli(capsys, "run", path, "--no-progress")
+    assert code == 0, err
+    assert time.monotonic() - t0 >= 2.0
+    assert f"waiting for a free CPU core: other mlbench runners (pids {os.getpid()}) hold " \
+           f"{cpu_cores()} of the {cpu_cores()} cores of this machine" in err
+    assert results(tmp_path / "out") == reference
