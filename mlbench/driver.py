@@ -213,19 +213,23 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         db.set_meta("reference", suite.config["eval"]["reference"])
         db.set_meta("findings", list(FINDINGS))
         before = db.counts(ids)
-    if before["pending"] and cache is None:  # pending only now (a reset above)
+    # running now: held by another live runner (stale ones were reset above); waited for, and
+    # taken over if that runner dies, so this call ends with every run stored
+    todo = before["pending"] + before["running"]
+    if todo and cache is None:  # to do only now (a reset above)
         cache = prepare_data(suite.dataset, progress)
     claim = None
-    if before["pending"] and given is None:  # an executor the caller made is left as it is
+    if todo and given is None:  # an executor the caller made is left as it is
         claim, ex = _claim_cores(ex, opts["threads"])
     try:
         if progress:
+            held = f", {before['running']} held by another runner" if before["running"] else ""
             tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
-                       f"{before['pending']} to do, {before['failed']} failed"
-                       + (f"; {ex.describe()}" if before["pending"] else ""))
+                       f"{before['pending']} to do{held}, {before['failed']} failed"
+                       + (f"; {ex.describe()}" if todo else ""))
             if note:
                 tqdm.write(f"note: {note}")
-        if before["pending"]:
+        if todo:
             checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
             from mlbench.tracking import make_tracker
 
@@ -272,8 +276,13 @@ def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
     path = Path(out) / DB_NAME
     if not path.is_file():
         return bool(ids)
-    with ResultsDB(path, readonly=True) as db:
-        status = {r["id"]: r["status"] for r in db.runs()}
+    try:
+        with ResultsDB(path, readonly=True) as db:
+            status = {r["id"]: r["status"] for r in db.runs()}
+    except sqlite3.DatabaseError as exc:
+        if "no runs table" in str(exc):  # empty: another runner is creating it right now
+            return bool(ids)
+        raise
     todo = {"pending", "running"} | ({"failed"} if retry_failed else set())
     return any(status.get(i, "pending") in todo for i in ids)
 

@@ -69,11 +69,20 @@ def _open_pool(folder: Path, n: int) -> list[Path] | None:
     return [folder / f"core-{i}.lock" for i in range(n)]
 
 
+_DENIED = -1  # a lock file this user may not open: the pool is not usable here
+
+
 def _try_lock(path: Path) -> int | None:
+    """An fd holding ``path``'s lock, None when another process holds it, ``_DENIED`` when
+    it cannot be opened."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
-        return None
+        return _DENIED
+    try:
+        os.fchmod(fd, 0o666)  # every user of the machine shares the pool (umask aside)
+    except OSError:
+        pass
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -139,6 +148,10 @@ def claim_cores(want: int, *, least: int = 1, cores: int | None = None,
             if len(fds) == want:
                 break
             fd = _try_lock(path)
+            if fd == _DENIED:  # not ours to use: count the machine's cores alone
+                for held in fds:
+                    os.close(held)
+                return CoreClaim(want, [], pooled=False)
             if fd is not None:
                 fds.append(fd)
         if len(fds) >= least:

@@ -55,10 +55,14 @@ def test_two_runners_race_on_a_fresh_folder_without_error_or_duplicate(tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("rest_done_first", [False, True],
+                         ids=["trains-the-rest-then-waits", "nothing-left-but-the-held-run"])
 def test_a_runner_waits_for_runs_held_by_a_live_runner_and_takes_over_a_dead_ones(
-        sim_root, tmp_path, capsys, reference):
+        sim_root, tmp_path, capsys, reference, rest_done_first):
     path, out, hold = (write_suite(tmp_path / "suite.yaml", tiny(sim_root, tmp_path / "out")),
                        tmp_path / "out", tmp_path / "hold")
+    if rest_done_first:  # the msml run is finished before either runner starts
+        assert cli(capsys, "run", path, "--no-progress", "--only", "loss=msml")[0] == 0
     holder = spawn("run", path, "--no-progress", hold=hold)
     held = wait_for(hold, holder).split()[1]  # the other runner holds this run, alive
 
@@ -132,3 +136,15 @@ def test_a_runner_waits_while_every_core_is_taken(sim_root, tmp_path, capsys, re
     assert f"waiting for a free CPU core: other mlbench runners (pids {os.getpid()}) hold " \
            f"{cpu_cores()} of the {cpu_cores()} cores of this machine" in err
     assert results(tmp_path / "out") == reference
+
+
+def test_a_core_pool_this_user_cannot_use_is_left_out(tmp_path, monkeypatch):
+    # a lock file that cannot be opened (another user's, say) must not make runners wait forever
+    pool = tmp_path / "pool"
+    (pool / "core-0.lock").mkdir(parents=True)
+    monkeypatch.setenv("MLBENCH_CORE_DIR", str(pool))
+    with claim_cores(2, cores=2) as claim:
+        assert claim.cores == 2 and not claim.pooled
+    monkeypatch.setenv("MLBENCH_CORE_DIR", "off")
+    with claim_cores(3, cores=2) as claim:
+        assert claim.cores == 2 and not claim.pooled

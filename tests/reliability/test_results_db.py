@@ -140,3 +140,17 @@ def test_script_in_names_is_escaped_in_the_html(sim_root, tmp_path, capsys):
         assert "<script>alert" not in html, page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (tmp_path / "r.html").read_text()
     assert integrity(tmp_path / "out") == "ok"
+
+
+def test_a_loss_with_fewer_finished_seeds_is_marked_incomplete(sim_root, tmp_path, capsys):
+    # the leaderboard ranked a loss with 1 of 3 seeds done as if it were complete
+    out = tmp_path / "out"
+    path = write_suite(tmp_path / "suite.yaml", tiny(sim_root, out, seeds=[0, 1, 2]))
+    assert cli(capsys, "run", path, "--no-progress", "--only", "loss=bce")[0] == 0
+    assert cli(capsys, "run", path, "--no-progress", "--only", "loss=msml",
+               "--only", "seed=0")[0] == 0
+    code, text, _ = cli(capsys, "leaderboard", str(out), "--no-per-class")
+    assert code == 0
+    rows = {line.split()[0]: line for line in text.splitlines() if line.split()[:1] in
+            (["bce"], ["msml"])}
+    assert "1 incomplete" in rows["msml"] and "incomplete" not in rows["bce"]
