@@ -149,7 +149,8 @@ class _Data:
             cache: str | None = None) -> dict:
         from mlbench.data import build_transforms
 
-        key = (json.dumps(ds_cfg, sort_keys=True), train_cfg["augment"], mean, std, cache)
+        key = (json.dumps(ds_cfg, sort_keys=True), json.dumps(train_cfg["augment"], sort_keys=True),
+               mean, std, cache)  # augment: true | false | a mapping (not hashable)
         if key not in self._cache:
             size = ds_cfg["image_size"]
             train_tf = build_transforms(True, size, mean, std, augment=train_cfg["augment"])

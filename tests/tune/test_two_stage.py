@@ -92,3 +92,15 @@ def test_cli_tiny_suite_two_stage_and_leaderboard(tmp_path, sim_root, capsys):
     assert "every setting tried" in every and "val AUC (selection)" in every
     assert main(["report", str(tmp_path / "out"), "-o", str(tmp_path / "r.html")]) == 0
     assert "bce+{alpha}*msml" in (tmp_path / "r.html").read_text()
+
+
+def test_augment_mapping_trains_and_is_tuned(tmp_path, sim_root):
+    out = tmp_path / "out"
+    suite = load_suite(tuned_suite(out, root=sim_root, losses=("bce",), seeds=[0], tune={
+        "train": {"augment": [False, {"hflip": 0.5, "rotate": 5, "resized_crop": [0.6, 1.0]}]}}),
+        env={})
+    summary = run_tuned(suite, workers=1, progress=False, say=False)
+    assert summary["finished"] == 2 and summary["failed"] == 0
+    with ResultsDB(out, readonly=True) as db:
+        augments = sorted(str(r["config"]["train"]["augment"]) for r in db.runs())
+    assert augments[0] == "False" and "'hflip': 0.5" in augments[1]
