@@ -125,13 +125,23 @@ def is_complete(root: str | os.PathLike, params: dict) -> bool:
             and (root / LABEL_FILES[0]).is_file())
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="\n") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _write_atomic(path: Path, text: str, tmp_dir: Path | None = None) -> None:
+    """Write ``path`` through a temporary file renamed over it (in ``tmp_dir``, default the
+    same folder; falls back to that folder where ``tmp_dir`` is another file system)."""
+    name = f".{path.name}.tmp-{os.getpid()}"
+    for folder in ([tmp_dir] if tmp_dir is not None else []) + [path.parent]:
+        tmp = folder / name
+        with open(tmp, "w", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            if folder == path.parent:
+                raise
 
 
 def _refusal(out: Path, params: dict, force: bool) -> str | None:
@@ -210,7 +220,9 @@ def generate_sim(
             for name in (*SPLIT_FILES.values(), *LABEL_FILES):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "images", ignore_errors=True)
-        _write_atomic(out / SIM_MARKER, json.dumps(params, sort_keys=True))
+        # the temporary file beside the folder, not in it: a second runner looking at the
+        # folder meanwhile sees it empty or marked, never "not empty and not CXR14-sim"
+        _write_atomic(out / SIM_MARKER, json.dumps(params, sort_keys=True), tmp_dir=out.parent)
         _write(out, images, size, seed, test_fraction, progress)
     return out
 
