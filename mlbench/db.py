@@ -21,23 +21,37 @@ Holding a run: a claim takes a lease (``lease_until``) that the holder renews wi
 its lease has run out, or, on this host, when its holder process is gone; a holder on
 another host is judged by its lease alone (its pid means nothing here). Older databases
 gain the ``device`` and ``lease_until`` columns when opened for writing.
+
+Beside it: ``mlbench.db_io`` (blobs, the read-only connection, older columns),
+``mlbench.db_testsets`` (the test-set ids), ``mlbench.host`` (``worker_name``).
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import socket
 import sqlite3
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlbench.db_io import (
+    add_missing_columns,
+    connect_readonly,
+    finite,
+    json_default,
+    pack_array,
+    run_dict,
+    unpack_array,
+)
+from mlbench.db_testsets import TEST_SETS_SCHEMA, RunTestSetsMixin
+from mlbench.host import same_host, worker_alive, worker_name
+
+__all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB", "pack_array", "unpack_array",
+           "worker_name"]
 
 DB_NAME = "results.db"
 STATUSES = ("pending", "running", "finished", "failed")
@@ -95,52 +109,10 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
--- test image and patient ids (statistics: mlbench.stats), stored once per distinct test set
-CREATE TABLE IF NOT EXISTS test_sets (
-    key TEXT PRIMARY KEY,
-    images BLOB NOT NULL,
-    patients BLOB
-);
-CREATE TABLE IF NOT EXISTS run_test_sets (
-    run_id TEXT PRIMARY KEY REFERENCES runs(id),
-    test_set TEXT NOT NULL REFERENCES test_sets(key)
-);
-"""
+""" + TEST_SETS_SCHEMA
 
 
-def worker_name() -> str:
-    """``host:pid`` of this process (who holds a running run)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pack_array(a: np.ndarray) -> bytes:
-    """An array as a zlib-compressed ``.npy`` blob (dtype and shape kept)."""
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
-    return zlib.compress(buf.getvalue(), 6)
-
-
-def unpack_array(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
-
-
-def _finite(x: Any) -> float | None:
-    """A float for SQLite; NaN is stored as NULL (SQLite has no NaN)."""
-    if x is None:
-        return None
-    x = float(x)
-    return None if x != x else x
-
-
-class ResultsDB:
+class ResultsDB(RunTestSetsMixin):
     """Results of one output folder. Open one per process; connections are not shared.
 
     Args:
@@ -159,7 +131,7 @@ class ResultsDB:
             path = path / DB_NAME
         self.path = path
         if readonly:
-            self.conn = _connect_readonly(path, timeout)
+            self.conn = connect_readonly(path, timeout)
             self.conn.row_factory = sqlite3.Row
             return
         self.conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
@@ -172,7 +144,7 @@ class ResultsDB:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self.conn.execute(stmt)
-            _add_missing_columns(self.conn)
+            add_missing_columns(self.conn)
 
     # ------------------------------------------------------------ plumbing
     @contextmanager
@@ -211,7 +183,7 @@ class ResultsDB:
         with self.transaction():
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                (key, json.dumps(value, default=_json_default)),
+                (key, json.dumps(value, default=json_default)),
             )
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -234,7 +206,7 @@ class ResultsDB:
                     "INSERT OR IGNORE INTO runs (id, suite, backbone, head, loss, seed, config,"
                     " status, created) VALUES (?,?,?,?,?,?,?,'pending',?)",
                     (run.id, cfg["suite"], run.backbone, run.head, run.loss, run.seed,
-                     json.dumps(cfg, sort_keys=True, default=_json_default), now),
+                     json.dumps(cfg, sort_keys=True, default=json_default), now),
                 )
                 if cur.rowcount:
                     added += 1
@@ -268,7 +240,7 @@ class ResultsDB:
                         lease = (row["started"] or 0.0) + LEASE_S
                     if lease < now:
                         why = f"interrupted (lease of {row['worker']} expired)"
-                    elif _same_host(row["worker"]) and not _worker_alive(row["worker"]):
+                    elif same_host(row["worker"]) and not worker_alive(row["worker"]):
                         why = f"interrupted (worker {row['worker']} gone)"
                     else:
                         continue
@@ -351,7 +323,7 @@ class ResultsDB:
         with self.transaction():
             self.conn.execute(
                 "INSERT OR REPLACE INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
-                (run_id, int(epoch), json.dumps(data, default=_json_default)),
+                (run_id, int(epoch), json.dumps(data, default=json_default)),
             )
 
     def finish(
@@ -381,7 +353,7 @@ class ResultsDB:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO metrics (run_id, name, finding, value, lo, hi)"
                 " VALUES (?,?,?,?,?,?)",
-                [(run_id, n, f, _finite(v), _finite(lo), _finite(hi)) for n, f, v, lo, hi in metrics],
+                [(run_id, n, f, finite(v), finite(lo), finite(hi)) for n, f, v, lo, hi in metrics],
             )
             self.conn.execute(
                 "INSERT OR REPLACE INTO predictions (run_id, scores, targets) VALUES (?,?,?)",
@@ -394,7 +366,7 @@ class ResultsDB:
                 self.conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
                 self.conn.executemany(
                     "INSERT INTO epochs (run_id, epoch, data) VALUES (?,?,?)",
-                    [(run_id, int(e.get("epoch", i)), json.dumps(e, default=_json_default))
+                    [(run_id, int(e.get("epoch", i)), json.dumps(e, default=json_default))
                      for i, e in enumerate(epochs)],
                 )
             self.conn.execute(
@@ -432,13 +404,13 @@ class ResultsDB:
     # ------------------------------------------------------------ queries
     def get_run(self, run_id: str) -> dict | None:
         row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        return _run_dict(row) if row else None
+        return run_dict(row) if row else None
 
     def runs(self, status: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM runs", ()
         if status is not None:
             sql, args = sql + " WHERE status=?", (status,)
-        return [_run_dict(r) for r in self.conn.execute(sql + " ORDER BY created, rowid", args)]
+        return [run_dict(r) for r in self.conn.execute(sql + " ORDER BY created, rowid", args)]
 
     def counts(self, ids: Iterable[str] | None = None) -> dict[str, int]:
         """Number of runs per status (among ``ids`` when given)."""
@@ -469,113 +441,8 @@ class ResultsDB:
             return None
         return unpack_array(row["scores"]), unpack_array(row["targets"])
 
-    # ------------------------------------------------------------ test ids (mlbench.stats)
-    def _store_test_ids(self, run_id: str, image_ids, patient_ids=None) -> None:
-        import hashlib
-
-        images = np.asarray([str(x) for x in image_ids])
-        patients = None if patient_ids is None else np.asarray(patient_ids)
-        if patients is not None and patients.shape != images.shape:
-            raise ValueError(f"Expected one patient id per image ({images.shape[0]}), "
-                             f"got {patients.shape}")
-        blob_i = pack_array(images)
-        blob_p = None if patients is None else pack_array(patients)
-        key = hashlib.sha256(blob_i + (blob_p or b"")).hexdigest()[:16]
-        self.conn.execute("INSERT OR IGNORE INTO test_sets (key, images, patients) VALUES (?,?,?)",
-                          (key, blob_i, blob_p))
-        self.conn.execute("INSERT OR REPLACE INTO run_test_sets (run_id, test_set) VALUES (?,?)",
-                          (run_id, key))
-
-    def test_ids(self, run_id: str) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """(image ids, patient ids or None) of a run's test rows; None when not stored
-        (a results.db from before they were: see ``mlbench.leaderboard``)."""
-        try:
-            row = self.conn.execute(
-                "SELECT s.images, s.patients FROM run_test_sets r JOIN test_sets s"
-                " ON s.key = r.test_set WHERE r.run_id=?", (run_id,)).fetchone()
-        except sqlite3.OperationalError:  # an older database, opened read-only: no tables
-            return None
-        if row is None:
-            return None
-        patients = None if row["patients"] is None else unpack_array(row["patients"])
-        return unpack_array(row["images"]), patients
-
     def events(self, run_id: str | None = None) -> list[dict]:
         sql, args = "SELECT * FROM status_events", ()
         if run_id is not None:
             sql, args = sql + " WHERE run_id=?", (run_id,)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY id", args)]
-
-
-def _connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
-    """A query-only connection to an existing database file.
-
-    ``mode=ro`` first (it sees what running workers commit); where SQLite cannot open a WAL
-    database that way because the folder is read-only (it needs the ``-shm`` file), the file
-    is opened ``immutable`` (nothing can be writing to a read-only folder).
-    """
-    from urllib.request import pathname2url
-
-    if not path.is_file():
-        raise FileNotFoundError(f"no results database at {path}; run a suite first: "
-                                "python -m mlbench run suites/quickstart.yaml")
-    url = "file:" + pathname2url(str(path.resolve()))
-    queries = ("?mode=ro", "?mode=ro&immutable=1")
-    wal = path.with_name(path.name + "-wal")
-    if not path.stat().st_mode & 0o222 and not (wal.exists() and wal.stat().st_size):
-        # a file nobody may write (a read-only copy) does not change while it is read:
-        # immutable, SQLite leaves no -shm / -wal file beside it
-        queries = queries[1:]
-    for query in queries:
-        conn = sqlite3.connect(url + query, uri=True, timeout=timeout, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            error = exc
-            continue
-        if ("runs",) not in [tuple(t) for t in tables]:
-            conn.close()
-            raise sqlite3.DatabaseError(f"{path} is not an mlbench results database (no runs table)")
-        return conn
-    raise sqlite3.OperationalError(f"cannot read {path}: {error}")
-
-
-def _run_dict(row: sqlite3.Row) -> dict:
-    d = dict(row)
-    d["config"] = json.loads(d["config"])
-    return d
-
-
-_COLUMNS = {"runs": {"device": "TEXT", "lease_until": "REAL"}}
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` what a database made by an older mlbench lacks."""
-    for table, cols in _COLUMNS.items():
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        for name, kind in cols.items():
-            if name not in have:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
-def _same_host(worker: str | None) -> bool:
-    return bool(worker) and worker.rpartition(":")[0] == socket.gethostname()
-
-
-def _worker_alive(worker: str | None) -> bool:
-    """Whether ``host:pid`` is a live process. Workers on other hosts count as alive (their
-    pid means nothing here): ``reset_stale`` judges those by their lease."""
-    if not worker or ":" not in worker:
-        return False
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True

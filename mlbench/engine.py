@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint import (
+    STATE_FORMAT,  # noqa: F401  (re-exported)
+    load_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
 from .metrics import evaluate_scores
+from .train_config import (
+    AMP_DTYPES,
+    OPTIMIZERS,  # noqa: F401  (re-exported)
+    SCHEDULES,  # noqa: F401  (re-exported)
+    TrainConfig,
+    build_optimizer,
+    lr_at,
+)
 
 __all__ = [
     "FitResult",
@@ -39,104 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("mlbench.engine")
-
-
-def _adamw(groups, cfg):
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
-
-
-def _sgd(groups, cfg):
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-
-
-OPTIMIZERS: dict[str, Callable] = {"adamw": _adamw, "sgd": _sgd}
-SCHEDULES = ("cosine", "constant")
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class TrainConfig:
-    """Training settings.
-
-    Attributes:
-        epochs: maximum number of epochs.
-        optimizer: one of ``OPTIMIZERS`` ("adamw", "sgd").
-        lr: peak learning rate (after warm-up).
-        weight_decay: applied to weights with ndim > 1 only (not to biases / norm layers).
-        momentum, nesterov: SGD only. betas: AdamW only.
-        schedule: "cosine" (per-step decay from ``lr`` to ``min_lr`` after warm-up) or "constant".
-        warmup_epochs: linear warm-up length in epochs (fractions allowed);
-            ``warmup_steps`` overrides it when set.
-        grad_clip: max global gradient norm; ``None`` disables.
-        amp: autocast on CUDA with ``amp_dtype`` ("bf16" or "fp16"; fp16 uses a GradScaler).
-            Ignored (with a warning) on CPU.
-        early_stopping_patience: stop after this many epochs without a better validation
-            mean AUC; ``None`` disables.
-        max_steps_per_epoch: cap on optimizer steps per epoch (``None``: the whole loader).
-        log_every: log the running loss every this many steps (0: epoch lines only).
-        nan_check_every: check the loss for NaN/inf every this many steps (one sync each
-            time; 1 checks before every backward). The first non-finite step is reported
-            exactly either way.
-    """
-
-    epochs: int = 10
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    warmup_steps: int | None = None
-    min_lr: float = 0.0
-    grad_clip: float | None = None
-    amp: bool = False
-    amp_dtype: str = "bf16"
-    early_stopping_patience: int | None = None
-    max_steps_per_epoch: int | None = None
-    log_every: int = 0
-    nan_check_every: int = 50
-
-    def __post_init__(self):
-        def need(ok, key, allowed):
-            if not ok:
-                raise ValueError(f"Expected `{key}` {allowed} but got {getattr(self, key)!r}")
-
-        need(self.optimizer in OPTIMIZERS, "optimizer", f"to be one of {sorted(OPTIMIZERS)}")
-        need(self.schedule in SCHEDULES, "schedule", f"to be one of {list(SCHEDULES)}")
-        need(self.amp_dtype in AMP_DTYPES, "amp_dtype", f"to be one of {sorted(AMP_DTYPES)}")
-        need(self.epochs >= 1, "epochs", ">= 1")
-        need(self.lr > 0, "lr", "> 0")
-        need(0 <= self.min_lr <= self.lr, "min_lr", "in [0, lr]")
-        need(self.weight_decay >= 0, "weight_decay", ">= 0")
-        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
-        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps", ">= 0 or None")
-        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip", "> 0 or None")
-        need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-             "early_stopping_patience", ">= 1 or None")
-        need(self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
-             "max_steps_per_epoch", ">= 1 or None")
-        need(self.log_every >= 0, "log_every", ">= 0")
-        need(self.nan_check_every >= 1, "nan_check_every", ">= 1")
-        betas = self.betas if isinstance(self.betas, (list, tuple)) else ()
-        need(len(betas) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool)
-                                     and 0 <= b < 1 for b in betas),
-             "betas", "two numbers in [0, 1)")
-        self.betas = tuple(self.betas)
-
-    @classmethod
-    def from_dict(cls, d: dict, *, ignore_unknown: bool = False) -> TrainConfig:
-        """Build from a mapping (suite YAML); unknown keys are an error naming them, or are
-        left out with ``ignore_unknown`` (a suite's ``train`` also holds harness keys)."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        bad = sorted(set(d) - set(names))
-        if bad and not ignore_unknown:
-            raise ValueError(f"Unknown training option(s) {bad}; allowed: {names}")
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -168,87 +84,6 @@ class FitResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, cfg: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine or constant."""
-    if step < warmup_steps:
-        return cfg.lr * (step + 1) / warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
-
-
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Optimizer from ``cfg``; no weight decay on biases and normalisation parameters."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return OPTIMIZERS[cfg.optimizer](groups, cfg)
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, **meta) -> None:
-    """Write ``{"model": state_dict, **meta}`` atomically (tmp file + rename).
-
-    Only tensors and plain Python values, so it loads with ``weights_only=True``.
-    """
-    _atomic_save({"model": model.state_dict(), **meta}, Path(path))
-
-
-def load_checkpoint(path: str | Path, model: nn.Module | None = None, map_location="cpu") -> dict:
-    """Load a checkpoint weights-only; load its weights into ``model`` if given. Returns the dict."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if model is not None:
-        model.load_state_dict(ckpt["model"])
-    return ckpt
-
-
-STATE_FORMAT = 1
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:  # on disk before the rename makes it visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_training_state(path: str | Path, state: dict) -> None:
-    """Write a training state (:func:`fit`'s ``last_path``) atomically: a reader sees the
-    previous complete file or the new one, never a partial one."""
-    _atomic_save({"format": STATE_FORMAT, **state}, Path(path))
-
-
-def load_training_state(path: str | Path) -> dict | None:
-    """The training state at ``path`` (weights-only load), or None if there is none.
-
-    Raises:
-        ValueError: the file exists but is not a training state of this format.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign file: say which, on one line
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise ValueError(f"cannot read the training state {path} ({type(exc).__name__}: "
-                         f"{first[:120]}); delete it to restart the run from epoch 0") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path} is not an mlbench training state (format {STATE_FORMAT}); "
-                         "delete it to restart the run from epoch 0")
-    return state
-
-
 def _autocast(device: torch.device, cfg: TrainConfig | None):
     on = cfg is not None and cfg.amp and device.type == "cuda"
     dtype = AMP_DTYPES[cfg.amp_dtype] if cfg is not None else torch.bfloat16

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlbench.host import worker_name
 from mlbench.suite import sim_root_problem
 
 
@@ -306,7 +306,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
     device = _device(tcfg["device"])
     cuda = torch.device(device).type == "cuda"
     result = RunResult(run_id=run["id"], status="failed", device=device_name(device),
-                       worker=f"{socket.gethostname()}:{os.getpid()}",
+                       worker=worker_name(),
                        checkpoints={k: str(p) for k, p in paths.items()})
     with deterministic(seed, algorithms=tcfg.get("deterministic", True)):
         model = build_model(cfg["backbone"], cfg["head"], num_classes=len(FINDINGS),
@@ -384,7 +384,7 @@ def run_task(task: dict) -> RunResult:
     except Exception as exc:  # a broken run is recorded, the others go on
         return RunResult(run_id=run["id"], status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
-                         worker=f"{socket.gethostname()}:{os.getpid()}")
+                         worker=worker_name())
 
 
 class _EpochLoader:
@@ -429,7 +429,7 @@ def run_suite(suite, runs, **kwargs) -> dict:
 
 def __getattr__(name: str):
     if name == "WorkerDied":
-        from mlbench.driver import WorkerDied
+        from mlbench.executors.base import WorkerDied
 
         return WorkerDied
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -64,3 +64,7 @@ class Executor:
 
     def describe(self) -> str:
         return self.name
+
+
+class WorkerDied(RuntimeError):
+    """A local worker process ended with a non-zero exit code (crash, OOM killer, signal)."""

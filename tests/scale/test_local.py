@@ -8,6 +8,7 @@ import os
 import pytest
 
 from mlbench import driver
+from mlbench.executors import plan
 from mlbench.executors.local import InlineExecutor, LocalExecutor
 from mlbench.suite import load_suite
 
@@ -26,8 +27,8 @@ def _plan(suite, workers=None, gpus=None):
 
 
 def test_one_worker_per_visible_gpu_by_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(driver, "visible_gpus", lambda: ["0", "1", "2", "3"])
-    monkeypatch.setattr(driver, "cpu_cores", lambda: 16)
+    monkeypatch.setattr(plan, "visible_gpus", lambda: ["0", "1", "2", "3"])
+    monkeypatch.setattr(plan, "cpu_cores", lambda: 16)
     ex, note = _plan(_suite(tmp_path))
     assert isinstance(ex, LocalExecutor) and ex.n == 4 and ex.gpus == ["0", "1", "2", "3"]
     ex, _ = _plan(_suite(tmp_path), gpus="2,3")
@@ -37,8 +38,8 @@ def test_one_worker_per_visible_gpu_by_default(tmp_path, monkeypatch):
 
 
 def test_workers_times_threads_stay_within_the_cores(tmp_path, monkeypatch):
-    monkeypatch.setattr(driver, "visible_gpus", lambda: [])
-    monkeypatch.setattr(driver, "cpu_cores", lambda: 4)
+    monkeypatch.setattr(plan, "visible_gpus", lambda: [])
+    monkeypatch.setattr(plan, "cpu_cores", lambda: 4)
     ex, note = _plan(_suite(tmp_path, threads=2), workers=3)
     assert ex.n == 2 and "3 workers x 2 thread(s) > 4 cores: using 2" in note
     with pytest.raises(ValueError, match=r"train.threads=8 exceeds the 4 CPU core"):

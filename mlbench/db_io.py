@@ -1,0 +1,94 @@
+"""The plumbing of ``mlbench.db``: arrays as blobs, values SQLite can store, the read-only
+connection (leaderboard, report: a read-only copy or folder works) and the columns an older
+``results.db`` gains when opened for writing."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def pack_array(a: np.ndarray) -> bytes:
+    """An array as a zlib-compressed ``.npy`` blob (dtype and shape kept)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return zlib.compress(buf.getvalue(), 6)
+
+
+def unpack_array(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(zlib.decompress(blob)), allow_pickle=False)
+
+
+def json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def finite(x: Any) -> float | None:
+    """A float for SQLite; NaN is stored as NULL (SQLite has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return None if x != x else x
+
+
+def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """A query-only connection to an existing database file.
+
+    ``mode=ro`` first (it sees what running workers commit); where SQLite cannot open a WAL
+    database that way because the folder is read-only (it needs the ``-shm`` file), the file
+    is opened ``immutable`` (nothing can be writing to a read-only folder).
+    """
+    from urllib.request import pathname2url
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no results database at {path}; run a suite first: "
+                                "python -m mlbench run suites/quickstart.yaml")
+    url = "file:" + pathname2url(str(path.resolve()))
+    queries = ("?mode=ro", "?mode=ro&immutable=1")
+    wal = path.with_name(path.name + "-wal")
+    if not path.stat().st_mode & 0o222 and not (wal.exists() and wal.stat().st_size):
+        # a file nobody may write (a read-only copy) does not change while it is read:
+        # immutable, SQLite leaves no -shm / -wal file beside it
+        queries = queries[1:]
+    for query in queries:
+        conn = sqlite3.connect(url + query, uri=True, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            error = exc
+            continue
+        if ("runs",) not in [tuple(t) for t in tables]:
+            conn.close()
+            raise sqlite3.DatabaseError(f"{path} is not an mlbench results database (no runs table)")
+        return conn
+    raise sqlite3.OperationalError(f"cannot read {path}: {error}")
+
+
+def run_dict(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["config"] = json.loads(d["config"])
+    return d
+
+
+_COLUMNS = {"runs": {"device": "TEXT", "lease_until": "REAL"}}
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` what a database made by an older mlbench lacks."""
+    for table, cols in _COLUMNS.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in cols.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
