@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from mlbench.db import LEASE_S, ResultsDB
+from mlbench.driverlog import DriverLog
 from mlbench.executors import Executor, make_executor
 from mlbench.executors.base import WorkerDied
 from mlbench.executors.plan import (  # noqa: F401  (re-exported: ``from mlbench.driver import``)
@@ -37,7 +38,7 @@ from mlbench.executors.plan import (  # noqa: F401  (re-exported: ``from mlbench
     resolve,
     visible_gpus,
 )
-from mlbench.logs import DriverLog, current_level
+from mlbench.logs import current_level
 from mlbench.runner import dataset_meta, prepare_data
 from mlbench.signals import sigterm_as_exit
 
@@ -184,7 +185,7 @@ class Driver:
         lease_s: lease of a claimed run, renewed every ``lease_s / 10`` by a heartbeat.
         tracker: ``mlbench.tracking.Tracker`` fed each run once stored (or None).
 
-    Each run's events go to ``OUT/logs/<run id>.jsonl`` (``mlbench.logs.DriverLog``); the
+    Each run's events go to ``OUT/logs/<run id>.jsonl`` (``mlbench.driverlog.DriverLog``); the
     overall bar shows, per worker, the run it computes and its epoch (read from those files).
         cache: the prepared cache folder the workers open by itself (``prepare_data``).
     """

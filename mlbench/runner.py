@@ -373,7 +373,7 @@ def run_task(task: dict) -> RunResult:
     """
     import sys
 
-    from mlbench.logs import worker_run
+    from mlbench.runlog import worker_run
 
     run = task["run"]
     try:

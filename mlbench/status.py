@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 from mlbench.db import STATUSES, ResultsDB
-from mlbench.logs import (
+from mlbench.driverlog import where
+from mlbench.runlog import (
     command_for,
     first_line,
     read_commands,
     read_run_log,
     run_log_path,
     summarize,
-    where,
 )
 
 FORMATS = ("text", "json")

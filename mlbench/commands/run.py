@@ -1,0 +1,283 @@
+"""``python -m mlbench run``: run a suite and print its leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+
+from mlbench.commands.common import CommandError, one_line, results_db_problem
+from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
+
+_RUN_EPILOG = """\
+examples:
+  python -m mlbench run suites/quickstart.yaml
+  python -m mlbench run suites/quickstart.yaml --dry-run --only loss=msml,bce
+  python -m mlbench run suites/quickstart.yaml --set train.epochs=1 --out runs/try
+  python -m mlbench run suites/chestxray14.yaml --only head=linear --workers 2
+  python -m mlbench run suites/chestxray14.yaml --gpus 0,1,2,3          # one worker per GPU
+  python -m mlbench run suites/chestxray14.yaml --executor ray --ray-address auto
+  python -m mlbench run suites/chestxray14.yaml --executor slurm --partition gpu
+
+Results go to OUT/results.db (SQLite; keep OUT on a local disk), written by this process
+only. Rerunning the same command skips finished runs and restarts interrupted ones from
+their last epoch checkpoint (OUT/checkpoints/<run id>/last.pt), so a killed job is resumed
+by running it again. Each run logs to OUT/logs/<run id>.jsonl; `mlbench status OUT` shows
+what runs where, what failed and the ETA while it runs.
+
+exit codes: 0 every selected run finished, 1 some runs failed, 2 bad input (suite, options,
+data), 3 a worker or executor died (rerun to resume), 130 Ctrl-C, 143 SIGTERM.
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "run", help="run a suite (grid of backbone x head x loss x seed) and print its leaderboard",
+        description="Run every run of a suite that is not finished yet, store the results in "
+        "OUT/results.db and print the leaderboard.",
+        epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("suite", metavar="SUITE", help="suite YAML, e.g. suites/quickstart.yaml")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: the suite's `output`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite key, value parsed as YAML (repeatable), "
+                   "e.g. --set train.epochs=2 --set 'seeds=[0]'")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,...]",
+                   help="keep only runs matching backbone/head/loss/seed, e.g. "
+                   "--only loss=msml,bce --only head=linear")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (id, backbone, head, loss, "
+                   "seed, status) and exit")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="parallel worker processes on this machine (default: the suite's "
+                   "`workers`, else 1)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed (e.g. non-finite loss)")
+    x = p.add_argument_group("execution (default: the suite's `cluster` section)")
+    x.add_argument("--executor", choices=("local", "ray", "slurm"), default=None,
+                   help="local processes (default), Ray tasks, or Slurm jobs via submitit")
+    x.add_argument("--gpus", metavar="IDS", default=None,
+                   help="local: GPUs to use, one worker each, e.g. 0,1,2,3 (default: every "
+                   "visible GPU; none: CPU)")
+    x.add_argument("--ray-address", metavar="ADDR", default=None,
+                   help="ray: cluster address (default $RAY_ADDRESS, else a local instance)")
+    x.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                   help="ray/slurm: GPUs per run (default 1 with CUDA, else 0)")
+    x.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
+                   help="ray/slurm: CPUs per run (default train.threads + train.num_workers)")
+    x.add_argument("--max-retries", type=int, default=None, metavar="N",
+                   help="ray: retries of a run whose worker or node died (default 3)")
+    x.add_argument("--partition", default=None, help="slurm: partition")
+    x.add_argument("--time-min", type=int, default=None, metavar="MIN",
+                   help="slurm: time limit per run in minutes (default 240; requeued and "
+                   "resumed when hit)")
+    x.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="slurm: memory per run")
+    x.add_argument("--array-parallelism", type=int, default=None, metavar="N",
+                   help="slurm: most runs of the job array at once (default 16)")
+    x.add_argument("--keep-checkpoints", choices=("none", "best", "all"), default=None,
+                   help="what stays of a stored run's checkpoints: best.pt (default), "
+                   "best.pt and last.pt, or nothing")
+    x.add_argument("--checkpoint-dir", metavar="DIR", default=None,
+                   help="checkpoint folder (default OUT/checkpoints; shared storage for "
+                   "Ray/Slurm runs that should resume on another node)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or json: --dry-run's run list, or the summary of the "
+                   "run (counts, failed runs) instead of the leaderboard")
+    t = p.add_argument_group("experiment tracking (default: the suite's `tracking` section)")
+    t.add_argument("--mlflow", action="store_true",
+                   help="log each stored run to MLflow (default store sqlite:///OUT/mlflow.db)")
+    t.add_argument("--mlflow-uri", metavar="URI", default=None,
+                   help="MLflow tracking URI (implies --mlflow)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files under OUT/tb/<run id>")
+    p.add_argument("overrides_pos", nargs="*", metavar="KEY=VALUE",
+                   help="suite overrides as with --set (Hydra style: train.epochs=2 'seeds=[0]')")
+    _accept_key_values(p)
+    p.set_defaults(func=_cmd_run)
+
+
+def _cmd_run(args) -> int:
+    from mlbench.suite import (
+        SuiteError,
+        check_names,
+        data_problem,
+        describe_runs,
+        filter_runs,
+        load_suite,
+        parse_only,
+    )
+
+    try:
+        args.overrides = _run_overrides(args)
+        # A first look without torch: a missing dataset is reported at once.
+        quick = load_suite(args.suite, overrides=args.overrides, output=args.out, train_keys=False)
+        problem = data_problem(quick)
+        if problem and not args.dry_run:
+            print(problem, file=sys.stderr)
+            return 2
+        suite = load_suite(args.suite, overrides=args.overrides, output=args.out)
+        if suite.plan is not None:  # tuned (mlbench.tune): stage 1 now, stage 2 after it
+            from mlbench.tune import filter_plan
+
+            runs = filter_plan(suite.plan, parse_only(args.only))
+        else:
+            runs = filter_runs(suite.runs, parse_only(args.only))
+        check_names(suite)
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    workers = suite.config["workers"] if args.workers is None else args.workers
+    if workers < 1:
+        print(f"error: --workers must be >= 1, got {workers}", file=sys.stderr)
+        return 2
+    cluster = {"ray_address": args.ray_address, "gpus_per_run": args.gpus_per_run,
+               "cpus_per_run": args.cpus_per_run, "max_retries": args.max_retries,
+               "partition": args.partition, "time_min": args.time_min, "mem_gb": args.mem_gb,
+               "array_parallelism": args.array_parallelism,
+               "keep_checkpoints": args.keep_checkpoints, "checkpoint_dir": args.checkpoint_dir}
+    if args.dry_run and args.format == "json":
+        return _dry_run_json(suite, runs, problem)
+    if args.dry_run:
+        print(describe_runs(runs, status=_statuses(suite)))
+        print(f"\n{len(runs)} runs; output {suite.output}")
+        if suite.plan is not None:
+            print(suite.plan.describe())
+        if problem:  # the listing stands; say that the runs could not start yet
+            print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
+        return 0
+
+    from mlbench.driver import WorkerDied, run_suite
+    from mlbench.leaderboard import leaderboard
+
+    try:
+        _note_command(args, suite, runs)
+        if suite.plan is not None:  # stage 1, selection on validation, stage 2
+            from mlbench.tune import run_tuned
+
+            summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
+                                workers=args.workers, progress=not args.no_progress,
+                                retry_failed=args.retry_failed, executor=args.executor,
+                                gpus=args.gpus, **cluster)
+            runs = summary["runs"]
+        else:
+            summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
+                                retry_failed=args.retry_failed, executor=args.executor,
+                                gpus=args.gpus, **cluster)
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; SIGTERM: the driver's SystemExit
+        if isinstance(exc, SystemExit) and exc.code != _SIGTERM_EXIT:
+            raise
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+        print(f"\n{what}: finished runs are kept in {suite.output}/results.db; run the "
+              "same command again to resume", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else _SIGTERM_EXIT
+    except sqlite3.Error as exc:  # results.db unwritable (read-only, disk full) or damaged
+        print(f"error: {results_db_problem(suite.output, exc, for_run=True)}", file=sys.stderr)
+        return 2
+    except WorkerDied as exc:  # its run is pending again
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        return _run_json(suite, runs, summary)
+    print()
+    print(leaderboard(suite.output, per_class=False))
+    print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
+          f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
+    print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
+          f"Plots: python -m mlbench report {suite.output}")
+    if summary["failed"]:
+        _print_failures(suite, {r.id for r in runs})
+    return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
+
+
+def _print_failures(suite, ids: set) -> None:
+    """The failed runs among ``ids`` with the first line of their recorded error."""
+    from mlbench.db import ResultsDB
+
+    with ResultsDB(suite.output) as db:
+        failed = [r for r in db.runs("failed") if r["id"] in ids]
+    print(f"\n{len(failed)} failed run(s):", file=sys.stderr)
+    for r in failed:
+        first = (r["error"] or "").strip().splitlines()[:1] or ["(no error recorded)"]
+        print(f"  {r['id']}  {r['backbone']} / {r['head']} / {r['loss']} / seed {r['seed']}: "
+              f"{first[0]}", file=sys.stderr)
+    print("Run the same command with --retry-failed to run them again.", file=sys.stderr)
+
+
+def _statuses(suite) -> dict:
+    from mlbench.db import DB_NAME, ResultsDB
+
+    path = suite.output / DB_NAME
+    if not path.exists():
+        return {}
+    try:
+        with ResultsDB(path, readonly=True) as db:
+            return {r["id"]: r["status"] for r in db.runs()}
+    except sqlite3.DatabaseError as exc:
+        raise CommandError(results_db_problem(path, exc, for_run=True)) from None
+
+
+def _accept_key_values(p) -> None:
+    """``KEY=VALUE`` words anywhere after the command are overrides (argparse gives the
+    positional list only the words right after SUITE)."""
+    parse = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, extra = parse(args, namespace)
+        kv = [e for e in extra if "=" in e and not e.startswith("-")]
+        if kv:
+            ns.overrides_pos = list(getattr(ns, "overrides_pos", None) or []) + kv
+        return ns, [e for e in extra if e not in kv]
+
+    p.parse_known_args = parse_known_args
+
+
+def _run_overrides(args) -> list[str]:
+    """``--set`` values, then ``KEY=VALUE`` positionals, then the tracking flags."""
+    from mlbench.suite import SuiteError
+
+    extra = list(getattr(args, "overrides_pos", None) or [])
+    for item in extra:
+        if "=" not in item or item.startswith("="):
+            raise SuiteError(f"expected KEY=VALUE (a suite override), got {item!r}")
+    out = list(args.overrides) + extra
+    if getattr(args, "mlflow", False) or getattr(args, "mlflow_uri", None):
+        out.append("tracking.mlflow=true")
+    if getattr(args, "mlflow_uri", None):
+        out.append(f"tracking.mlflow_uri={args.mlflow_uri}")
+    if getattr(args, "tensorboard", False):
+        out.append("tracking.tensorboard=true")
+    return out
+
+
+def _note_command(args, suite, runs) -> None:
+    from mlbench.runlog import record_command
+
+    record_command(suite.output, args.suite, args.overrides, [r.id for r in runs])
+
+
+def _dry_run_json(suite, runs, problem) -> int:
+    import json
+
+    status = _statuses(suite)
+    rows = [{"id": r.id, "backbone": r.backbone, "head": r.head, "loss": r.loss, "seed": r.seed,
+             "status": status.get(r.id, "new"), "config": r.config} for r in runs]
+    print(json.dumps({"suite": suite.name, "output": str(suite.output), "runs": rows,
+                      "problem": problem or None}, indent=1, default=str))
+    return 0
+
+
+def _run_json(suite, runs, summary) -> int:
+    import json
+
+    from mlbench.status import collect
+
+    ids = {r.id for r in runs}
+    st = collect(suite.output)
+    print(json.dumps({"suite": suite.name, "output": str(suite.output),
+                      "runs": len(runs), "finished": summary["finished"],
+                      "failed": summary["failed"], "seconds": round(summary["seconds"], 1),
+                      "failed_runs": [f for f in st["failed"] if f["id"] in ids]}, indent=1))
+    return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
