@@ -3,8 +3,17 @@
 The suite runs under pytest-xdist with one worker per core; letting each worker also use
 several intra-op threads oversubscribes the machine and makes tiny-tensor tests ~10-50x
 slower, so each test process uses one thread.
+
+Runners claim cores from one pool per machine (``mlbench.hostcores``). Each test process
+gets its own pool (unless the caller set ``MLBENCH_CORE_DIR``), so two xdist workers never
+wait for each other's runners, and a runner left over from another test run on this machine
+cannot hold a test's cores; ``tests/reliability`` tests the pool itself with pools of their own.
 """
+
+import os
+import tempfile
 
 import torch
 
 torch.set_num_threads(1)
+os.environ.setdefault("MLBENCH_CORE_DIR", tempfile.mkdtemp(prefix="mlbench-test-cores-"))
