@@ -6,8 +6,9 @@ defined AUC: it gets NaN, is left out of every mean, and its index is reported i
 ``skipped``. scikit-learn is never called on such a class, so it does not warn.
 
 AUC, AP, label ranking average precision and ranking loss come from scikit-learn.
-Comparison statistics (DeLong, the patient-clustered bootstrap, Holm) live in
-:mod:`mlbench.stats`.
+The per-run patient-clustered bootstrap CI (``bootstrap_ci``) is here too, below the
+comparison statistics (DeLong, Holm) of :mod:`mlbench.stats`, which re-exports it; this
+module imports nothing of ``mlbench.stats``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from sklearn.metrics import (
 )
 
 __all__ = [
+    "WeightedAUC",
+    "bootstrap_ci",
     "evaluate_scores",
+    "group_index",
     "label_ranking",
     "mean_auc",
     "per_class_ap",
@@ -131,10 +135,107 @@ def label_ranking(targets, scores) -> dict:
             "n_ranked": int(keep.sum())}
 
 
-def __getattr__(name: str):
-    # the bootstrap moved to mlbench.stats (patient-clustered); old imports keep working
-    if name == "bootstrap_ci":
-        from mlbench.stats import bootstrap_ci
+# --------------------------------------------------------------------------- bootstrap
+# the per-run patient-clustered bootstrap CI (re-exported by mlbench.stats)
 
-        return bootstrap_ci
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def group_index(groups) -> tuple[np.ndarray, int]:
+    """Patient ids (any hashable values) -> (dense index (N,), number of patients)."""
+    _, inv = np.unique(np.asarray(groups), return_inverse=True)
+    inv = inv.reshape(-1)
+    return inv, int(inv.max()) + 1 if inv.size else 0
+
+
+def _tie_bounds(ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted along axis 1: first and last position of each element's tie group."""
+    n = ss.shape[1]
+    pos = np.arange(n)[None, :]
+    new = np.ones(ss.shape, dtype=bool)
+    new[:, 1:] = ss[:, 1:] != ss[:, :-1]
+    start = np.maximum.accumulate(np.where(new, pos, 0), axis=1)
+    last = np.ones(ss.shape, dtype=bool)
+    last[:, :-1] = new[:, 1:]
+    end = np.minimum.accumulate(np.where(last, pos, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    return start, end
+
+
+class WeightedAUC:
+    """Per-class AUC under image weights (multiplicities of a resample) without re-sorting:
+    each class is sorted once; the AUC of weights w is the Mann-Whitney sum
+    sum_i w_i [pos_i] (negative weight below i + tied negative weight / 2) / (P N), the same
+    number as ranking the resampled data (tested)."""
+
+    def __init__(self, t: np.ndarray, s: np.ndarray):  # t (N, K) bool, s (N, K)
+        self.prepared = []
+        for c in range(t.shape[1]):
+            order = np.argsort(s[:, c], kind="stable")
+            start, end = _tie_bounds(s[order, c][None, :])
+            self.prepared.append((order, t[order, c], start[0], end[0]))
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:  # (B, N) weights -> (B, K) AUCs
+        out = np.full((w.shape[0], len(self.prepared)), np.nan)
+        for c, (order, pos, start, end) in enumerate(self.prepared):
+            ws = w[:, order]
+            wp = np.where(pos, ws, 0.0)
+            cn = np.cumsum(ws - wp, axis=1)
+            below = cn[:, start] - np.where(pos, 0.0, ws)[:, start]
+            tied = cn[:, end] - below
+            mw, nw = wp.sum(axis=1), (ws - wp).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                auc = (wp * (below + 0.5 * tied)).sum(axis=1) / (mw * nw)
+            auc[(mw == 0) | (nw == 0)] = np.nan
+            out[:, c] = auc
+        return out
+
+
+def bootstrap_ci(targets, scores, *, groups=None, n_boot: int = 1000, seed: int = 0,
+                 alpha: float = 0.05, chunk: int = 64) -> dict:
+    """Seeded percentile bootstrap CIs of per-class AUC and of the mean AUC of one run.
+
+    Patients are resampled with replacement (``groups``: patient id per image; None makes
+    every image its own patient); an image weighs as many times as its patient is drawn.
+    Replicates are computed in blocks of ``chunk`` without re-sorting: each class is sorted
+    once and a replicate's AUC is the Mann-Whitney sum of its weights (ties halved), so it
+    equals ranking the resampled data (tested). A class single-valued in the full set is NaN
+    throughout; one single-valued in a replicate is left out of that replicate's mean.
+
+    Returns:
+        dict with ``auc_lo``, ``auc_hi`` ((C,)), ``mean_auc_lo``, ``mean_auc_hi``,
+        ``mean_auc_se`` (bootstrap SE of the mean AUC) and ``n_boot``.
+    """
+    if n_boot < 2:
+        raise ValueError(f"Expected argument `n_boot` >= 2 but got {n_boot}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"Expected argument `alpha` in (0, 1) but got {alpha}")
+    t, s = _as_2d(targets, scores)
+    n = t.shape[0]
+    gi, ng = group_index(np.arange(n) if groups is None else groups)
+    if gi.shape[0] != n:
+        raise ValueError(f"Expected one group per image ({n}), got {gi.shape[0]}")
+    valid = np.flatnonzero(_valid_mask(t))
+    rng = np.random.default_rng(seed)
+    reps = np.full((n_boot, t.shape[1]), np.nan)
+    weighted = WeightedAUC(t[:, valid], s[:, valid])
+    for b0 in range(0, n_boot, chunk):
+        nb = min(chunk, n_boot - b0)
+        draws = rng.multinomial(ng, np.full(ng, 1.0 / ng), size=nb).astype(np.float64)
+        reps[b0:b0 + nb, valid] = weighted(draws[:, gi])
+    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    per_class = np.full((2, t.shape[1]), np.nan)
+    means = np.full(n_boot, np.nan)
+    if valid.size:
+        per_class[:, valid] = np.nanpercentile(reps[:, valid], q, axis=0)
+        ok = ~np.isnan(reps[:, valid])
+        counts = ok.sum(axis=1)
+        sums = np.where(ok, reps[:, valid], 0.0).sum(axis=1)
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    finite = means[~np.isnan(means)]
+    lo, hi = np.percentile(finite, q) if finite.size else (np.nan, np.nan)
+    return {
+        "auc_lo": per_class[0],
+        "auc_hi": per_class[1],
+        "mean_auc_lo": float(lo),
+        "mean_auc_hi": float(hi),
+        "mean_auc_se": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
+        "n_boot": n_boot,
+    }

@@ -7,23 +7,20 @@ Also the run filters (``--only``) and the ``--dry-run`` table. Torch-free unless
 from __future__ import annotations
 
 import copy
-import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlbench.suite.identity import run_id
+from mlbench.suite.grid import Run, expand, loss_label, normalise_loss  # noqa: F401 (re-exported)
 from mlbench.suite.schema import (
     GRID_AXES,
-    SEED_MAX,
     SIM,
     TOP,
     Key,
     SuiteError,
-    _as_list,
     _check_section,
     _yaml_problem,
     apply_overrides,
@@ -31,32 +28,7 @@ from mlbench.suite.schema import (
     normalise_augment,
     train_schema,
 )
-
-
-@dataclass
-class Run:
-    """One grid cell x seed: the resolved config and its stable id."""
-
-    id: str
-    config: dict = field(repr=False)
-
-    @property
-    def backbone(self) -> str:
-        return self.config["backbone"]
-
-    @property
-    def head(self) -> str:
-        return self.config["head"]
-
-    @property
-    def loss(self) -> str:
-        """The grid's loss label; for a tuned run, its grid entry (``bce+{alpha}*msml``)."""
-        tuned = self.config.get("tune")
-        return tuned["loss"] if tuned else loss_label(self.config["loss"])
-
-    @property
-    def seed(self) -> int:
-        return self.config["seed"]
+from mlbench.suite.tuning import plan_suite
 
 
 @dataclass
@@ -67,7 +39,7 @@ class Suite:
     config: dict
     runs: list[Run]
     source: str | None = None
-    plan: Any = None  # mlbench.tune.Plan when the suite has `tune` values, else None
+    plan: Any = None  # mlbench.suite.tuning.Plan when the suite has `tune` values, else None
 
     @property
     def output(self) -> Path:
@@ -76,42 +48,6 @@ class Suite:
     @property
     def dataset(self) -> dict:
         return self.config["dataset"]
-
-
-
-def normalise_loss(spec: Any, where: str) -> Any:
-    """Loss spec in its canonical form: strings without spaces, mappings as given."""
-    if isinstance(spec, str):
-        text = re.sub(r"\s+", "", spec)
-        if not text:
-            raise SuiteError(f"`{where}`: empty loss spec")
-        return text
-    if isinstance(spec, dict):
-        if "name" not in spec:
-            raise SuiteError(f"`{where}`: a loss mapping needs `name`, got keys {sorted(spec)}")
-        return dict(spec)
-    if isinstance(spec, list) and spec and all(isinstance(t, dict) for t in spec):
-        return [normalise_loss(t, f"{where}[{i}]") for i, t in enumerate(spec)]
-    raise SuiteError(f"`{where}` must be a spec string like 'bce+0.1*msml' or a mapping, got {spec!r}")
-
-
-def loss_label(spec: Any) -> str:
-    """Short display label of a loss spec (leaderboard row name)."""
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, list):
-        return "+".join(_term_label(t) for t in spec)
-    return _term_label(spec)
-
-
-def _term_label(term: dict) -> str:
-    weight = term.get("weight")
-    kwargs = {k: v for k, v in term.items() if k not in ("name", "weight")}
-    text = term["name"]
-    if kwargs:
-        text += "(" + ",".join(f"{k}={kwargs[k]}" for k in sorted(kwargs)) + ")"
-    return f"{weight}*{text}" if weight not in (None, 1, 1.0) else text
-
 
 
 def load_suite(
@@ -158,8 +94,6 @@ def load_suite(
     _check_dataset(cfg)
     if isinstance(cfg["train"], dict) and "augment" in cfg["train"]:
         cfg["train"]["augment"] = normalise_augment(cfg["train"]["augment"])
-    from mlbench.tune import plan_suite
-
     plan = plan_suite(cfg, schema["train"] if isinstance(schema["train"], dict) else None)
     runs = plan.stage_one() if plan is not None else expand(cfg)
     return Suite(name=cfg["name"], config=cfg, runs=runs, source=path, plan=plan)
@@ -196,43 +130,6 @@ def _check_dataset(cfg: dict) -> None:
         raise SuiteError("`dataset` needs `root` (a ChestX-ray14 folder) or `sim` (generate CXR14-sim)")
     if not 0 <= ds["val_fraction"] < 1:
         raise SuiteError(f"`dataset.val_fraction` must be in [0, 1), got {ds['val_fraction']}")
-
-
-def expand(cfg: dict) -> list[Run]:
-    """One ``Run`` per backbone x head x loss x seed, in suite order."""
-    grid = cfg["grid"]
-    backbones = _as_list(grid["backbone"])
-    heads = _as_list(grid["head"])
-    losses_ = [normalise_loss(s, f"grid.loss[{i}]") for i, s in enumerate(_as_list(grid["loss"]))]
-    seeds = _as_list(cfg["seeds"])
-    for axis, values in (("grid.backbone", backbones), ("grid.head", heads), ("seeds", seeds)):
-        kind = int if axis == "seeds" else str
-        for i, v in enumerate(values):
-            if not isinstance(v, kind) or isinstance(v, bool):
-                raise SuiteError(f"`{axis}[{i}]` must be {kind.__name__}, got {v!r}")
-            if kind is int and not 0 <= v <= SEED_MAX:
-                raise SuiteError(f"`{axis}[{i}]` must be in [0, {SEED_MAX}] (a 32-bit seed, "
-                                 f"what every RNG of a run takes), got {v}")
-        if not values:
-            raise SuiteError(f"`{axis}` is empty")
-    if not losses_:
-        raise SuiteError("`grid.loss` is empty")
-    shared = {
-        "dataset": cfg["dataset"],
-        "model": cfg["model"],
-        "train": cfg["train"],
-        "eval": {"bootstrap": cfg["eval"]["bootstrap"]},
-    }
-    runs, seen = [], set()
-    for backbone, head, loss, seed in itertools.product(backbones, heads, losses_, seeds):
-        config = {"suite": cfg["name"], "backbone": backbone, "head": head, "loss": loss,
-                  "seed": seed, **copy.deepcopy(shared)}
-        rid = run_id(config)
-        if rid in seen:  # the same cell listed twice runs once
-            continue
-        seen.add(rid)
-        runs.append(Run(rid, config))
-    return runs
 
 
 

@@ -1,0 +1,79 @@
+"""Comparison statistics of the leaderboard (SPEC §5.1): seeds × patient-clustered test set.
+
+Two sources of uncertainty enter every interval and test:
+
+* **training randomness**, from the spread of a run's mean AUC over seeds;
+* **test-set sampling**: the test set is a sample of *patients*. Every image has a DeLong
+  influence value per class (:func:`influence`); they are averaged over the classes used and
+  over the seeds, summed within each patient, and the patient sums are squared and added
+  (the clustered / sandwich form of DeLong's variance: with one image per patient it is
+  exactly DeLong's).
+
+For a loss L against the reference R on S seeds paired by index::
+
+    delta   = mean_s [meanAUC(L, s) - meanAUC(R, s)]
+    V_seed  = s2 / S          s2: seed variance of the differences (own: ddof 1, S-1 df;
+                              pooled: two-way residual over the losses of a setup, (L-1)(S-1) df)
+    V_test  = sum_patients (sum_images_of_patient psi)^2,
+              psi = seed-averaged (L - R) influence, averaged over the classes used
+    se      = sqrt(V_seed + V_test),  df = (V_seed + V_test)^2 / (V_seed^2 / df_seed)
+              (Welch-Satterthwaite; df_seed itself when df_seed < 4, see ``t_df``)
+    CI      = delta ± t_{df, 1-alpha/2} se,  p = 2 P(T_df > |delta| / se)
+
+With one seed there is no seed term and the test uses the normal distribution (df = inf).
+
+Classes too sparse for these asymptotics are left out of every mean, the same way for every
+loss, by :class:`SparseRule` (it depends on the test labels and patients only). A class with a
+single label value in the test split is not estimable at all.
+
+``bootstrap_ci`` is the per-run patient-clustered bootstrap (resample patients, seeded),
+vectorised over replicates (it lives with the per-run metrics, :mod:`mlbench.metrics`, and
+is re-exported here). ``holm`` is Holm's step-down adjustment.
+
+One module per job: ``delong`` (classes used, influence values, patient clustering, a run's
+statistics), ``compare`` (comparisons, the df rule, pooled seed variance, Holm).
+"""
+
+from mlbench.metrics import WeightedAUC, bootstrap_ci, group_index
+from mlbench.stats.compare import (
+    MIN_WS_DF,  # noqa: F401
+    Comparison,
+    compare,
+    holm,
+    mean_ci,
+    paired_comparison,
+    pooled_seed_variance,
+    t_df,
+)
+from mlbench.stats.delong import (
+    RunStats,
+    SparseRule,
+    clustered_terms,
+    clustered_variance,
+    dataset_ids,
+    influence,
+    influence_levels,
+    influence_rows,  # noqa: F401
+    run_stats,
+)
+
+__all__ = [
+    "Comparison",
+    "RunStats",
+    "SparseRule",
+    "WeightedAUC",
+    "bootstrap_ci",
+    "clustered_variance",
+    "compare",
+    "dataset_ids",
+    "group_index",
+    "holm",
+    "influence",
+    "influence_levels",
+    "mean_ci",
+    "paired_comparison",
+    "pooled_seed_variance",
+    "run_stats",
+    "t_df",
+    "clustered_terms",
+]

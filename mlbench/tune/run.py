@@ -1,0 +1,78 @@
+"""Running a tuned suite: stage 1, selection on validation, stage 2, over the driver."""
+
+from __future__ import annotations
+
+import time
+
+from mlbench.suite.grid import Run
+from mlbench.suite.schema import GRID_AXES
+from mlbench.suite.tuning import Plan, _unique
+from mlbench.tune.select import selected, store_plan, store_selection
+
+
+# ------------------------------------------------------------------ running both stages
+def _keep(runs: list[Run], only: dict | None) -> list[Run]:
+    """``--only`` without the "matches no run" error (a stage may have none of them)."""
+    for key, wanted in (only or {}).items():
+        if key in GRID_AXES:
+            runs = [r for r in runs if str(getattr(r, key)) in wanted]
+    return runs
+
+
+def filter_plan(plan: Plan, only: dict | None) -> list[Run]:
+    """Stage-one runs matching ``--only`` (its values are checked against every run)."""
+    from mlbench.suite import filter_runs
+
+    if only:
+        filter_runs(plan.every_run(), only)  # raises when a value matches no run at all
+    return _keep(plan.stage_one(), only)
+
+
+def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
+              progress: bool = True, say: bool = True, run_suite=None, **kwargs) -> dict:
+    """Run a tuned suite: stage 1, selection on validation, stage 2 (resumable).
+
+    Args:
+        suite: a loaded suite with ``suite.plan``.
+        runs: the stage-one runs to do (default ``suite.plan.stage_one()``).
+        only: ``--only`` filters, applied to stage two as well.
+        progress: progress bars.
+        say: print a line per stage (run counts).
+        run_suite: the driver's ``run_suite`` (default ``mlbench.driver.run_suite``).
+        kwargs: passed to ``run_suite`` (workers, executor, retry_failed, ...).
+
+    Returns:
+        counts over both stages, ``seconds``, ``runs`` (every run of both stages),
+        ``stage1``/``stage2`` (run counts) and ``selections``.
+    """
+    from mlbench.db import ResultsDB
+
+    if run_suite is None:
+        from mlbench.driver import run_suite
+    plan = suite.plan
+    t0 = time.perf_counter()
+    first = list(runs) if runs is not None else plan.stage_one()
+    with ResultsDB(suite.output) as db:
+        store_plan(db, plan)
+    if say:
+        print(plan.describe(), flush=True)
+    if first:
+        run_suite(suite, first, progress=progress, **kwargs)
+    second: list[Run] = []
+    with ResultsDB(suite.output) as db:
+        sel = selected(db, plan)
+        store_selection(db, sel)
+    if plan.stages == 2:
+        second = _keep(plan.stage_two(sel), only)
+        if say:
+            print(f"tune: stage 2: {len(second)} runs (chosen settings on seeds "
+                  f"{plan.seeds[1:]})", flush=True)
+        if second:
+            run_suite(suite, second, progress=progress, **kwargs)
+    done = _unique(first + second)
+    with ResultsDB(suite.output) as db:
+        counts = db.counts([r.id for r in done])
+        sel = selected(db, plan)
+        store_selection(db, sel)
+    return {**counts, "seconds": time.perf_counter() - t0, "runs": done,
+            "stage1": len(first), "stage2": len(second), "selections": sel}
