@@ -16,4 +16,9 @@ import tempfile
 import torch
 
 torch.set_num_threads(1)
-os.environ.setdefault("MLBENCH_CORE_DIR", tempfile.mkdtemp(prefix="mlbench-test-cores-"))
+# xdist workers inherit the controller's environment: a pool set here (not by the caller)
+# is replaced in each worker by one of its own.
+_OURS = "_MLBENCH_TEST_CORE_DIR"
+if os.environ.get("MLBENCH_CORE_DIR") in (None, os.environ.get(_OURS)):
+    os.environ["MLBENCH_CORE_DIR"] = os.environ[_OURS] = tempfile.mkdtemp(
+        prefix="mlbench-test-cores-")
