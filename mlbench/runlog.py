@@ -239,7 +239,7 @@ def worker_run(task: dict) -> Iterator[Callable[[dict], None]]:
 
     ``task["log_dir"]`` is the output folder's ``logs`` folder (None: no file).
     """
-    from mlbench.logs import configure, configured
+    from mlbench.console import configure, configured
 
     if not configured():
         configure(task.get("log_level"), export=False)

@@ -419,20 +419,5 @@ def _run_bar(run: dict, loader, train_cfg, position: int, progress: bool):
                 leave=False, disable=not progress, dynamic_ncols=True)
 
 
-# ------------------------------------------------------------------ suites (the driver)
-def run_suite(suite, runs, **kwargs) -> dict:
-    """``mlbench.driver.run_suite`` (kept here for callers of the former runner)."""
-    from mlbench.driver import run_suite as drive
-
-    return drive(suite, runs, **kwargs)
-
-
-def __getattr__(name: str):
-    if name == "WorkerDied":
-        from mlbench.executors.base import WorkerDied
-
-        return WorkerDied
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 _DATA = _Data()  # the process's datasets, reused by its runs (a worker runs many)

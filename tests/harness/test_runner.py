@@ -55,7 +55,7 @@ def test_cuda_suite_without_cuda_is_one_set_up_error(tmp_path, monkeypatch):
     # every run failed with "Torch not compiled with CUDA enabled" before
     import torch
 
-    from mlbench.runner import run_suite
+    from mlbench.driver import run_suite
     from mlbench.suite import load_suite
 
     from .conftest import tiny_suite
