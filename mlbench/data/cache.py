@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,11 @@ def _fill(npy: str, start: int, paths: list[str], size: int) -> list[tuple[str, 
 
 
 def _pool(workers: int):
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method).Pool(workers)
+    """Decoding processes. Forked only from a single-threaded process: a fork taken while
+    another thread holds a lock (a queue's, logging's) can leave a worker blocked for ever
+    (seen: a pool worker stuck on its queue's lock, the build waiting on it at exit)."""
+    forkable = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
+    return mp.get_context("fork" if forkable else "spawn").Pool(workers)
 
 
 def _tmp_name(final: Path) -> str:
@@ -267,6 +271,8 @@ def _build(tables: ReleaseTables, listed: dict, sources: dict, final: Path, size
                 for job, res in zip(jobs, pool.imap(_star_fill, jobs), strict=True):
                     bad += res
                     bar.update(len(job[2]))
+                pool.close()  # workers leave through the queue's sentinel, not SIGTERM
+                pool.join()
         bar.close()
         if bad:
             fix = repair_hint(tables.root, "Re-extract them from the NIH archives, or delete "
