@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mlbench.host import worker_name
+from mlbench.db import worker_name
 
 LOG_DIR = "logs"
 EVENTS = ("claimed", "started", "epoch", "resumed", "finished", "failed", "released")

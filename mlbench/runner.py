@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlbench.host import worker_name
+from mlbench.db import worker_name
 from mlbench.suite import sim_root_problem
 
 

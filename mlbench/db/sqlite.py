@@ -1,6 +1,6 @@
-"""The plumbing of ``mlbench.db``: arrays as blobs, values SQLite can store, the read-only
-connection (leaderboard, report: a read-only copy or folder works) and the columns an older
-``results.db`` gains when opened for writing."""
+"""The SQLite plumbing of the results store: arrays as blobs, values SQLite can store, the
+read-only connection (leaderboard, report: a read-only copy or folder works) and the columns
+an older ``results.db`` gains when opened for writing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Who this process is: the ``host:pid`` worker name that holds a run, and whether such a
-holder is still alive. Torch-free and low in the tree (``mlbench.db``, ``mlbench.runner``
-and ``mlbench.logs`` use it)."""
+holder is still alive. Torch-free (the results store, the one-run worker and the run files
+use it)."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ its lease has run out, or, on this host, when its holder process is gone; a hold
 another host is judged by its lease alone (its pid means nothing here). Older databases
 gain the ``device`` and ``lease_until`` columns when opened for writing.
 
-Beside it: ``mlbench.db_io`` (blobs, the read-only connection, older columns),
-``mlbench.db_testsets`` (the test-set ids), ``mlbench.host`` (``worker_name``).
+Beside it in ``mlbench.db``: ``sqlite`` (blobs, the read-only connection, older columns),
+``testsets`` (the test-set ids), ``host`` (``worker_name``: who holds a run).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mlbench.db_io import (
+from mlbench.db.sqlite import (
     add_missing_columns,
     connect_readonly,
     finite,
@@ -47,11 +47,10 @@ from mlbench.db_io import (
     run_dict,
     unpack_array,
 )
-from mlbench.db_testsets import TEST_SETS_SCHEMA, RunTestSetsMixin
-from mlbench.host import same_host, worker_alive, worker_name
+from mlbench.db.testsets import TEST_SETS_SCHEMA, RunTestSetsMixin
+from mlbench.db.host import same_host, worker_alive, worker_name
 
-__all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB", "pack_array", "unpack_array",
-           "worker_name"]
+__all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 
 DB_NAME = "results.db"
 STATUSES = ("pending", "running", "finished", "failed")

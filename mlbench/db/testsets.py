@@ -1,4 +1,4 @@
-"""The test-set ids of ``mlbench.db``: each run's test image and patient ids (for the
+"""The test-set ids of the results store: each run's test image and patient ids (for the
 statistics, ``mlbench.stats``), stored once per distinct test set (tables ``test_sets`` and
 ``run_test_sets``). ``ResultsDB`` takes its methods from :class:`RunTestSetsMixin`."""
 
@@ -8,7 +8,7 @@ import sqlite3
 
 import numpy as np
 
-from mlbench.db_io import pack_array, unpack_array
+from mlbench.db.sqlite import pack_array, unpack_array
 
 TEST_SETS_SCHEMA = """
 -- test image and patient ids (statistics: mlbench.stats), stored once per distinct test set
