@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlbench.stats import evaluate_scores
+
 from .checkpoint import (
     STATE_FORMAT,  # noqa: F401  (re-exported)
     load_checkpoint,
@@ -29,7 +31,6 @@ from .checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from .metrics import evaluate_scores
 from .train_config import (
     AMP_DTYPES,
     OPTIMIZERS,  # noqa: F401  (re-exported)

@@ -31,40 +31,6 @@ from mlbench.db import worker_name
 from mlbench.suite import sim_root_problem
 
 
-# ------------------------------------------------------------------ metrics -> records
-def metric_records(targets: np.ndarray, scores: np.ndarray, findings, *, n_boot: int,
-                   seed: int, groups=None) -> list[tuple]:
-    """Rows for ``ResultsDB.finish``: per-class auc/ap with CIs, mean_auc with CI, map,
-    label ranking average precision (lrap) and ranking loss.
-
-    Args:
-        targets: (N, C) test labels. scores: (N, C) test probabilities.
-        findings: the C class names.
-        n_boot: bootstrap replicates (0 or 1: no CIs).
-        seed: seed of the bootstrap.
-        groups: (N,) patient ids: the bootstrap resamples patients (None: images).
-    """
-    from mlbench.metrics import evaluate_scores, label_ranking
-    from mlbench.stats import bootstrap_ci
-
-    point = evaluate_scores(targets, scores)
-    nan = float("nan")
-    if n_boot >= 2:
-        ci = bootstrap_ci(targets, scores, groups=groups, n_boot=n_boot, seed=seed)
-    else:
-        ci = {"auc_lo": [nan] * len(findings), "auc_hi": [nan] * len(findings),
-              "mean_auc_lo": nan, "mean_auc_hi": nan}
-    rows = [("mean_auc", "", point["mean_auc"], ci["mean_auc_lo"], ci["mean_auc_hi"]),
-            ("map", "", point["mean_ap"], None, None)]
-    ranking = label_ranking(targets, scores)
-    rows += [("lrap", "", ranking["lrap"], None, None),
-             ("ranking_loss", "", ranking["ranking_loss"], None, None)]
-    for c, f in enumerate(findings):
-        rows.append(("auc", f, point["auc"][c], ci["auc_lo"][c], ci["auc_hi"][c]))
-        rows.append(("ap", f, point["ap"][c], None, None))
-    return rows
-
-
 # ------------------------------------------------------------------ data
 def dataset_meta(ds_cfg: dict) -> dict:
     return {"kind": "sim" if ds_cfg["sim"] else "real", "root": ds_cfg["root"],
@@ -171,7 +137,7 @@ class RunResult:
     Attributes:
         run_id: the run's id.
         status: "finished" or "failed".
-        records: test metric rows ``(name, finding, value, lo, hi)`` (:func:`metric_records`).
+        records: test metric rows ``(name, finding, value, lo, hi)`` (``stats.metric_records``).
         history: the engine's per-epoch rows (also those before a resume).
         scores, targets: (N, C) test probabilities and labels, rows in ``image_ids`` order.
         image_ids, patient_ids: the N test images and their patients.
@@ -351,7 +317,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
             return result
         with torch.no_grad():
             out = evaluate(model, test_loader, device, cfg=train_cfg, channels_last=cuda)
-    from mlbench.stats import dataset_ids  # statistics: the bootstrap resamples patients
+    from mlbench.stats import dataset_ids, metric_records  # the bootstrap resamples patients
 
     images, patients = dataset_ids(sets["test"])
     result.records = metric_records(out["targets"], out["scores"], FINDINGS,

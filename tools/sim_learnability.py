@@ -3,7 +3,7 @@
     python -m tools.sim_learnability --images 4000 --size 64 --epochs 8
 
 Plain torch (no engine, no model registry) so that it checks the data alone; the AUCs are
-``mlbench.metrics.per_class_auc``. SPEC §3.2 asks for per-class AUCs spread over about
+``mlbench.stats.per_class_auc``. SPEC §3.2 asks for per-class AUCs spread over about
 0.6-0.97: none trivially at 1.0, none at chance.
 """
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mlbench.data import FINDINGS, ChestXray14, generate_sim
-from mlbench.metrics import per_class_auc
+from mlbench.stats import per_class_auc
 
 
 def small_cnn(width: int = 16, classes: int = 14) -> nn.Sequential:

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from mlbench.db.host import same_host, worker_alive, worker_name
 from mlbench.db.sqlite import (
     add_missing_columns,
     connect_readonly,
@@ -48,7 +49,6 @@ from mlbench.db.sqlite import (
     unpack_array,
 )
 from mlbench.db.testsets import TEST_SETS_SCHEMA, RunTestSetsMixin
-from mlbench.db.host import same_host, worker_alive, worker_name
 
 __all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 

@@ -1,6 +1,12 @@
-"""Comparison statistics of the leaderboard (SPEC §5.1): seeds × patient-clustered test set.
+"""Statistics: one run's metrics and the leaderboard's comparisons (SPEC §5.1). ``metrics``
+(per-class AUC/AP, mean AUC, mAP, label ranking, the patient-clustered bootstrap CI and
+``metric_records``, one run's rows for the results store), ``delong`` (classes used,
+influence values, patient clustering, a run's statistics), ``compare`` (comparisons, the df
+rule, pooled seed variance, Holm). Imports numpy, scipy and scikit-learn, nothing of mlbench
+outside this package and no torch: the engine, the one-run worker and the leaderboard take
+their numbers from the names below.
 
-Two sources of uncertainty enter every interval and test:
+The comparisons: seeds × patient-clustered test set. Two sources of uncertainty enter every interval and test:
 
 * **training randomness**, from the spread of a run's mean AUC over seeds;
 * **test-set sampling**: the test set is a sample of *patients*. Every image has a DeLong
@@ -25,18 +31,10 @@ With one seed there is no seed term and the test uses the normal distribution (d
 Classes too sparse for these asymptotics are left out of every mean, the same way for every
 loss, by :class:`SparseRule` (it depends on the test labels and patients only). A class with a
 single label value in the test split is not estimable at all.
-
-``bootstrap_ci`` is the per-run patient-clustered bootstrap (resample patients, seeded),
-vectorised over replicates (it lives with the per-run metrics, :mod:`mlbench.metrics`, and
-is re-exported here). ``holm`` is Holm's step-down adjustment.
-
-One module per job: ``delong`` (classes used, influence values, patient clustering, a run's
-statistics), ``compare`` (comparisons, the df rule, pooled seed variance, Holm).
 """
 
-from mlbench.metrics import WeightedAUC, bootstrap_ci, group_index
 from mlbench.stats.compare import (
-    MIN_WS_DF,  # noqa: F401
+    MIN_WS_DF,
     Comparison,
     compare,
     holm,
@@ -53,27 +51,26 @@ from mlbench.stats.delong import (
     dataset_ids,
     influence,
     influence_levels,
-    influence_rows,  # noqa: F401
+    influence_rows,
     run_stats,
+)
+from mlbench.stats.metrics import (
+    WeightedAUC,
+    bootstrap_ci,
+    evaluate_scores,
+    group_index,
+    label_ranking,
+    mean_auc,
+    metric_records,
+    per_class_ap,
+    per_class_auc,
+    skipped_classes,
 )
 
 __all__ = [
-    "Comparison",
-    "RunStats",
-    "SparseRule",
-    "WeightedAUC",
-    "bootstrap_ci",
-    "clustered_variance",
-    "compare",
-    "dataset_ids",
-    "group_index",
-    "holm",
-    "influence",
-    "influence_levels",
-    "mean_ci",
-    "paired_comparison",
-    "pooled_seed_variance",
-    "run_stats",
-    "t_df",
-    "clustered_terms",
+    "MIN_WS_DF", "Comparison", "RunStats", "SparseRule", "WeightedAUC", "bootstrap_ci",
+    "clustered_terms", "clustered_variance", "compare", "dataset_ids", "evaluate_scores",
+    "group_index", "holm", "influence", "influence_levels", "influence_rows", "label_ranking",
+    "mean_auc", "mean_ci", "metric_records", "paired_comparison", "per_class_ap",
+    "per_class_auc", "pooled_seed_variance", "run_stats", "skipped_classes", "t_df",
 ]

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats as _st
 
-from mlbench.metrics import group_index
 from mlbench.stats.delong import RunStats, SparseRule, clustered_terms, run_stats
+from mlbench.stats.metrics import group_index
 
 # --------------------------------------------------------------------------- comparison
 

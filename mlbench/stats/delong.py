@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlbench.metrics import _as_2d, _tie_bounds, group_index
+from mlbench.stats.metrics import as_2d, group_index, tie_bounds
 
 # --------------------------------------------------------------------------- classes used
 
@@ -95,7 +95,7 @@ def influence_rows(t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray
     tp = np.take_along_axis(t, order, 1)
     cp = np.cumsum(tp, axis=1, dtype=np.int32)  # positives at or below, inclusive
     if np.any(ss[:, 1:] == ss[:, :-1]):  # ties: count them by tie group
-        start, end = _tie_bounds(ss)
+        start, end = tie_bounds(ss)
         cn = np.arange(1, n_all + 1, dtype=np.int32)[None, :] - cp  # negatives, inclusive
         cp_end = np.take_along_axis(cp, end, 1)
         cp_start = np.take_along_axis(cp, start, 1) - np.take_along_axis(tp, start, 1)
@@ -168,7 +168,7 @@ class RunStats:
 
 def run_stats(targets, scores, classes: list[int]) -> RunStats:
     """Per-class AUC and class-averaged influence of one run over ``classes``."""
-    t, s = _as_2d(targets, scores)
+    t, s = as_2d(targets, scores)
     if not classes:
         return RunStats(np.full(0, np.nan), np.zeros(t.shape[0]))
     auc, phi = influence(t[:, classes], s[:, classes])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.runner import metric_records
+from mlbench.stats import metric_records
 from mlbench.suite import load_suite
 
 FINDINGS = [f"F{i}" for i in range(14)]

@@ -10,8 +10,8 @@ import pytest
 
 from mlbench.db import ResultsDB
 from mlbench.layout import SIM_MARKER
-from mlbench.metrics import bootstrap_ci, evaluate_scores
-from mlbench.runner import metric_records, prepare_data
+from mlbench.runner import prepare_data
+from mlbench.stats import bootstrap_ci, evaluate_scores, metric_records
 
 from .conftest import FINDINGS, fake_predictions
 

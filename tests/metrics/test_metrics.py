@@ -14,7 +14,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from mlbench import metrics, stats
+from mlbench import stats
+from mlbench.stats import metrics
 
 
 @st.composite

@@ -42,7 +42,7 @@ def fake_runs(heads=("linear", "bilinear"), losses=("bce", "msml"), seeds=(0, 1)
 def finish_run(db: ResultsDB, run_id: str, *, seed: int = 0, started_ago: float = 60.0,
                epochs: int = 3) -> None:
     """Store a finished result for a claimed run (fake scores, a 3-epoch history)."""
-    from mlbench.runner import metric_records
+    from mlbench.stats import metric_records
 
     rng = np.random.default_rng(seed)
     targets = (rng.random((60, 14)) < 0.3).astype(np.float32)

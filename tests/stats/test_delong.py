@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from mlbench import metrics, stats
+from mlbench import stats
+from mlbench.stats import metrics
 
 ANY = stats.SparseRule(1, 1)  # every class with both labels
 

@@ -44,7 +44,7 @@ def make_db(path, scores_of, *, n=3000, patients=600, seed=0, ids=True, extra=No
     t, groups = _targets(rng, n, patients)
     runs = {k: Run(*k) for k in scores_of(t, rng, groups)}
     scores = scores_of(t, np.random.default_rng(seed + 1), groups)
-    from mlbench.runner import metric_records
+    from mlbench.stats import metric_records
 
     with ResultsDB(path) as db:
         db.add_runs(runs.values())

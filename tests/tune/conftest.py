@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlbench.db import ResultsDB
-from mlbench.runner import metric_records
+from mlbench.stats import metric_records
 
 FINDINGS = [f"F{i}" for i in range(14)]
 

@@ -7,8 +7,8 @@ defined AUC: it gets NaN, is left out of every mean, and its index is reported i
 
 AUC, AP, label ranking average precision and ranking loss come from scikit-learn.
 The per-run patient-clustered bootstrap CI (``bootstrap_ci``) is here too, below the
-comparison statistics (DeLong, Holm) of :mod:`mlbench.stats`, which re-exports it; this
-module imports nothing of ``mlbench.stats``.
+comparison statistics (``delong``, ``compare``), and :func:`metric_records`: one run's
+metrics as the rows the results store keeps.
 """
 
 from __future__ import annotations
@@ -28,13 +28,19 @@ __all__ = [
     "group_index",
     "label_ranking",
     "mean_auc",
+    "metric_records",
     "per_class_ap",
     "per_class_auc",
     "skipped_classes",
 ]
 
 
-def _as_2d(targets, scores) -> tuple[np.ndarray, np.ndarray]:
+def as_2d(targets, scores) -> tuple[np.ndarray, np.ndarray]:
+    """``targets`` (bool) and ``scores`` (float64) as (N, C); a 1-D pair is one class.
+
+    Raises:
+        ValueError: shapes differ, scores not finite, or targets not in {0, 1}.
+    """
     t = np.asarray(targets)
     s = np.asarray(scores, dtype=np.float64)
     if t.ndim == 1:
@@ -67,7 +73,7 @@ def skipped_classes(targets) -> list[int]:
 
 
 def _per_class(fn, targets, scores) -> np.ndarray:
-    t, s = _as_2d(targets, scores)
+    t, s = as_2d(targets, scores)
     out = np.full(t.shape[1], np.nan)
     for c in np.flatnonzero(_valid_mask(t)):
         out[c] = fn(t[:, c], s[:, c])
@@ -124,7 +130,7 @@ def label_ranking(targets, scores) -> dict:
         ``ranking_loss`` (fraction of positive/negative pairs ordered wrongly, lower is
         better), both NaN when no image qualifies, and ``n_ranked`` (the images used).
     """
-    t, s = _as_2d(targets, scores)
+    t, s = as_2d(targets, scores)
     k = t.sum(axis=1)
     keep = (k > 0) & (k < t.shape[1])
     if not keep.any():
@@ -146,7 +152,7 @@ def group_index(groups) -> tuple[np.ndarray, int]:
     return inv, int(inv.max()) + 1 if inv.size else 0
 
 
-def _tie_bounds(ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tie_bounds(ss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted along axis 1: first and last position of each element's tie group."""
     n = ss.shape[1]
     pos = np.arange(n)[None, :]
@@ -169,7 +175,7 @@ class WeightedAUC:
         self.prepared = []
         for c in range(t.shape[1]):
             order = np.argsort(s[:, c], kind="stable")
-            start, end = _tie_bounds(s[order, c][None, :])
+            start, end = tie_bounds(s[order, c][None, :])
             self.prepared.append((order, t[order, c], start[0], end[0]))
 
     def __call__(self, w: np.ndarray) -> np.ndarray:  # (B, N) weights -> (B, K) AUCs
@@ -207,7 +213,7 @@ def bootstrap_ci(targets, scores, *, groups=None, n_boot: int = 1000, seed: int 
         raise ValueError(f"Expected argument `n_boot` >= 2 but got {n_boot}")
     if not 0 < alpha < 1:
         raise ValueError(f"Expected argument `alpha` in (0, 1) but got {alpha}")
-    t, s = _as_2d(targets, scores)
+    t, s = as_2d(targets, scores)
     n = t.shape[0]
     gi, ng = group_index(np.arange(n) if groups is None else groups)
     if gi.shape[0] != n:
@@ -239,3 +245,33 @@ def bootstrap_ci(targets, scores, *, groups=None, n_boot: int = 1000, seed: int 
         "mean_auc_se": float(finite.std(ddof=1)) if finite.size > 1 else float("nan"),
         "n_boot": n_boot,
     }
+
+
+def metric_records(targets: np.ndarray, scores: np.ndarray, findings, *, n_boot: int,
+                   seed: int, groups=None) -> list[tuple]:
+    """Rows for ``ResultsDB.finish``: per-class auc/ap with CIs, mean_auc with CI, map,
+    label ranking average precision (lrap) and ranking loss.
+
+    Args:
+        targets: (N, C) test labels. scores: (N, C) test probabilities.
+        findings: the C class names.
+        n_boot: bootstrap replicates (0 or 1: no CIs).
+        seed: seed of the bootstrap.
+        groups: (N,) patient ids: the bootstrap resamples patients (None: images).
+    """
+    point = evaluate_scores(targets, scores)
+    nan = float("nan")
+    if n_boot >= 2:
+        ci = bootstrap_ci(targets, scores, groups=groups, n_boot=n_boot, seed=seed)
+    else:
+        ci = {"auc_lo": [nan] * len(findings), "auc_hi": [nan] * len(findings),
+              "mean_auc_lo": nan, "mean_auc_hi": nan}
+    rows = [("mean_auc", "", point["mean_auc"], ci["mean_auc_lo"], ci["mean_auc_hi"]),
+            ("map", "", point["mean_ap"], None, None)]
+    ranking = label_ranking(targets, scores)
+    rows += [("lrap", "", ranking["lrap"], None, None),
+             ("ranking_loss", "", ranking["ranking_loss"], None, None)]
+    for c, f in enumerate(findings):
+        rows.append(("auc", f, point["auc"][c], ci["auc_lo"][c], ci["auc_hi"][c]))
+        rows.append(("ap", f, point["ap"][c], None, None))
+    return rows
