@@ -1,6 +1,6 @@
 """One run as a function: resolved run config in, ``RunResult`` out. No database.
 
-``execute(run, checkpoint_dir)``: seeded (``mlbench.seeding.deterministic``, with
+``execute(run, checkpoint_dir)``: seeded (``mlbench.train.deterministic``, with
 ``train.deterministic``) with ``train.threads`` torch threads -> train/val/test datasets from
 the prepared cache -> seeded loaders (the train order reseeded per epoch from (seed, epoch))
 -> ``build_model`` -> ``losses.create_loss(spec, stats=train stats)`` -> ``engine.fit``,
@@ -177,7 +177,7 @@ class RunResult:
 
 
 def _train_config(train_cfg: dict):
-    from mlbench.engine import TrainConfig
+    from mlbench.train import TrainConfig
 
     return TrainConfig.from_dict(train_cfg, ignore_unknown=True)
 
@@ -262,9 +262,8 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
 
     import losses
     from mlbench.data import FINDINGS
-    from mlbench.engine import evaluate, fit, load_training_state
     from mlbench.models import build_model
-    from mlbench.seeding import deterministic, loader_kwargs
+    from mlbench.train import deterministic, evaluate, fit, load_training_state, loader_kwargs
 
     cfg = run["config"]
     seed = cfg["seed"]
@@ -361,7 +360,7 @@ class _EpochLoader:
         self.loader, self.bar, self.seed = loader, bar, seed
 
     def set_epoch(self, epoch: int) -> None:
-        from mlbench.seeding import reseed_loader
+        from mlbench.train import reseed_loader
 
         reseed_loader(self.loader, self.seed, epoch)
 

@@ -4,7 +4,7 @@
 
 Both loops train the same model on the same in-memory data with the same optimizer
 (AdamW), batch size and number of steps; the engine's loop is
-:func:`mlbench.engine.train_one_epoch` (per-step LR schedule, device-side loss accumulation,
+:func:`mlbench.train.train_one_epoch` (per-step LR schedule, device-side loss accumulation,
 NaN check every ``nan_check_every`` steps). The two are interleaved and repeated and the
 median images/s of each is reported, so that load from other processes on the machine hits
 both alike. ``--fit`` also runs a short ``fit`` + ``evaluate`` end to end.
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from mlbench.engine import TrainConfig, build_optimizer, evaluate, fit, train_one_epoch
 from mlbench.models import build_model
+from mlbench.train import TrainConfig, build_optimizer, evaluate, fit, train_one_epoch
 
 
 def bare_loop(model, loader, optimizer, steps: int) -> None:

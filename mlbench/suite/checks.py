@@ -21,8 +21,8 @@ def check_names(suite: Suite) -> None:
         SuiteError: names the grid entry and lists the valid names.
     """
     import losses
-    from mlbench.engine import TrainConfig
     from mlbench.models import check_backbone, create_head, list_heads
+    from mlbench.train import TrainConfig
 
     for i, name in enumerate(_as_list(suite.config["grid"]["backbone"])):
         try:
@@ -73,7 +73,7 @@ def _check_tuned(suite: Suite) -> None:
     """Each setting a tuned suite tries: its loss spec (built and called on a tiny batch)
     and its train config, so a bad value fails before any run starts."""
     import losses
-    from mlbench.engine import TrainConfig
+    from mlbench.train import TrainConfig
 
     seen: set = set()
     for cell in suite.plan.cells:

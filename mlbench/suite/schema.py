@@ -363,13 +363,9 @@ RANDAUGMENT = {
 
 def train_schema() -> dict:
     """Valid ``train`` keys: the harness's plus the engine's ``TrainConfig`` fields."""
+    from mlbench.train import TrainConfig
+
     schema = dict(TRAIN_HARNESS)
-    try:
-        from mlbench.engine import TrainConfig
-    except ModuleNotFoundError as exc:  # engine not built yet: harness keys only
-        if exc.name != "mlbench.engine":
-            raise
-        return schema
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in schema:

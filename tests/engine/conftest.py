@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from mlbench.seeding import loader_kwargs
+from mlbench.train import loader_kwargs
 
 
 def make_task(n: int, seed: int, classes: int = 3, size: int = 16) -> TensorDataset:

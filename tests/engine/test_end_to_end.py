@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from mlbench.engine import TrainConfig, evaluate, fit
 from mlbench.models import build_model
-from mlbench.seeding import deterministic, loader_kwargs
+from mlbench.train import TrainConfig, deterministic, evaluate, fit, loader_kwargs
 
 data = pytest.importorskip("mlbench.data")
 losses = pytest.importorskip("losses")

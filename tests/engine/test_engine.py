@@ -7,17 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mlbench.engine import (
+from mlbench.models import build_model
+from mlbench.train import (
     FitResult,
     TrainConfig,
+    deterministic,
     evaluate,
     fit,
     load_checkpoint,
     lr_at,
     save_checkpoint,
 )
-from mlbench.models import build_model
-from mlbench.seeding import deterministic
 
 
 @pytest.fixture

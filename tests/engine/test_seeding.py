@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mlbench.seeding import deterministic, loader_kwargs, seed_everything
+from mlbench.train import deterministic, loader_kwargs, seed_everything
 
 
 def test_deterministic_restores_global_state():

@@ -10,8 +10,15 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mlbench.cli import main
 from mlbench.db import ResultsDB
-from mlbench.engine import TrainConfig, fit, load_checkpoint, load_training_state
-from mlbench.seeding import deterministic, loader_kwargs, reseed_loader
+from mlbench.train import (
+    TrainConfig,
+    deterministic,
+    fit,
+    load_checkpoint,
+    load_training_state,
+    loader_kwargs,
+    reseed_loader,
+)
 
 from .conftest import results, tiny
 

@@ -82,7 +82,7 @@ def reseed_loader(loader, seed: int, epoch: int) -> None:
     gen = getattr(loader, "generator", None)
     if gen is None:
         raise ValueError("reseed_loader needs a DataLoader made with a generator "
-                         "(mlbench.seeding.loader_kwargs)")
+                         "(mlbench.train.loader_kwargs)")
     gen.manual_seed(epoch_seed(seed, epoch))
 
 

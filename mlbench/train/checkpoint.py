@@ -1,8 +1,8 @@
-"""Checkpoints of ``mlbench.engine.fit``: the best weights (``best.pt``,
+"""Checkpoints of ``engine.fit``: the best weights (``best.pt``,
 :func:`save_checkpoint` / :func:`load_checkpoint`) and the whole training state written
 after every epoch to resume from (``last.pt``, :func:`save_training_state` /
 :func:`load_training_state`). Both are written atomically (tmp file, fsync, rename) and
-loaded weights-only. ``mlbench.engine`` re-exports them."""
+loaded weights-only."""
 
 from __future__ import annotations
 

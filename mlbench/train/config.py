@@ -1,6 +1,6 @@
 """Training settings (:class:`TrainConfig`, a suite's ``train`` section) and what follows
 from them alone: the optimizer (``OPTIMIZERS``, no weight decay on biases and norm layers)
-and the learning-rate schedule (:func:`lr_at`). ``mlbench.engine`` re-exports them."""
+and the learning-rate schedule (:func:`lr_at`)."""
 
 from __future__ import annotations
 

@@ -25,33 +25,17 @@ from torch import nn
 from mlbench.stats import evaluate_scores
 
 from .checkpoint import (
-    STATE_FORMAT,  # noqa: F401  (re-exported)
-    load_checkpoint,
-    load_training_state,
     save_checkpoint,
     save_training_state,
 )
-from .train_config import (
+from .config import (
     AMP_DTYPES,
-    OPTIMIZERS,  # noqa: F401  (re-exported)
-    SCHEDULES,  # noqa: F401  (re-exported)
     TrainConfig,
     build_optimizer,
     lr_at,
 )
 
-__all__ = [
-    "FitResult",
-    "TrainConfig",
-    "evaluate",
-    "fit",
-    "load_checkpoint",
-    "load_training_state",
-    "lr_at",
-    "save_checkpoint",
-    "save_training_state",
-    "train_one_epoch",
-]
+__all__ = ["FitResult", "evaluate", "fit", "train_one_epoch"]
 
 log = logging.getLogger("mlbench.engine")
 
@@ -280,7 +264,7 @@ def fit(
     ``resume=`` such a state continues after its epoch and ends exactly as the
     uninterrupted fit would on CPU, provided the train loader's order depends on the epoch
     only: a loader with ``set_epoch(epoch)`` gets it called before each epoch (the harness
-    reseeds its generator from (seed, epoch), ``mlbench.seeding.reseed_loader``).
+    reseeds its generator from (seed, epoch), ``mlbench.train.seeding.reseed_loader``).
 
     Args:
         model: moved to ``device``.
