@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 from mlbench.db import LEASE_S, ResultsDB
-from mlbench.driverlog import DriverLog
 from mlbench.executors import Executor, make_executor
 from mlbench.executors.base import WorkerDied
 from mlbench.executors.plan import (  # noqa: F401  (re-exported: ``from mlbench.driver import``)
@@ -38,7 +37,7 @@ from mlbench.executors.plan import (  # noqa: F401  (re-exported: ``from mlbench
     resolve,
     visible_gpus,
 )
-from mlbench.logs import current_level
+from mlbench.logs import DriverLog, current_level, make_tracker
 from mlbench.runner import dataset_meta, prepare_data
 from mlbench.signals import sigterm_as_exit
 
@@ -116,8 +115,6 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
                 tqdm.write(f"note: {note}")
         if todo:
             checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
-            from mlbench.tracking import make_tracker
-
             tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` is on
             Driver(out, ids, ex, checkpoints, tracker=tracker, keep=opts["keep_checkpoints"],
                    progress=progress, before=before, cache=cache).run()
@@ -183,9 +180,9 @@ class Driver:
         keep: what stays of a stored run's checkpoints: "none", "best" (best.pt) or "all".
         progress: an overall bar (and per-run bars for runs in this process).
         lease_s: lease of a claimed run, renewed every ``lease_s / 10`` by a heartbeat.
-        tracker: ``mlbench.tracking.Tracker`` fed each run once stored (or None).
+        tracker: ``mlbench.logs.Tracker`` fed each run once stored (or None).
 
-    Each run's events go to ``OUT/logs/<run id>.jsonl`` (``mlbench.driverlog.DriverLog``); the
+    Each run's events go to ``OUT/logs/<run id>.jsonl`` (``mlbench.logs.DriverLog``); the
     overall bar shows, per worker, the run it computes and its epoch (read from those files).
         cache: the prepared cache folder the workers open by itself (``prepare_data``).
     """

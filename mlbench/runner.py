@@ -338,7 +338,7 @@ def run_task(task: dict) -> RunResult:
     """
     import sys
 
-    from mlbench.runlog import worker_run
+    from mlbench.logs import worker_run
 
     run = task["run"]
     try:

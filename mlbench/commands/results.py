@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+import time
 
 from mlbench.commands.common import not_a_folder, results_db_problem
+from mlbench.logs import STATUS_FORMATS, collect, render
 
 
 def register(sub) -> None:
@@ -37,8 +40,6 @@ def _register_leaderboard(sub) -> None:
 
 
 def _cmd_leaderboard(args) -> int:
-    import sqlite3
-
     from mlbench.leaderboard import leaderboard
 
     try:
@@ -83,8 +84,6 @@ def _register_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    import sqlite3
-
     from mlbench.report import ReportWriteError, write_report
 
     problem = not_a_folder(args.output, "-o FILE") if args.output else None
@@ -112,7 +111,7 @@ def _register_status(sub) -> None:
         "read-only, so it works while a run writes it.",
     )
     p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
-    p.add_argument("--format", choices=("text", "json"), default="text",
+    p.add_argument("--format", choices=STATUS_FORMATS, default="text",
                    help="text (default) or json (one object; with --watch one line per update)")
     p.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
     p.add_argument("--interval", type=float, default=5.0, metavar="S",
@@ -121,9 +120,36 @@ def _register_status(sub) -> None:
 
 
 def _cmd_status(args) -> int:
-    from mlbench.status import main as status
+    return print_status(args.out, fmt=args.format, watch=args.watch, interval=args.interval)
 
-    return status(args.out, fmt=args.format, watch=args.watch, interval=args.interval)
+
+def print_status(out, fmt: str = "text", watch: bool = False, interval: float = 5.0,
+                 stream=None, max_updates: int | None = None) -> int:
+    """The ``status`` command; returns its exit code (0, or 2 without a results.db).
+
+    With ``watch``, the text screen is redrawn every ``interval`` seconds (JSON: one line
+    per update) until Ctrl-C; ``max_updates`` stops it earlier (tests).
+    """
+    stream = stream or sys.stdout
+    updates = 0
+    try:
+        while True:
+            try:
+                st = collect(out)
+            except (FileNotFoundError, sqlite3.DatabaseError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            text = render(st, fmt, one_line=watch)
+            if watch and fmt == "text" and getattr(stream, "isatty", lambda: False)():
+                stream.write("\033[H\033[2J")
+            stream.write(text + "\n")
+            stream.flush()
+            updates += 1
+            if not watch or (max_updates is not None and updates >= max_updates):
+                return 0
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _register_export(sub) -> None:
@@ -147,9 +173,7 @@ def _register_export(sub) -> None:
 
 
 def _cmd_export(args) -> int:
-    import sqlite3
-
-    from mlbench.tracking import TrackingError, export
+    from mlbench.logs import TrackingError, export
 
     try:
         counts = export(args.out, args.tracker, uri=args.uri, experiment=args.experiment,

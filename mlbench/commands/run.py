@@ -253,7 +253,7 @@ def _run_overrides(args) -> list[str]:
 
 
 def _note_command(args, suite, runs) -> None:
-    from mlbench.runlog import record_command
+    from mlbench.logs import record_command
 
     record_command(suite.output, args.suite, args.overrides, [r.id for r in runs])
 
@@ -272,7 +272,7 @@ def _dry_run_json(suite, runs, problem) -> int:
 def _run_json(suite, runs, summary) -> int:
     import json
 
-    from mlbench.status import collect
+    from mlbench.logs import collect
 
     ids = {r.id for r in runs}
     st = collect(suite.output)

@@ -142,7 +142,7 @@ TUNE = {
                   "1: every setting on every seed"),
     "seed": Key((int,), 0, doc="seed of the draw when a loss has more settings than the budget"),
 }
-# Experiment tracking (mlbench.tracking); not part of any run id. CLI: --mlflow, --tensorboard.
+# Experiment tracking (mlbench.logs.tracking); not part of any run id. CLI: --mlflow, --tensorboard.
 TRACKING = {
     "mlflow": Key((bool,), False, doc="log each stored run to MLflow (--mlflow)"),
     "mlflow_uri": Key((str, type(None)), None,

@@ -14,7 +14,7 @@ import pytest
 from mlbench import logs
 from mlbench.cli import main
 from mlbench.db import ResultsDB
-from mlbench.status import collect
+from mlbench.logs import collect
 
 from .conftest import REPO, write_suite
 from .test_tracking import mlflow_runs, tb_scalars

@@ -9,7 +9,7 @@ import pytest
 
 from mlbench.cli import main
 from mlbench.db import ResultsDB
-from mlbench.status import collect, fmt_seconds, render_text
+from mlbench.logs import collect, fmt_seconds, render_text
 
 
 def test_collect_agrees_with_results_db(fake_out):
@@ -116,7 +116,7 @@ def test_missing_results_db_is_exit_2(tmp_path, capsys):
 def test_watch_prints_one_json_line_per_update(fake_out):
     import io
 
-    from mlbench.status import main as status
+    from mlbench.commands.results import print_status as status
 
     out, _ = fake_out
     buf = io.StringIO()

@@ -1,4 +1,4 @@
-"""``python -m mlbench status OUT``: where a suite stands, read while it runs.
+"""Where a suite stands, read while it runs (``python -m mlbench status OUT``).
 
 Reads ``OUT/results.db`` read-only (``ResultsDB(path, readonly=True)``: no lock taken, no
 file written) and the run files ``OUT/logs/<run id>.jsonl`` of the running runs (which
@@ -8,21 +8,19 @@ its elapsed time; before any run finished: its own pace); the suite has its runn
 ETAs plus the pending runs' means, spread over the runs in flight.
 
 :func:`collect` returns a plain dict (``--format json`` prints it); :func:`render_text` is
-the screen; :func:`main` is the command (``--watch`` refreshes).
+the screen; the command (``mlbench.commands.results``, ``--watch`` refreshes) prints them.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-import sqlite3
-import sys
 import time
 from pathlib import Path
 
 from mlbench.db import STATUSES, ResultsDB
-from mlbench.driverlog import where
-from mlbench.runlog import (
+from mlbench.logs.driverlog import where
+from mlbench.logs.runlog import (
     command_for,
     first_line,
     read_commands,
@@ -31,7 +29,7 @@ from mlbench.runlog import (
     summarize,
 )
 
-FORMATS = ("text", "json")
+STATUS_FORMATS = ("text", "json")
 
 
 def _retry_command(out: Path, run: dict | None, commands: list[dict]) -> str:
@@ -205,32 +203,3 @@ def render(st: dict, fmt: str, one_line: bool = False) -> str:
     if fmt == "json":
         return json.dumps(st, indent=None if one_line else 1)
     return render_text(st)
-
-
-def main(out: str | Path, fmt: str = "text", watch: bool = False, interval: float = 5.0,
-         stream=None, max_updates: int | None = None) -> int:
-    """The ``status`` command; returns its exit code (0, or 2 without a results.db).
-
-    With ``watch``, the text screen is redrawn every ``interval`` seconds (JSON: one line
-    per update) until Ctrl-C; ``max_updates`` stops it earlier (tests).
-    """
-    stream = stream or sys.stdout
-    updates = 0
-    try:
-        while True:
-            try:
-                st = collect(out)
-            except (FileNotFoundError, sqlite3.DatabaseError) as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return 2
-            text = render(st, fmt, one_line=watch)
-            if watch and fmt == "text" and getattr(stream, "isatty", lambda: False)():
-                stream.write("\033[H\033[2J")
-            stream.write(text + "\n")
-            stream.flush()
-            updates += 1
-            if not watch or (max_updates is not None and updates >= max_updates):
-                return 0
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return 0

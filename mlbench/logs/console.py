@@ -2,8 +2,8 @@
 
 The ``mlbench`` logger gets one handler (stderr, written through ``tqdm.write`` so progress
 bars stay intact) with :data:`FORMAT`; ``--log-level`` sets its level, exported as
-``$MLBENCH_LOG_LEVEL`` so that spawned workers inherit it. :mod:`mlbench.logs` is the
-package's logging face; this module is the bottom layer the run files also use.
+``$MLBENCH_LOG_LEVEL`` so that spawned workers inherit it. The bottom layer of
+``mlbench.logs``: the run files' worker side configures itself through it.
 """
 
 from __future__ import annotations

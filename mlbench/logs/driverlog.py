@@ -1,5 +1,5 @@
 """The driver's side of the run files (``OUT/logs/<run id>.jsonl``, see
-:mod:`mlbench.runlog`): ``claimed``, ``resumed``, ``finished``, ``failed`` and ``released``
+:mod:`mlbench.logs.runlog`): ``claimed``, ``resumed``, ``finished``, ``failed`` and ``released``
 lines, and the per-worker progress that the files of the runs in flight show."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlbench.runlog import (
+from mlbench.logs.runlog import (
     add_listener,
     append,
     current_attempt,

@@ -14,7 +14,7 @@
 The worker writes ``started`` and ``epoch`` lines (:func:`worker_run`; the file is the live
 channel the driver's progress bar and ``mlbench status`` read; it needs OUT on a filesystem
 the workers see, as Slurm's checkpoints do). The driver writes the others
-(:class:`mlbench.driverlog.DriverLog`) and, when it stores a result, the epoch lines a worker
+(:class:`mlbench.logs.driverlog.DriverLog`) and, when it stores a result, the epoch lines a worker
 could not write (``"source": "driver"``), so every executor leaves a complete file.
 
 Also ``OUT/logs/commands.json``: the ``run`` invocations (:func:`record_command`).
@@ -239,7 +239,7 @@ def worker_run(task: dict) -> Iterator[Callable[[dict], None]]:
 
     ``task["log_dir"]`` is the output folder's ``logs`` folder (None: no file).
     """
-    from mlbench.console import configure, configured
+    from mlbench.logs.console import configure, configured
 
     if not configured():
         configure(task.get("log_level"), export=False)
