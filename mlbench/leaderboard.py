@@ -203,7 +203,8 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = reference or db.get_meta("reference", "bce")
-        from mlbench.tune import SelectedRuns, annotate, render_settings, stored_plan
+        from mlbench.suite import stored_plan
+        from mlbench.tune import SelectedRuns, annotate, render_settings
 
         tuned = SelectedRuns(db) if stored_plan(db) else None
         df = build(tuned or db, reference=reference, per_class=per_class)

@@ -210,7 +210,8 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = loss_key(reference or db.get_meta("reference", "bce"))
-        from mlbench.tune import SelectedRuns, annotate, stored_plan
+        from mlbench.suite import stored_plan
+        from mlbench.tune import SelectedRuns, annotate
 
         if stored_plan(db):  # tuned: each loss's chosen setting (table, ROC, training curves)
             db = SelectedRuns(db)

@@ -102,6 +102,7 @@ def _cmd_run(args) -> int:
         check_names,
         data_problem,
         describe_runs,
+        filter_plan,
         filter_runs,
         load_suite,
         parse_only,
@@ -116,9 +117,7 @@ def _cmd_run(args) -> int:
             print(problem, file=sys.stderr)
             return 2
         suite = load_suite(args.suite, overrides=args.overrides, output=args.out)
-        if suite.plan is not None:  # tuned (mlbench.tune): stage 1 now, stage 2 after it
-            from mlbench.tune import filter_plan
-
+        if suite.plan is not None:  # tuned: stage 1 now, stage 2 after it
             runs = filter_plan(suite.plan, parse_only(args.only))
         else:
             runs = filter_runs(suite.runs, parse_only(args.only))

@@ -1,29 +1,34 @@
-"""Suites: YAML -> validated, resolved run configs with stable ids.
+"""Suites: YAML -> validated, resolved run configs with stable ids, and what to try and
+what was chosen when a suite is tuned. Imports ``mlbench.layout``; the registries of
+``losses``, ``mlbench.models`` and ``mlbench.train`` (``TrainConfig``) only inside the
+functions that check names against them; no results store, driver or leaderboard (the
+selection reads any object with the store's read methods).
 
 A suite names a dataset, a grid (backbone x head x loss), seeds and the training and
 evaluation settings. One module per job:
 
 - ``schema``: the keys, types and defaults; ``${VAR:-default}`` interpolation; ``--set``.
+- ``grid``: ``Run``, the grid expansion, loss specs and their labels.
 - ``load``: reading a suite through those layers into one ``Run`` per grid cell x seed;
   ``--only`` filters and the ``--dry-run`` table.
 - ``identity``: canonical JSON of a run config -> its run id.
 - ``checks``: preflight checks (dataset presence, registry names) before anything runs.
+- ``tuning``: what to try (``tune:`` settings per loss, equal budget, seeded draw, stages).
+- ``selection``: what was chosen (each cell's setting, from stored validation AUCs only).
 
 Loading is torch-free (``load_suite(..., train_keys=False)``), so a missing dataset is
 reported at once; ``check_names`` imports the registries, the only source of valid names.
 """
 
 from mlbench.suite.checks import check_names, data_problem, sim_root_problem
+from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
 from mlbench.suite.identity import canonical_json, run_id
 from mlbench.suite.load import (
-    Run,
     Suite,
     describe_runs,
-    expand,
+    filter_plan,
     filter_runs,
     load_suite,
-    loss_label,
-    normalise_loss,
     parse_only,
 )
 from mlbench.suite.schema import (
@@ -41,11 +46,23 @@ from mlbench.suite.schema import (
     interpolate,
     train_schema,
 )
+from mlbench.suite.selection import (
+    META_KEY,
+    Selection,
+    selected,
+    store_plan,
+    store_selection,
+    stored_plan,
+    val_aucs,
+)
+from mlbench.suite.tuning import Cell, Plan, Setting, plan_suite, unique_runs
 
 __all__ = [
-    "DATASET", "EVAL", "GRID", "GRID_AXES", "MODEL", "SIM", "TOP", "TRAIN_HARNESS",
-    "Key", "Run", "Suite", "SuiteError",
-    "apply_overrides", "canonical_json", "check_names", "data_problem", "describe_runs",
-    "expand", "filter_runs", "interpolate", "load_suite", "loss_label", "normalise_loss",
-    "parse_only", "run_id", "sim_root_problem", "train_schema",
+    "DATASET", "EVAL", "GRID", "GRID_AXES", "META_KEY", "MODEL", "SIM", "TOP",
+    "TRAIN_HARNESS", "Cell", "Key", "Plan", "Run", "Selection", "Setting", "Suite",
+    "SuiteError", "apply_overrides", "canonical_json", "check_names", "data_problem",
+    "describe_runs", "expand", "filter_plan", "filter_runs", "interpolate", "load_suite",
+    "loss_label", "normalise_loss", "parse_only", "plan_suite", "run_id", "selected",
+    "sim_root_problem", "store_plan", "store_selection", "stored_plan", "train_schema",
+    "unique_runs", "val_aucs",
 ]

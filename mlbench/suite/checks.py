@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.load import Suite, loss_label, normalise_loss
-from mlbench.suite.schema import SuiteError, _as_list
+from mlbench.suite.grid import loss_label, normalise_loss
+from mlbench.suite.load import Suite
+from mlbench.suite.schema import SuiteError, as_list
 
 
 def check_names(suite: Suite) -> None:
@@ -24,7 +25,7 @@ def check_names(suite: Suite) -> None:
     from mlbench.models import check_backbone, create_head, list_heads
     from mlbench.train import TrainConfig
 
-    for i, name in enumerate(_as_list(suite.config["grid"]["backbone"])):
+    for i, name in enumerate(as_list(suite.config["grid"]["backbone"])):
         try:
             check_backbone(name)
         except ValueError as exc:
@@ -38,7 +39,7 @@ def check_names(suite: Suite) -> None:
         raise SuiteError(f"`model.weights`: file not found: {weights}")
     heads = list_heads()
     head_kwargs = suite.config["model"]["head_kwargs"] or {}
-    for i, head in enumerate(_as_list(suite.config["grid"]["head"])):
+    for i, head in enumerate(as_list(suite.config["grid"]["head"])):
         if head not in heads:
             raise SuiteError(f"`grid.head[{i}]`: unknown head {head!r}; valid heads: {heads}")
         try:  # a tiny instance: the options are checked by the head itself
@@ -47,15 +48,15 @@ def check_names(suite: Suite) -> None:
             raise SuiteError(f"`model.head_kwargs` for head {head!r}: {exc}") from None
     if suite.plan is not None:
         _check_tuned(suite)  # every setting's loss spec and train config
-    for i, spec in enumerate(_as_list(suite.config["grid"]["loss"])):
+    for i, spec in enumerate(as_list(suite.config["grid"]["loss"])):
         if suite.plan is not None:
             break  # tuned: the grid entries may hold {placeholders}, checked per setting above
         try:
             loss = losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"),
-                                      stats=_dummy_stats())
+                                      stats=dummy_stats())
         except ValueError as exc:
             raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
-        problem = _try_loss(loss)
+        problem = try_loss(loss)
         if problem:
             raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}) fails on a tiny batch: "
                              f"{problem}; check its options (python -m mlbench losses lists "
@@ -64,7 +65,7 @@ def check_names(suite: Suite) -> None:
     tuned = {c.loss for c in suite.plan.cells} if suite.plan is not None else set()
     try:
         if "".join(ref.split()) not in tuned:  # a tuned grid entry is its own reference label
-            losses.create_loss(ref, stats=_dummy_stats())
+            losses.create_loss(ref, stats=dummy_stats())
     except ValueError as exc:
         raise SuiteError(f"`eval.reference`: {exc}") from None
 
@@ -85,10 +86,10 @@ def _check_tuned(suite: Suite) -> None:
             seen.add(text)
             where = f"`tune` setting {setting.values} of {cell.loss!r}"
             try:
-                loss = losses.create_loss(cfg["loss"], stats=_dummy_stats())
+                loss = losses.create_loss(cfg["loss"], stats=dummy_stats())
             except (TypeError, ValueError) as exc:
                 raise SuiteError(f"{where}: {exc}") from None
-            problem = _try_loss(loss)
+            problem = try_loss(loss)
             if problem:
                 raise SuiteError(f"{where}: the loss fails on a tiny batch: {problem}")
             try:
@@ -97,7 +98,7 @@ def _check_tuned(suite: Suite) -> None:
                 raise SuiteError(f"{where}: `train`: {exc}") from None
 
 
-def _try_loss(loss) -> str | None:
+def try_loss(loss) -> str | None:
     """Call a built loss forward and backward on a tiny batch (4 images x 14 classes, every row
     and column with both labels): wrong option types (``gamma: "two"``) fail here, before any
     run is built, not in every run. Returns the error in one line, or None."""
@@ -117,7 +118,7 @@ def _try_loss(loss) -> str | None:
     return None
 
 
-def _dummy_stats() -> dict:
+def dummy_stats() -> dict:
     """Statistics of the right shape, so losses that need them can be built for checking."""
     import numpy as np
 

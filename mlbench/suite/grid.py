@@ -1,7 +1,7 @@
 """The grid: a suite config -> one ``Run`` per backbone x head x loss x seed.
 
 Loss specs in canonical form and their labels, the ``Run`` and ``expand``. Below ``load``
-(which reads and validates a suite file) and the tuning plan (:mod:`mlbench.tune.plan`),
+(which reads and validates a suite file) and the tuning plan (:mod:`mlbench.suite.tuning`),
 which both expand a validated config through it.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlbench.suite.identity import run_id
-from mlbench.suite.schema import SEED_MAX, SuiteError, _as_list
+from mlbench.suite.schema import SEED_MAX, SuiteError, as_list
 
 
 @dataclass
@@ -83,10 +83,10 @@ def _term_label(term: dict) -> str:
 def expand(cfg: dict) -> list[Run]:
     """One ``Run`` per backbone x head x loss x seed, in suite order."""
     grid = cfg["grid"]
-    backbones = _as_list(grid["backbone"])
-    heads = _as_list(grid["head"])
-    losses_ = [normalise_loss(s, f"grid.loss[{i}]") for i, s in enumerate(_as_list(grid["loss"]))]
-    seeds = _as_list(cfg["seeds"])
+    backbones = as_list(grid["backbone"])
+    heads = as_list(grid["head"])
+    losses_ = [normalise_loss(s, f"grid.loss[{i}]") for i, s in enumerate(as_list(grid["loss"]))]
+    seeds = as_list(cfg["seeds"])
     for axis, values in (("grid.backbone", backbones), ("grid.head", heads), ("seeds", seeds)):
         kind = int if axis == "seeds" else str
         for i, v in enumerate(values):

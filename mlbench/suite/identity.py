@@ -23,7 +23,7 @@ def run_id(config: dict) -> str:
     Where the dataset is generated (``sim``), its parameters identify the data and the
     folder it lands in does not enter the id; nor does where the prepared cache is kept
     (``dataset.cache_dir``). A tuned run's ``tune`` entry (its grid label and tried values,
-    ``mlbench.tune``) does not either: a setting is identified by its resolved config.
+    ``mlbench.suite.tuning``) does not either: a setting is identified by its resolved config.
     """
     ident = copy.deepcopy(config)
     ident.get("dataset", {}).pop("cache_dir", None)

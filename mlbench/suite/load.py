@@ -14,21 +14,21 @@ from typing import Any
 
 import yaml
 
-from mlbench.suite.grid import Run, expand, loss_label, normalise_loss  # noqa: F401 (re-exported)
+from mlbench.suite.grid import Run, expand
 from mlbench.suite.schema import (
     GRID_AXES,
     SIM,
     TOP,
     Key,
     SuiteError,
-    _check_section,
-    _yaml_problem,
     apply_overrides,
+    check_section,
     interpolate,
     normalise_augment,
     train_schema,
+    yaml_problem,
 )
-from mlbench.suite.tuning import plan_suite
+from mlbench.suite.tuning import Plan, plan_suite
 
 
 @dataclass
@@ -88,7 +88,7 @@ def load_suite(
         schema["train"] = Key((dict, type(None)), {})
     else:
         schema["train"] = train_keys if train_keys is not None else train_schema()
-    cfg = _check_section(raw, schema, "")
+    cfg = check_section(raw, schema, "")
     if cfg["output"] is None:
         cfg["output"] = str(Path("runs") / cfg["name"])
     _check_dataset(cfg)
@@ -117,13 +117,13 @@ def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise SuiteError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
 
 
 def _check_dataset(cfg: dict) -> None:
     ds = cfg["dataset"]
     if ds["sim"] is not None:
-        ds["sim"] = _check_section(ds["sim"], SIM, "dataset.sim")
+        ds["sim"] = check_section(ds["sim"], SIM, "dataset.sim")
         if ds["root"] is None:
             ds["root"] = str(Path(cfg["output"]) / "cxr14-sim")
     elif ds["root"] is None:
@@ -160,15 +160,31 @@ def parse_only(items: list[str] | None) -> dict[str, list[str]]:
     return out
 
 
-def filter_runs(runs: list[Run], only: dict[str, list[str]]) -> list[Run]:
-    """Keep runs whose backbone/head/loss/seed match every ``--only`` key."""
-    for key, wanted in only.items():
-        have = {str(getattr(r, key)) for r in runs}
-        missing = [w for w in wanted if w not in have]
-        if missing:
-            raise SuiteError(f"--only {key}={missing[0]} matches no run; {key} values: {sorted(have)}")
-        runs = [r for r in runs if str(getattr(r, key)) in wanted]
+def filter_runs(runs: list[Run], only: dict[str, list[str]] | None,
+                strict: bool = True) -> list[Run]:
+    """Keep runs whose backbone/head/loss/seed match every ``--only`` key.
+
+    ``strict``: a value that matches no run is an error; ``False`` (a tuned suite's stage,
+    which may hold none of them) keeps the matching runs only.
+    """
+    for key, wanted in (only or {}).items():
+        if strict:
+            have = {str(getattr(r, key)) for r in runs}
+            missing = [w for w in wanted if w not in have]
+            if missing:
+                raise SuiteError(f"--only {key}={missing[0]} matches no run; {key} values: "
+                                 f"{sorted(have)}")
+        if strict or key in GRID_AXES:
+            runs = [r for r in runs if str(getattr(r, key)) in wanted]
     return runs
+
+
+def filter_plan(plan: Plan, only: dict | None) -> list[Run]:
+    """Stage-one runs of a tuned suite matching ``--only`` (its values are checked against
+    every run of the plan, both stages)."""
+    if only:
+        filter_runs(plan.every_run(), only)  # raises when a value matches no run at all
+    return filter_runs(plan.stage_one(), only, strict=False)
 
 
 

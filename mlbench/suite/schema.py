@@ -1,6 +1,6 @@
 """Suite schema: the keys, their types and defaults, ``${VAR}`` interpolation, ``--set``.
 
-The schema is a tree of sections (dicts) whose leaves are ``Key``s; ``_check_section``
+The schema is a tree of sections (dicts) whose leaves are ``Key``s; ``check_section``
 type-checks a raw YAML tree against it, fills defaults and names the key path of any
 error. Torch-free: the engine's ``TrainConfig`` is imported only by ``train_schema``.
 """
@@ -130,7 +130,7 @@ AUGMENT = {
 # ``augment: true`` (the recipe before augmentation became a mapping; same transforms).
 AUGMENT_TRUE = {"hflip": 0.0, "rotate": 7.0, "translate": 0.05, "scale": [0.92, 1.08],
                 "resized_crop": None, "brightness": 0.15, "contrast": 0.15, "randaugment": None}
-# Tuning (``mlbench.tune``): lists of values tried per loss with an equal budget, two stages.
+# Tuning (``mlbench.suite.tuning``): lists of values tried per loss with an equal budget, two stages.
 TUNE = {
     "train": Key((dict,), {}, doc="train key -> list of values (every loss tries them)"),
     "loss": Key((dict,), {}, doc="grid.loss entry -> {kwarg or {placeholder}: list of values}"),
@@ -235,13 +235,13 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node[parts[-1]] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:
             raise SuiteError(
-                f"--set {dotted}: the value {text!r} is not valid YAML ({_yaml_problem(exc)}); "
+                f"--set {dotted}: the value {text!r} is not valid YAML ({yaml_problem(exc)}); "
                 f"quote a string (--set '{dotted}=\"...\"') or close the list or mapping "
                 "(--set 'seeds=[0, 1]')") from None
     return raw
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's reason in one line, e.g. "expected ',' or ']', but got '<stream end>'"."""
     problem = getattr(exc, "problem", None)
     where = getattr(exc, "problem_mark", None)
@@ -250,7 +250,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"{problem} at line {where.line + 1}, column {where.column + 1}" if where else problem
 
 
-def _check_section(raw: Any, schema: dict, path: str) -> dict:
+def check_section(raw: Any, schema: dict, path: str) -> dict:
     """Type-check ``raw`` against ``schema``, fill defaults; returns a new dict."""
     if raw is None:
         raw = {}
@@ -264,14 +264,14 @@ def _check_section(raw: Any, schema: dict, path: str) -> dict:
     for name, spec in schema.items():
         where = _join(path, name)
         if isinstance(spec, dict):
-            out[name] = _check_section(raw.get(name), spec, where)
+            out[name] = check_section(raw.get(name), spec, where)
             continue
         if name not in raw:
             if spec.default is _REQUIRED:
                 raise SuiteError(f"missing required key `{where}` ({spec.doc})")
             out[name] = copy.deepcopy(spec.default)
             continue
-        value = _yaml_float(raw[name]) if float in spec.types else raw[name]
+        value = yaml_float(raw[name]) if float in spec.types else raw[name]
         ok = isinstance(value, spec.types) and not (
             isinstance(value, bool) and bool not in spec.types
         )
@@ -293,12 +293,13 @@ def _check_section(raw: Any, schema: dict, path: str) -> dict:
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
 
 
-def _yaml_float(value: Any) -> Any:
+def yaml_float(value: Any) -> Any:
     """``1e-3`` as a float (PyYAML reads YAML 1.1, where it is a string)."""
     return float(value) if isinstance(value, str) and _FLOAT.match(value.strip()) else value
 
 
-def _as_list(value: Any) -> list:
+def as_list(value: Any) -> list:
+    """A grid axis or ``seeds`` as a list (a single value is a list of one)."""
     return value if isinstance(value, list) else [value]
 
 
@@ -317,7 +318,7 @@ def normalise_augment(value: Any, where: str = "train.augment") -> bool | dict:
     if not isinstance(value, dict):
         raise SuiteError(f"`{where}` must be true, false or a mapping with keys "
                          f"{sorted(AUGMENT)}, got {value!r}")
-    out = _check_section(value, AUGMENT, where)
+    out = check_section(value, AUGMENT, where)
     if out["hflip"] is True or out["hflip"] is False:
         out["hflip"] = 0.5 if out["hflip"] else 0.0
     for name in ("hflip", "rotate", "translate", "brightness", "contrast"):
@@ -333,7 +334,7 @@ def normalise_augment(value: Any, where: str = "train.augment") -> bool | dict:
         rng = out[name]
         if rng is None:
             continue
-        rng = [_yaml_float(x) for x in rng]
+        rng = [yaml_float(x) for x in rng]
         ok = (len(rng) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                     for x in rng) and 0 < rng[0] <= rng[1]
               and (top is None or rng[1] <= top))
@@ -343,13 +344,13 @@ def normalise_augment(value: Any, where: str = "train.augment") -> bool | dict:
         out[name] = [float(x) for x in rng]
     ra = out["randaugment"]
     if ra is not None:
-        ra = _check_section(ra, RANDAUGMENT, f"{where}.randaugment")
+        ra = check_section(ra, RANDAUGMENT, f"{where}.randaugment")
         if ra["magnitude"] > 30:
             raise SuiteError(f"`{where}.randaugment.magnitude` must be <= 30, got {ra['magnitude']}")
         out["randaugment"] = ra
     if out == AUGMENT_TRUE:
         return True
-    if out == _check_section({}, AUGMENT, where):
+    if out == check_section({}, AUGMENT, where):
         return False
     return out
 

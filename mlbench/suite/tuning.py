@@ -1,9 +1,41 @@
-"""The tuning plan (pure): the settings of each loss, the equal-budget rule and the stages.
+"""What to try: the tuning plan (pure), with an equal budget per loss, selected on
+validation (the suite's ``tune`` key). It depends on the suite's lower modules only (schema,
+identity, grid), so ``load_suite`` builds a suite's plan without the execution layer; what
+was chosen is :mod:`mlbench.suite.selection`, the two stages run over the driver
+(:mod:`mlbench.driver.tuned`), the tuned view is the leaderboard's.
 
-See :mod:`mlbench.tune` for the rule (it re-exports this module's names; selection and the
-two-stage run over the driver live there). The plan belongs to the suite layer: it depends on
-the suite's lower modules only (schema, identity, grid), so ``load_suite`` builds a suite's
-plan without importing the execution layer.
+A loss benchmark is fair when every loss gets the same chance: the same number of tried
+settings, chosen by the same rule, on data the comparison does not use. The rule:
+
+- **Space.** A loss's settings are the product of the suite's ``tune.train`` lists (shared
+  by every loss: ``lr: [1e-3, 3e-4]``) and the lists of its own ``tune.loss`` entry, keyed
+  by its ``grid.loss`` entry: keyword arguments of a single loss (``asl: {gamma_neg: [2, 4]}``)
+  or the ``{placeholders}`` of a composite string (``"bce+{alpha}*msml": {alpha: [0.05,
+  0.1, 0.2]}``).
+- **Budget.** Every loss tries ``tune.budget`` settings (default: the smallest space of the
+  grid's losses, so a loss without settings of its own tries the whole shared grid);
+  ``tune.budget_per_loss`` gives a loss another budget (the leaderboard shows each loss's).
+  A loss whose space is as large as its budget tries every setting; a larger space gives a
+  seeded draw of ``budget`` settings without replacement: each setting is ranked by the
+  SHA-256 of (``tune.seed``, loss entry, its values) and the first ``budget`` are tried. The
+  draw is the same for every backbone and head, and stable when values are added (a drawn
+  setting leaves the draw only when a new one ranks before it). A space smaller than its
+  budget is an error (the loss could not get the same number of tries).
+- **Stages.** ``tune.stages: 2`` (default): every setting on the first seed; then the setting
+  with the best validation mean AUC (``val_mean_auc``: the kept epoch's, as ``engine.fit``
+  keeps it; ties go to the earlier setting of the space) on the remaining seeds:
+  ``budget + seeds - 1`` runs per (backbone, head, loss) cell. ``tune.stages: 1``: every
+  setting on every seed (``budget x seeds``), selected by the mean validation AUC over seeds.
+  A setting with a failed selection run cannot be chosen; a cell whose selection runs are
+  not all done has no choice yet.
+- **No test data.** Selection reads ``val_mean_auc`` (or, for an older results.db, the
+  epochs' ``val_mean_auc``) and nothing else.
+
+A setting's run is the resolved config (``train.lr`` set, the loss spec filled in), so its
+run id is that of the same untuned run, and adding a value adds only its runs. The plan
+(cells, settings, their run ids) and each cell's selection with its validation AUCs are
+stored in ``results.db`` (meta ``tune``); the leaderboard reads them back
+(``selection.selected``, the leaderboard's ``SelectedRuns``).
 """
 
 from __future__ import annotations
@@ -21,10 +53,10 @@ from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
 from mlbench.suite.identity import canonical_json
 from mlbench.suite.schema import (
     SuiteError,
-    _as_list,
-    _check_section,
-    _yaml_float,
+    as_list,
+    check_section,
     normalise_augment,
+    yaml_float,
 )
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -69,7 +101,7 @@ class Plan:
     def stage_one(self) -> list[Run]:
         """Every setting on the first seed (``stages: 1``: on every seed)."""
         seeds = self.seeds if self.stages == 1 else self.seeds[:1]
-        return _unique(s.runs[seed] for c in self.cells for s in c.settings for seed in seeds)
+        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings for seed in seeds)
 
     def stage_two(self, selections: dict) -> list[Run]:
         """The chosen setting of each cell with a choice, on the remaining seeds."""
@@ -81,10 +113,10 @@ class Plan:
             if sel is not None and sel.chosen is not None:
                 setting = next(s for s in c.settings if s.index == sel.chosen)
                 out += [setting.runs[seed] for seed in self.seeds[1:]]
-        return _unique(out)
+        return unique_runs(out)
 
     def every_run(self) -> list[Run]:
-        return _unique(s.runs[seed] for c in self.cells for s in c.settings for seed in self.seeds)
+        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings for seed in self.seeds)
 
     def runs_per_cell(self, cell: Cell) -> int:
         n, s = len(cell.settings), len(self.seeds)
@@ -95,7 +127,7 @@ class Plan:
 
     def to_json(self) -> dict:
         """The plan as stored in results.db (meta ``tune``): cell key -> cell."""
-        return {_cell_id(c.key): {
+        return {cell_id(c.key): {
             "backbone": c.backbone, "head": c.head, "loss": c.loss, "budget": c.budget,
             "space": c.space, "stages": self.stages, "seeds": list(self.seeds),
             "train_keys": list(self.train_keys),
@@ -118,7 +150,8 @@ class Plan:
                 f"budget {b} + {s} seeds - 1 per cell, {self.total_runs()} runs in all")
 
 
-def _unique(runs) -> list[Run]:
+def unique_runs(runs) -> list[Run]:
+    """``runs`` without repeats (by run id), in their first order."""
     seen, out = set(), []
     for r in runs:
         if r.id not in seen:
@@ -127,7 +160,8 @@ def _unique(runs) -> list[Run]:
     return out
 
 
-def _cell_id(key: tuple) -> str:
+def cell_id(key: tuple) -> str:
+    """The key of a (backbone, head, loss) cell in meta ``tune``: its JSON."""
     return json.dumps(list(key))
 
 
@@ -135,7 +169,7 @@ def plan_suite(cfg: dict, train_schema: dict | None = None) -> Plan | None:
     """The tuning plan of a validated suite config, or None when ``tune`` has no values.
 
     Args:
-        cfg: the suite after ``_check_section`` (``tune`` filled with its defaults).
+        cfg: the suite after ``check_section`` (``tune`` filled with its defaults).
         train_schema: the ``train`` keys (each tuned value is checked like the key itself);
             None skips those checks (``load_suite(..., train_keys=False)``).
 
@@ -144,7 +178,7 @@ def plan_suite(cfg: dict, train_schema: dict | None = None) -> Plan | None:
     """
     tune = cfg.get("tune") or {}
     grid_losses = [normalise_loss(s, f"grid.loss[{i}]")
-                   for i, s in enumerate(_as_list(cfg["grid"]["loss"]))]
+                   for i, s in enumerate(as_list(cfg["grid"]["loss"]))]
     labels = [loss_label(s) for s in grid_losses]
     train_space = _train_space(tune.get("train") or {}, train_schema)
     entries = _loss_entries(tune.get("loss") or {}, labels)
@@ -167,10 +201,10 @@ def plan_suite(cfg: dict, train_schema: dict | None = None) -> Plan | None:
     chosen = {lab: _draw(len(spaces[lab]), budgets[lab], seed, lab, spaces[lab]) for lab in spaces}
 
     expand(cfg)  # the axes' own checks (types, empty lists)
-    seeds = _as_list(cfg["seeds"])
+    seeds = as_list(cfg["seeds"])
     cells = []
-    for backbone, head in itertools.product(_as_list(cfg["grid"]["backbone"]),
-                                            _as_list(cfg["grid"]["head"])):
+    for backbone, head in itertools.product(as_list(cfg["grid"]["backbone"]),
+                                            as_list(cfg["grid"]["head"])):
         for lab in dict.fromkeys(labels):
             settings = []
             for i in chosen[lab]:
@@ -185,7 +219,7 @@ def _values(raw: Any, where: str) -> list:
     vals = raw if isinstance(raw, list) else [raw]
     if not vals:
         raise SuiteError(f"`{where}` is an empty list; give at least one value")
-    vals = [_yaml_float(v) for v in vals]
+    vals = [yaml_float(v) for v in vals]
     seen = set()
     for v in vals:
         text = canonical_json(v)
@@ -205,7 +239,7 @@ def _train_space(space: dict, schema: dict | None) -> list[tuple[str, list]]:
         checked = []
         for i, v in enumerate(vals):
             if schema is not None:  # the key's own types, choices and bounds
-                v = _check_section({key: v}, {key: schema[key]}, f"tune.train[{i}]")[key]
+                v = check_section({key: v}, {key: schema[key]}, f"tune.train[{i}]")[key]
             if key == "augment":
                 v = normalise_augment(v, f"{where}[{i}]")
             checked.append(v)

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import time
 
-from mlbench.suite.grid import Run
-from mlbench.suite.schema import GRID_AXES
-from mlbench.suite.tuning import Plan, _unique
-from mlbench.tune.select import selected, store_plan, store_selection
-
-
-# ------------------------------------------------------------------ running both stages
-def _keep(runs: list[Run], only: dict | None) -> list[Run]:
-    """``--only`` without the "matches no run" error (a stage may have none of them)."""
-    for key, wanted in (only or {}).items():
-        if key in GRID_AXES:
-            runs = [r for r in runs if str(getattr(r, key)) in wanted]
-    return runs
-
-
-def filter_plan(plan: Plan, only: dict | None) -> list[Run]:
-    """Stage-one runs matching ``--only`` (its values are checked against every run)."""
-    from mlbench.suite import filter_runs
-
-    if only:
-        filter_runs(plan.every_run(), only)  # raises when a value matches no run at all
-    return _keep(plan.stage_one(), only)
+from mlbench.suite import (
+    Run,
+    filter_runs,
+    selected,
+    store_plan,
+    store_selection,
+    unique_runs,
+)
 
 
 def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
@@ -63,13 +49,13 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
         sel = selected(db, plan)
         store_selection(db, sel)
     if plan.stages == 2:
-        second = _keep(plan.stage_two(sel), only)
+        second = filter_runs(plan.stage_two(sel), only, strict=False)
         if say:
             print(f"tune: stage 2: {len(second)} runs (chosen settings on seeds "
                   f"{plan.seeds[1:]})", flush=True)
         if second:
             run_suite(suite, second, progress=progress, **kwargs)
-    done = _unique(first + second)
+    done = unique_runs(first + second)
     with ResultsDB(suite.output) as db:
         counts = db.counts([r.id for r in done])
         sel = selected(db, plan)

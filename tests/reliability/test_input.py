@@ -89,10 +89,10 @@ def test_loss_kwargs_of_the_wrong_type_are_caught_at_preflight(tmp_path, capsys,
 def test_every_shipped_loss_passes_the_preflight_call():
     # the tiny-batch call must not refuse a good loss: every registered one, and a composite
     import losses
-    from mlbench.suite.checks import _dummy_stats, _try_loss
+    from mlbench.suite.checks import dummy_stats, try_loss
 
     for spec in [*losses.list_losses(), "bce+0.1*msml"]:
-        assert _try_loss(losses.create_loss(spec, stats=_dummy_stats())) is None, spec
+        assert try_loss(losses.create_loss(spec, stats=dummy_stats())) is None, spec
 
 
 def test_unknown_key_is_one_line_naming_it(tmp_path, capsys, suite_file):

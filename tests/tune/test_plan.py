@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlbench.suite import SuiteError, load_suite, run_id
-from mlbench.tune import Selection
+from mlbench.suite import Selection, SuiteError, load_suite, run_id
 
 from .conftest import tuned_suite
 

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.suite import load_suite
-from mlbench.tune import SelectedRuns, selected, settings_frame, store_plan
+from mlbench.suite import load_suite, selected, store_plan
+from mlbench.tune import SelectedRuns, settings_frame
 
 from .conftest import plant, tuned_suite
 
@@ -148,7 +148,7 @@ def test_one_stage_selects_on_the_mean_over_seeds(tmp_path):
 
 
 def test_selection_is_stored(tmp_path):
-    from mlbench.tune import META_KEY, store_selection
+    from mlbench.suite import META_KEY, store_selection
 
     suite = _planted(tmp_path)
     with ResultsDB(suite.output) as db:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.suite import load_suite
-from mlbench.tune import META_KEY, run_tuned
+from mlbench.suite import META_KEY, load_suite
+from mlbench.tune import run_tuned
 
 from .conftest import tuned_suite
 
