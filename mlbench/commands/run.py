@@ -145,14 +145,12 @@ def _cmd_run(args) -> int:
             print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0
 
-    from mlbench.driver import WorkerDied, run_suite
+    from mlbench.driver import WorkerDied, run_suite, run_tuned
     from mlbench.leaderboard import leaderboard
 
     try:
         _note_command(args, suite, runs)
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
-            from mlbench.tune import run_tuned
-
             summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
                                 workers=args.workers, progress=not args.no_progress,
                                 retry_failed=args.retry_failed, executor=args.executor,

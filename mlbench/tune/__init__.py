@@ -1,7 +1,6 @@
 """Tuning (moving): the two-stage run and the leaderboard's view of a tuned suite.
 """
 
-from mlbench.tune.run import run_tuned
 from mlbench.tune.select import (
     MASK,
     SelectedRuns,
@@ -11,5 +10,5 @@ from mlbench.tune.select import (
     settings_text,
 )
 
-__all__ = ["MASK", "SelectedRuns", "annotate", "render_settings", "run_tuned",
+__all__ = ["MASK", "SelectedRuns", "annotate", "render_settings",
            "settings_frame", "settings_text"]

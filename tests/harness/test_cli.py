@@ -55,7 +55,7 @@ def test_real_suite_without_data_fails_fast(tmp_path):
         "import sys\n"
         "from mlbench.cli import main\n"
         "rc = main(['run', 'suites/chestxray14.yaml'])\n"
-        "heavy = sorted(m for m in ('torch', 'timm', 'mlbench.data', 'mlbench.runner') "
+        "heavy = sorted(m for m in ('torch', 'timm', 'mlbench.data', 'mlbench.driver.worker') "
         "if m in sys.modules)\n"
         "print('HEAVY=' + ','.join(heavy))\n"
         "sys.exit(rc)\n"
@@ -139,12 +139,12 @@ def test_dataset_with_missing_images_is_an_error_not_a_traceback(tmp_path, capsy
 
 def test_failed_runs_are_named_with_their_error(tmp_path, capsys, monkeypatch):
     # before: only "0 finished, 2 failed" -- the reason was in results.db alone
-    import mlbench.runner
+    import mlbench.driver.worker
 
     def broken(run, db, *a, **k):
         raise RuntimeError(f"boom in {run['loss']}\nsecond line")
 
-    monkeypatch.setattr(mlbench.runner, "execute", broken)
+    monkeypatch.setattr(mlbench.driver.worker, "execute", broken)
     suite = tiny_suite(tmp_path, seeds=[0])
     suite["grid"] = {"backbone": ["test_resnet"], "head": ["linear"], "loss": ["bce", "msml"]}
     assert main(["run", write(tmp_path, suite), "--no-progress"]) == 1

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mlbench.db import ResultsDB
+from mlbench.driver import prepare_data
 from mlbench.layout import SIM_MARKER
-from mlbench.runner import prepare_data
 from mlbench.stats import bootstrap_ci, evaluate_scores, metric_records
 
 from .conftest import FINDINGS, fake_predictions
@@ -72,7 +72,7 @@ def _die_on(run_id, task):
     import os
     import signal
 
-    from mlbench.runner import RunResult
+    from mlbench.driver import RunResult
 
     if task["run"]["id"] == run_id:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -85,7 +85,7 @@ def test_dead_worker_is_reported_and_its_run_put_back(tmp_path):
     import functools
 
     from mlbench.driver import Driver, WorkerDied
-    from mlbench.executors.local import LocalExecutor
+    from mlbench.driver.executors.local import LocalExecutor
     from mlbench.suite import load_suite
 
     from .conftest import tiny_suite
@@ -143,7 +143,7 @@ def test_sim_folder_marked_before_generation_resumes(tmp_path):
 def test_cache_dir_keeps_the_dataset_folder_untouched(tmp_path):
     """dataset.cache_dir: the prepared cache goes there (a read-only ROOT stays as it is) and
     the splits open from it."""
-    from mlbench.runner import _Data
+    from mlbench.driver import Datasets
 
     root, cache = tmp_path / "sim", tmp_path / "cache"
     ds = {"root": str(root), "sim": {"images": 40, "size": 16, "seed": 0}, "image_size": 16,
@@ -152,7 +152,7 @@ def test_cache_dir_keeps_the_dataset_folder_untouched(tmp_path):
     prepare_data(ds, progress=False)
     assert not (root / ".mlbench_cache").exists()
     assert any(cache.iterdir())
-    splits = _Data.open(ds)
+    splits = Datasets.open(ds)
     assert sum(len(s) for s in splits.values()) == 40
     assert splits["train"][0][0].shape[-1] == 16
 

@@ -89,7 +89,7 @@ def test_tracking_flags_become_the_suite_section(tmp_path, monkeypatch):
         raise driver.WorkerDied("worker 0 (pid 1) died with exit code -9")
 
     monkeypatch.setattr(driver, "run_suite", fake_run_suite)
-    monkeypatch.setattr("mlbench.runner.prepare_data", lambda *a, **k: None)
+    monkeypatch.setattr("mlbench.driver.prepare.prepare_data", lambda *a, **k: None)
     path = write_suite(tmp_path)
     code = main(["run", str(path), "--mlflow-uri", "sqlite:///x.db", "--tensorboard",
                  "--no-progress"])

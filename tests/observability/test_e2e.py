@@ -158,7 +158,7 @@ def test_slurm_jobs_write_run_files_and_the_driver_tracks_them(tmp_path):
     pytest.importorskip("mlflow")
     pytest.importorskip("sqlalchemy")
     from mlbench.driver import run_suite
-    from mlbench.executors.slurm import SlurmExecutor
+    from mlbench.driver.executors.slurm import SlurmExecutor
     from mlbench.suite import load_suite
 
     suite = load_suite(write_suite(tmp_path), overrides=["tracking.mlflow=true"])

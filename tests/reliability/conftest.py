@@ -80,7 +80,7 @@ def write_suite(path: Path, suite: dict) -> str:
 @pytest.fixture(scope="session")
 def sim_root(tmp_path_factory) -> Path:
     """One CXR14-sim folder with its prepared cache (16 px), shared by the catalogue."""
-    from mlbench.runner import prepare_data
+    from mlbench.driver import prepare_data
     from mlbench.suite import load_suite
 
     root = tmp_path_factory.mktemp("reliability") / "sim"
@@ -101,7 +101,7 @@ def reference(tmp_path_factory, sim_root) -> dict:
 
 @pytest.fixture(autouse=True)
 def private_core_pool(tmp_path, monkeypatch):
-    """Each test claims CPU cores from its own pool (``mlbench.hostcores``), not from the
+    """Each test claims CPU cores from its own pool (``mlbench.driver.cores``), not from the
     machine's, so that tests and runs of other people on the machine do not make it wait."""
     monkeypatch.setenv("MLBENCH_CORE_DIR", str(tmp_path / "cores"))
 
@@ -166,8 +166,8 @@ def _env(**extra) -> dict:
 # Local workers are forked (not spawned) so that they carry the patched hook.
 HELD_RUNNER = """
 import os, sys, time
-import mlbench.executors.local as local
-import mlbench.runner as runner
+import mlbench.driver.executors.local as local
+import mlbench.driver.worker as worker
 from mlbench.cli import main
 
 hold = sys.argv[1]
@@ -184,7 +184,7 @@ def after_epoch(run, row):
         os.replace(hold + ".tmp", hold)
         time.sleep(600)
 
-runner._after_epoch = after_epoch
+worker._after_epoch = after_epoch
 sys.exit(main(sys.argv[2:]))
 """
 

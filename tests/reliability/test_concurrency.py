@@ -13,7 +13,7 @@ import pytest
 
 from mlbench.cli import main
 from mlbench.data.locks import folder_lock
-from mlbench.hostcores import claim_cores, cpu_cores
+from mlbench.driver.cores import claim_cores, cpu_cores
 
 from .conftest import (
     cli,

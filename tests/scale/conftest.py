@@ -26,7 +26,7 @@ def tiny(root, out, **train) -> dict:
 @pytest.fixture(scope="session")
 def sim_root(tmp_path_factory):
     """One CXR14-sim folder (and its prepared cache) for every scale test."""
-    from mlbench.runner import prepare_data
+    from mlbench.driver import prepare_data
     from mlbench.suite import load_suite
 
     root = tmp_path_factory.mktemp("scale") / "sim"

@@ -64,7 +64,7 @@ def ray_instance():
 
 def test_ray_matches_local_and_retries_a_task_that_killed_its_process(
         sim_root, local_ref, ray_instance, tmp_path):
-    from mlbench.executors.ray import RayExecutor
+    from mlbench.driver.executors.ray import RayExecutor
 
     suite = _suite(sim_root, tmp_path / "ray")
     victim, markers = suite.runs[1].id, str(tmp_path)
@@ -74,7 +74,7 @@ def test_ray_matches_local_and_retries_a_task_that_killed_its_process(
         import signal
         from pathlib import Path
 
-        from mlbench.runner import run_task
+        from mlbench.driver import run_task
 
         marker = Path(markers) / f"attempt-{task['run']['id']}"
         if task["run"]["id"] == victim and not marker.exists():
@@ -147,7 +147,7 @@ def test_ray_driver_killed_then_rerun_loses_and_duplicates_nothing(
 
 def test_slurm_jobs_through_submitit_match_local(sim_root, local_ref, tmp_path):
     pytest.importorskip("submitit")
-    from mlbench.executors.slurm import SlurmExecutor
+    from mlbench.driver.executors.slurm import SlurmExecutor
 
     suite = _suite(sim_root, tmp_path / "slurm")
     ex = SlurmExecutor(tmp_path / "jobs", cluster="local", gpus_per_run=0, time_min=10,

@@ -7,9 +7,8 @@ import os
 
 import pytest
 
-from mlbench import driver
-from mlbench.executors import plan
-from mlbench.executors.local import InlineExecutor, LocalExecutor
+from mlbench.driver import plan
+from mlbench.driver.executors.local import InlineExecutor, LocalExecutor
 from mlbench.suite import load_suite
 
 from .conftest import tiny
@@ -22,8 +21,8 @@ def _suite(tmp_path, device="auto", threads=1, workers=1):
 
 
 def _plan(suite, workers=None, gpus=None):
-    opts = driver.resolve(suite, workers=workers, gpus=gpus)
-    return driver.build_executor(suite, opts, explicit_workers=workers is not None)
+    opts = plan.resolve(suite, workers=workers, gpus=gpus)
+    return plan.build_executor(suite, opts, explicit_workers=workers is not None)
 
 
 def test_one_worker_per_visible_gpu_by_default(tmp_path, monkeypatch):
@@ -47,11 +46,11 @@ def test_workers_times_threads_stay_within_the_cores(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"--gpus 0: torch sees no CUDA device"):
         _plan(_suite(tmp_path), gpus="0")
     with pytest.raises(ValueError, match=r"--keep-checkpoints must be one of"):
-        driver.resolve(_suite(tmp_path), keep_checkpoints="some")
+        plan.resolve(_suite(tmp_path), keep_checkpoints="some")
 
 
 def _report_gpu(task):
-    from mlbench.runner import RunResult
+    from mlbench.driver import RunResult
 
     return RunResult(run_id=task["run"]["id"], status="failed", error="not trained",
                      device=os.environ.get("CUDA_VISIBLE_DEVICES", ""))

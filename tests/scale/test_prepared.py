@@ -10,7 +10,7 @@ import numpy as np
 
 from mlbench.data import ChestXray14, prepare_cache
 from mlbench.data.cache import _tmp_name
-from mlbench.runner import prepare_data
+from mlbench.driver import prepare_data
 from mlbench.suite import load_suite
 
 from .conftest import tiny

@@ -99,7 +99,7 @@ def test_a_foreign_last_pt_is_one_clear_error(tmp_path):
 @pytest.mark.slow
 def test_run_killed_after_an_epoch_resumes_with_the_same_result(tmp_path, sim_root,
                                                                  monkeypatch, capsys):
-    import mlbench.runner
+    import mlbench.driver.worker
 
     suite = tiny(sim_root, tmp_path / "killed")
     suite["grid"]["loss"] = ["msml"]
@@ -112,7 +112,7 @@ def test_run_killed_after_an_epoch_resumes_with_the_same_result(tmp_path, sim_ro
         if row["epoch"] == 0:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(mlbench.runner, "_after_epoch", kill_after_first_epoch)
+    monkeypatch.setattr(mlbench.driver.worker, "_after_epoch", kill_after_first_epoch)
     assert main(["run", str(path), "--no-progress"]) == 130
     out = tmp_path / "killed"
     with ResultsDB(out) as db:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mlbench.db import ResultsDB
+from mlbench.driver import run_tuned
 from mlbench.suite import META_KEY, load_suite
-from mlbench.tune import run_tuned
 
 from .conftest import tuned_suite
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def sim_root(tmp_path_factory):
-    from mlbench.runner import prepare_data
+    from mlbench.driver import prepare_data
 
     root = tmp_path_factory.mktemp("tune") / "sim"
     suite = load_suite(tuned_suite(root.parent / "unused", root=root), env={})

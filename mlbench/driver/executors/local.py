@@ -15,11 +15,11 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlbench.executors.base import Executor, Outcome, WorkerDeath
+from mlbench.driver.executors.base import Executor, Outcome, WorkerDeath
 
 
 def _default_fn() -> Callable:
-    from mlbench.runner import run_task
+    from mlbench.driver.worker import run_task
 
     return run_task
 
@@ -92,7 +92,7 @@ class LocalExecutor(Executor):
     Args:
         workers: number of worker processes (default: one per GPU, else 1).
         gpus: GPU ids (as ``CUDA_VISIBLE_DEVICES`` takes them) or None for CPU.
-        fn: the run function (default ``mlbench.runner.run_task``); picklable.
+        fn: the run function (default ``mlbench.driver.worker.run_task``); picklable.
         start_method: multiprocessing start method ("spawn"; tests use "fork").
     """
 

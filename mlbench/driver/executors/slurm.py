@@ -1,9 +1,9 @@
 """Slurm executor through submitit: one job per run, submitted as a job array
 (``pip install 'mlbench[slurm]'``).
 
-Every job runs the same run function (``mlbench.runner.run_task``) in the driver's Python
-environment (shared filesystem), writes its checkpoints to the shared checkpoint folder and
-returns its ``RunResult`` through submitit's folder; the driver polls the jobs and stores
+Every job runs the same run function (``mlbench.driver.worker.run_task``) in the driver's
+Python environment (shared filesystem), writes its checkpoints to the shared checkpoint
+folder and returns its ``RunResult`` through submitit's folder; the driver polls the jobs and stores
 each result as it comes back. A job hit by preemption or its time limit is requeued by
 submitit (``Checkpointable``) and resumes from its last epoch. Options: ``partition``,
 ``time_min``, ``gpus_per_run``, ``cpus_per_run``, ``mem_gb``, ``array_parallelism``
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlbench.executors.base import Executor, Outcome
+from mlbench.driver.executors.base import Executor, Outcome
 
 try:
     from submitit.helpers import Checkpointable as _Checkpointable
@@ -34,7 +34,7 @@ class _Job(_Checkpointable):
 
     def __call__(self, task: dict):
         if self.fn is None:
-            from mlbench.runner import run_task
+            from mlbench.driver.worker import run_task
 
             return run_task(task)
         return self.fn(task)
@@ -52,7 +52,7 @@ class SlurmExecutor(Executor):
         mem_gb: memory per job (None: the partition's default).
         array_parallelism: most jobs of the array running at once.
         cluster: None (Slurm), "local" or "debug" (submitit's local executors).
-        fn: the run function (default ``mlbench.runner.run_task``).
+        fn: the run function (default ``mlbench.driver.worker.run_task``).
         poll_s: seconds between polls of the jobs' state.
     """
 
@@ -127,7 +127,7 @@ class SlurmExecutor(Executor):
             try:
                 out.append(Outcome(run_id, "done", job.result()))
             except Exception as exc:  # job failed, timed out too often, was cancelled
-                from mlbench.runner import RunResult
+                from mlbench.driver.worker import RunResult
 
                 first = (str(exc).strip().splitlines() or [""])[0]
                 error = f"Slurm job {job.job_id} failed: {type(exc).__name__}: {first}\n{exc}"

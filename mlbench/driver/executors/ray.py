@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from mlbench.executors.base import Executor, Outcome
+from mlbench.driver.executors.base import Executor, Outcome
 
 
 def _call(fn: Callable | None, task: dict):
     """The Ray task body: the run function on the task."""
     if fn is None:
-        from mlbench.runner import run_task as fn
+        from mlbench.driver.worker import run_task as fn
     return fn(task)
 
 
@@ -36,7 +36,7 @@ class RayExecutor(Executor):
             run's device is not cpu, else 0).
         max_retries: retries of a task whose worker or node died.
         max_in_flight: most tasks submitted at once (None: every pending run; Ray queues).
-        fn: the run function (default ``mlbench.runner.run_task``).
+        fn: the run function (default ``mlbench.driver.worker.run_task``).
         init_kwargs: extra ``ray.init`` arguments (a local instance: ``num_cpus``...).
     """
 
@@ -108,7 +108,7 @@ class RayExecutor(Executor):
             try:
                 out.append(Outcome(run_id, "done", ray.get(ref)))
             except RayError as exc:  # retries used up (worker/node died each time), ...
-                from mlbench.runner import RunResult
+                from mlbench.driver.worker import RunResult
 
                 first = str(exc).strip().splitlines()[:1] or [""]
                 error = (f"Ray task failed after {self.max_retries} retries: "

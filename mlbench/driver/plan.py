@@ -1,15 +1,14 @@
-"""Execution options and the executor they ask for (``mlbench.driver.run_suite``'s
-planning): ``resolve`` merges the suite's ``cluster`` section with the CLI's options,
-``build_executor`` makes the executor; ``--executor local`` is planned by ``_local_plan``
-(workers x train.threads within the cores, one process per GPU)."""
+"""Execution options and the executor they ask for (``run_suite``'s planning): ``resolve``
+merges the suite's ``cluster`` section with the CLI's options, ``build_executor`` makes the
+executor; ``--executor local`` is planned by ``_local_plan`` (workers x train.threads within
+the cores, one process per GPU)."""
 
 from __future__ import annotations
 
 import os
 
-from mlbench.executors import Executor, make_executor
-from mlbench.hostcores import cpu_cores
-from mlbench.runner import run_threads
+from mlbench.driver.cores import cpu_cores, run_threads
+from mlbench.driver.executors import Executor, make_executor
 
 EXECUTORS = ("local", "ray", "slurm")
 KEEP_CHECKPOINTS = ("none", "best", "all")

@@ -4,7 +4,7 @@ Flow of one ``run_suite`` call:
     register the runs (known ids keep their status) -> put back to pending the runs whose
     holder is gone (its lease ran out, or its process on this host is dead) -> make the data
     ready once (generate CXR14-sim if absent, build the prepared cache) -> start an executor
-    (``mlbench.executors``: in this process, local worker processes, Ray tasks, Slurm jobs)
+    (``mlbench.driver.executors``: in this process, local worker processes, Ray tasks, Slurm jobs)
     -> loop: claim pending runs while the executor has free slots and hand them over; store
     each ``RunResult`` as it comes back (one transaction per run); renew the leases of the
     runs in flight from a heartbeat thread.
@@ -25,20 +25,12 @@ import threading
 import time
 from pathlib import Path
 
-from mlbench.db import LEASE_S, ResultsDB
-from mlbench.executors import Executor, make_executor
-from mlbench.executors.base import WorkerDied
-from mlbench.executors.plan import (  # noqa: F401  (re-exported: ``from mlbench.driver import``)
-    EXECUTORS,
-    KEEP_CHECKPOINTS,
-    _local_plan,
-    build_executor,
-    cpu_cores,
-    resolve,
-    visible_gpus,
-)
+from mlbench.db import DB_NAME, LEASE_S, ResultsDB
+from mlbench.driver.executors import Executor, make_executor
+from mlbench.driver.executors.base import WorkerDied
+from mlbench.driver.plan import build_executor, resolve
+from mlbench.driver.prepare import dataset_meta, prepare_data
 from mlbench.logs import DriverLog, current_level, make_tracker
-from mlbench.runner import dataset_meta, prepare_data
 from mlbench.signals import sigterm_as_exit
 
 log = logging.getLogger("mlbench.driver")
@@ -127,7 +119,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
 
 
 def _claim_cores(ex: Executor, threads: int):
-    """Claim the cores of this machine that local CPU workers use (``mlbench.hostcores``):
+    """Claim the cores of this machine that local CPU workers use (``mlbench.driver.cores``):
     workers x train.threads, so that concurrent runners do not oversubscribe it. Fewer free:
     fewer workers (one: in this process); fewer than one run's threads: wait, saying so.
 
@@ -135,7 +127,7 @@ def _claim_cores(ex: Executor, threads: int):
         (the claim, to release when the workers are done, or None for GPU workers; the
         executor to use).
     """
-    from mlbench.hostcores import claim_cores
+    from mlbench.driver.cores import claim_cores
 
     if ex.name not in ("inline", "local") or getattr(ex, "gpus", None):
         return None, ex
@@ -153,8 +145,6 @@ def _claim_cores(ex: Executor, threads: int):
 def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
     """Whether some of ``ids`` will train: new, pending, running (perhaps stale), or failed
     with ``retry_failed``. Reads an existing results.db without writing to it."""
-    from mlbench.db import DB_NAME
-
     path = Path(out) / DB_NAME
     if not path.is_file():
         return bool(ids)

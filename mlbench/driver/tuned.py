@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from mlbench.db import ResultsDB
+from mlbench.driver import loop
 from mlbench.suite import (
     Run,
     filter_runs,
@@ -24,17 +26,14 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
         only: ``--only`` filters, applied to stage two as well.
         progress: progress bars.
         say: print a line per stage (run counts).
-        run_suite: the driver's ``run_suite`` (default ``mlbench.driver.run_suite``).
+        run_suite: the driver's ``run_suite`` (default :func:`mlbench.driver.loop.run_suite`).
         kwargs: passed to ``run_suite`` (workers, executor, retry_failed, ...).
 
     Returns:
         counts over both stages, ``seconds``, ``runs`` (every run of both stages),
         ``stage1``/``stage2`` (run counts) and ``selections``.
     """
-    from mlbench.db import ResultsDB
-
-    if run_suite is None:
-        from mlbench.driver import run_suite
+    run_suite = run_suite or loop.run_suite
     plan = suite.plan
     t0 = time.perf_counter()
     first = list(runs) if runs is not None else plan.stage_one()

@@ -1,4 +1,4 @@
-"""One run as a function: resolved run config in, ``RunResult`` out. No database.
+"""The one-run worker: resolved run config in, ``RunResult`` out. No database.
 
 ``execute(run, checkpoint_dir)``: seeded (``mlbench.train.deterministic``, with
 ``train.deterministic``) with ``train.threads`` torch threads -> train/val/test datasets from
@@ -9,17 +9,15 @@ weights, weights-only) atomically after every epoch and resumes from ``last.pt``
 previous attempt left one -> ``evaluate`` on the test split -> per-class AUC/AP, mean AUC,
 mAP, bootstrap CIs, the test image and patient ids, timings, device name.
 
-The driver (``mlbench.driver``) owns ``results.db``: it claims runs, hands them to an
-executor (``mlbench.executors``) whose workers call :func:`run_task`, and stores each
-``RunResult`` as it comes back. ``prepare_data`` makes the dataset ready once, before any
-run starts (generate CXR14-sim if absent, build the prepared cache).
+The driver (``loop``) owns ``results.db``: it claims runs, hands them to an executor
+(``executors``) whose workers call :func:`run_task`, and stores each ``RunResult`` as it
+comes back. ``prepare.prepare_data`` makes the dataset ready once, before any run starts
+(generate CXR14-sim if absent, build the prepared cache).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,116 +26,21 @@ from pathlib import Path
 import numpy as np
 
 from mlbench.db import worker_name
-from mlbench.suite import sim_root_problem
+from mlbench.driver.cores import run_threads
+from mlbench.driver.prepare import Datasets
 
-
-# ------------------------------------------------------------------ data
-def dataset_meta(ds_cfg: dict) -> dict:
-    return {"kind": "sim" if ds_cfg["sim"] else "real", "root": ds_cfg["root"],
-            "image_size": ds_cfg["image_size"], "sim": ds_cfg["sim"], "view": ds_cfg["view"]}
-
-
-def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
-    """Generate CXR14-sim if the suite asks for it and it is absent; build the cache (the
-    driver, once). Returns the prepared cache folder, which workers open by itself
-    (``ChestXray14.from_prepared``: no dataset root, no PNG looked at)."""
-    from mlbench.data import generate_sim, prepare_cache
-    from mlbench.data.sim import SimFolderError, read_marker, sim_params
-
-    root = Path(ds_cfg["root"])
-    sim = ds_cfg["sim"]
-    if sim:
-        problem = sim_root_problem(ds_cfg)
-        if problem:
-            raise ValueError(problem)
-        made = read_marker(root)
-        if made is not None and made != sim_params(**sim):
-            raise RuntimeError(
-                f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
-                f"delete {root} or set dataset.root to another folder")
-        try:  # locked: a second runner on the same folder waits, then finds it complete
-            generate_sim(root, **sim, progress=progress)
-        except SimFolderError as exc:
-            raise ValueError(f"{exc} (dataset.root / dataset.sim)") from None
-    cache_dir = ds_cfg.get("cache_dir")
-    try:
-        cache = prepare_cache(root, ds_cfg["image_size"], progress=progress,
-                              workers=_cache_workers(), cache_dir=cache_dir)
-    except PermissionError as exc:
-        where = "dataset.cache_dir" if cache_dir else f"{root} (dataset.root)"
-        raise PermissionError(
-            f"cannot write the prepared-image cache in {where}: {exc.strerror or exc}; set "
-            "dataset.cache_dir to a writable folder (--set dataset.cache_dir=/path)") from exc
-    # missing images, bad splits: one error now, not one failed run each
-    for split, ds in _Data.open(ds_cfg).items():
-        if len(ds) == 0:
-            raise ValueError(
-                f"the `{split}` split of {ds_cfg['root']} is empty (dataset.val_fraction="
-                f"{ds_cfg['val_fraction']}, dataset.view={ds_cfg['view']}); every run needs "
-                "train, val and test images: raise dataset.val_fraction or change dataset.view")
-    return str(cache)
-
-
-def _cache_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
-
-
-class _Data:
-    """Datasets per (dataset config, normalisation), reused across the runs of a process."""
-
-    def __init__(self):
-        self._cache: dict = {}
-
-    @staticmethod
-    def open(ds_cfg: dict, train_tf=None, eval_tf=None, cache: str | None = None) -> dict:
-        """The train/val/test splits of a suite's dataset (prepared cache): from the cache
-        folder ``cache`` alone when given, else from the dataset root."""
-        from mlbench.data import ChestXray14
-
-        if cache is not None:
-            split = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
-                         view=ds_cfg["view"])
-            return {name: ChestXray14.from_prepared(cache, name, **split,
-                                                    transform=train_tf if name == "train"
-                                                    else eval_tf)
-                    for name in ("train", "val", "test")}
-        common = dict(val_fraction=ds_cfg["val_fraction"], seed=ds_cfg["split_seed"],
-                      view=ds_cfg["view"], image_size=ds_cfg["image_size"],
-                      missing=ds_cfg["missing"], workers=_cache_workers(),
-                      cache_dir=ds_cfg.get("cache_dir"))
-        return {
-            "train": ChestXray14(ds_cfg["root"], "train", transform=train_tf, **common),
-            "val": ChestXray14(ds_cfg["root"], "val", transform=eval_tf, **common),
-            "test": ChestXray14(ds_cfg["root"], "test", transform=eval_tf, **common),
-        }
-
-    def get(self, ds_cfg: dict, train_cfg: dict, mean: float, std: float,
-            cache: str | None = None) -> dict:
-        from mlbench.data import build_transforms
-
-        key = (json.dumps(ds_cfg, sort_keys=True), json.dumps(train_cfg["augment"], sort_keys=True),
-               mean, std, cache)  # augment: true | false | a mapping (not hashable)
-        if key not in self._cache:
-            size = ds_cfg["image_size"]
-            train_tf = build_transforms(True, size, mean, std, augment=train_cfg["augment"])
-            eval_tf = build_transforms(False, size, mean, std, augment=False)
-            # keep one entry: runs come ordered by backbone
-            self._cache = {key: self.open(ds_cfg, train_tf, eval_tf, cache)}
-        return self._cache[key]
-
-
-# ------------------------------------------------------------------ one run
 CHECKPOINT_FILES = ("last.pt", "best.pt")
 
 
 @dataclass
 class RunResult:
-    """What one run computes; the driver stores it (``mlbench.driver``).
+    """What one run computes; the driver stores it (``loop.Driver``).
 
     Attributes:
         run_id: the run's id.
         status: "finished" or "failed".
-        records: test metric rows ``(name, finding, value, lo, hi)`` (``stats.metric_records``).
+        records: test metric rows ``(name, finding, value, lo, hi)``
+            (``mlbench.stats.metric_records``).
         history: the engine's per-epoch rows (also those before a resume).
         scores, targets: (N, C) test probabilities and labels, rows in ``image_ids`` order.
         image_ids, patient_ids: the N test images and their patients.
@@ -200,9 +103,6 @@ def device_name(device: str) -> str:
     return dev.type
 
 
-def run_threads(cfg: dict) -> int:
-    """Torch intra-op threads of a run: its config's ``train.threads`` (default 1)."""
-    return int(cfg.get("train", {}).get("threads") or 1)
 
 
 @contextlib.contextmanager
@@ -226,7 +126,7 @@ def _after_epoch(run: dict, row: dict) -> None:
     """Called after each epoch's checkpoints are written (a hook for tests)."""
 
 
-def execute(run: dict, checkpoint_dir: str | Path | None = None, data: _Data | None = None, *,
+def execute(run: dict, checkpoint_dir: str | Path | None = None, data: Datasets | None = None, *,
             bar_position: int = 1, progress: bool = True,
             on_epoch: Callable[[dict], None] | None = None, cache: str | None = None) -> RunResult:
     """Train and evaluate one run; return its results (nothing is stored here).
@@ -385,4 +285,4 @@ def _run_bar(run: dict, loader, train_cfg, position: int, progress: bool):
 
 
 
-_DATA = _Data()  # the process's datasets, reused by its runs (a worker runs many)
+_DATA = Datasets()  # the process's datasets, reused by its runs (a worker runs many)

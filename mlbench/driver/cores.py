@@ -1,14 +1,14 @@
-"""CPU cores shared by the mlbench runners of one machine: no oversubscription.
+"""CPU cores shared by the mlbench drivers of one machine: no oversubscription.
 
-The rule: a run computes with ``train.threads`` torch threads (default 1, fixed so that a
-CPU run gives the same numbers whatever runs beside it), and a runner with ``W`` local
-workers needs ``W x train.threads`` cores. Within one runner the driver keeps that within
-the cores of the machine; across runners, each *claims* its cores from a machine-wide pool
-before training: one lock file per core in ``core_dir()`` (``$MLBENCH_CORE_DIR``, default
-``/tmp/mlbench-cpu-pool``), held with ``flock`` by the runner that claimed it. A runner takes
-the free cores it needs (fewer free: fewer workers; fewer than one run needs: it waits and
-says so), and the kernel frees its claim when it exits, ``kill -9`` included.
-``MLBENCH_CORE_DIR=off`` turns the pool off (every runner counts only the machine's cores).
+The rule: a run computes with ``train.threads`` torch threads (:func:`run_threads`, default
+1, fixed so that a CPU run gives the same numbers whatever runs beside it), and a driver with
+``W`` local workers needs ``W x train.threads`` cores. Within one driver the plan keeps that
+within the cores of the machine; across drivers, each *claims* its cores from a machine-wide
+pool before training: one lock file per core in ``core_dir()`` (``$MLBENCH_CORE_DIR``,
+default ``/tmp/mlbench-cpu-pool``), held with ``flock`` by the driver that claimed it. A
+driver takes the free cores it needs (fewer free: fewer workers; fewer than one run needs: it
+waits and says so), and the kernel frees its claim when it exits, ``kill -9`` included.
+``MLBENCH_CORE_DIR=off`` turns the pool off (every driver counts only the machine's cores).
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 ENV = "MLBENCH_CORE_DIR"
+
+
+def run_threads(cfg: dict) -> int:
+    """Torch intra-op threads of a run: its config's ``train.threads`` (default 1)."""
+    return int(cfg.get("train", {}).get("threads") or 1)
 
 
 def cpu_cores() -> int:
