@@ -84,7 +84,7 @@ def _register_report(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    from mlbench.report import ReportWriteError, write_report
+    from mlbench.leaderboard.report import ReportWriteError, write_report
 
     problem = not_a_folder(args.output, "-o FILE") if args.output else None
     if problem:

@@ -15,7 +15,7 @@ import yaml
 
 from mlbench.cli import main
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import build
+from mlbench.leaderboard.analysis import build
 
 from .conftest import tiny_suite
 

@@ -12,7 +12,8 @@ import pytest
 
 from mlbench import stats
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import PUBLISHED, build, display_frame, leaderboard, render
+from mlbench.leaderboard import display_frame, leaderboard, render
+from mlbench.leaderboard.analysis import PUBLISHED, build
 
 from .conftest import FINDINGS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from mlbench.report import write_report
+from mlbench.leaderboard.report import write_report
 
 
 def test_report_self_contained(filled, tmp_path):
@@ -23,7 +23,7 @@ def test_report_self_contained(filled, tmp_path):
 
 
 def test_every_loss_its_own_colour_and_style_reference_marked():
-    from mlbench.report import loss_styles
+    from mlbench.leaderboard.report import loss_styles
 
     losses = [f"loss{i}" for i in range(25)] + ["bce"]
     styles = loss_styles(losses, "bce")

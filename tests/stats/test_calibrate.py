@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlbench import calibrate as cal
+from mlbench.leaderboard import calibrate as cal
 
 OFFICIAL_TEST_LIST = Path(__file__).resolve().parents[3] / "shared/data/nih-official-split/test_list.txt"
 LEADERBOARD = cal.LEADERBOARD

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import build, leaderboard
+from mlbench.leaderboard import leaderboard
+from mlbench.leaderboard.analysis import build
 
 FINDINGS = [f"F{i}" for i in range(4)]
 

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from mlbench.db import ResultsDB
+from mlbench.leaderboard.tuned import SelectedRuns, settings_frame
 from mlbench.suite import load_suite, selected, store_plan
-from mlbench.tune import SelectedRuns, settings_frame
 
 from .conftest import plant, tuned_suite
 
@@ -79,8 +79,8 @@ def test_selection_picks_best_validation_never_test(tmp_path):
 
 
 def test_leaderboard_rows_come_from_the_chosen_setting(tmp_path):
-    from mlbench.analysis import build
-    from mlbench.tune import annotate
+    from mlbench.leaderboard.analysis import build
+    from mlbench.leaderboard.tuned import annotate
 
     suite = _planted(tmp_path, second_stage=True)
     with ResultsDB(suite.output, readonly=True) as db:

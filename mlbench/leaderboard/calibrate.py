@@ -120,8 +120,8 @@ def results_structure(out: str | Path) -> tuple[Structure, dict]:
     """The test split stored in ``OUT/results.db`` (targets and patient ids of its largest
     block of finished runs) and what the results say of the suite: losses and seeds of that
     block, the runs' mean AUC and the pooled seed SD of a run's mean AUC."""
-    from mlbench.analysis import analyse
     from mlbench.db import ResultsDB
+    from mlbench.leaderboard.analysis import analyse
 
     path = Path(out)
     with ResultsDB(path if path.suffix == ".db" else path / "results.db", readonly=True) as db:
@@ -326,66 +326,3 @@ def calibrate(structure: Structure, *, scenarios: list[tuple[str, float]] | None
             print(f"{label} ...", flush=True)
         results.append((label, simulate(structure, seed_sd=sd, progress=progress, **kwargs)))
     return report(structure, results)
-
-
-def add_arguments(p) -> None:
-    """The ``calibrate`` command's options (the command line registers them)."""
-    p.add_argument("out", metavar="OUT", nargs="?",
-                   help="output folder of a suite run: its stored test split (labels, patient "
-                   "ids), its losses, seeds, mean AUC and seed SD")
-    p.add_argument("--dataset", metavar="ROOT",
-                   help="instead of OUT: the official test split of a dataset root (NIH layout)")
-    p.add_argument("--replicates", type=int, default=400, metavar="N",
-                   help="simulated replicates per scenario (default 400)")
-    p.add_argument("--seed-sd", metavar="SD[,SD...]",
-                   help="seed-to-seed SD of a run's mean AUC, one scenario each (default: "
-                   "measured in OUT, else 0.003)")
-    p.add_argument("--losses", type=int, metavar="L",
-                   help="losses per replicate: a reference, L-2 null copies, one better by "
-                   "--effect (default: OUT's, 3 to 6; else 4)")
-    p.add_argument("--seeds", type=int, metavar="S", help="seeds (default: OUT's, else 3)")
-    p.add_argument("--effect", type=float, default=0.01, metavar="DELTA",
-                   help="true mean-AUC gain of the last loss, for the power (default 0.01)")
-    p.add_argument("--auc", type=float, metavar="AUC",
-                   help="population AUC of the reference (default: OUT's mean AUC, else 0.8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
-    p.add_argument("--threads", type=int, default=2, help="threads (default 2)")
-
-
-def main(args) -> int:
-    """``python -m mlbench calibrate``: print type-I error and power of the methods."""
-    import sys
-
-    info: dict = {}
-    try:
-        if args.dataset:
-            structure = dataset_structure(args.dataset)
-        elif args.out:
-            structure, info = results_structure(args.out)
-        else:
-            print("error: give OUT (a results folder) or --dataset ROOT", file=sys.stderr)
-            return 2
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.seed_sd:
-        sds = [float(x) for x in args.seed_sd.split(",")]
-        label = "seed SD {:.3g}"
-    else:
-        sds = [info["seed_sd"] if info.get("seed_sd") else 0.003]
-        label = "seed SD {:.3g} (as measured in OUT)" if info.get("seed_sd") else "seed SD {:.3g}"
-    losses = args.losses or min(max(info.get("losses") or 4, 3), 6)
-    seeds = args.seeds or info.get("seeds") or 3
-    auc = args.auc or min(max(info.get("auc") or 0.8, 0.55), 0.97)
-    print(f"calibrating on {structure.describe()}", flush=True)
-    try:
-        text = calibrate(structure, scenarios=[(label.format(sd), sd) for sd in sds],
-                         replicates=args.replicates, losses=losses, seeds=seeds,
-                         effect=args.effect, auc=auc, seed=args.seed, threads=args.threads)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(text)
-    print("A calibrated method rejects about 5% of the A/A comparisons (1-8% over 400 "
-          "replicates; below is conservative, above is not acceptable).")
-    return 0

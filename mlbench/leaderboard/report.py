@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlbench.analysis import build, loss_key
 from mlbench.db import ResultsDB
-from mlbench.leaderboard import finding_columns, render, short_name
+from mlbench.leaderboard.analysis import build, loss_key
+from mlbench.leaderboard.table import finding_columns, render, short_name
+from mlbench.leaderboard.tuned import SelectedRuns, annotate
+from mlbench.suite import stored_plan
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -210,9 +212,6 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = loss_key(reference or db.get_meta("reference", "bce"))
-        from mlbench.suite import stored_plan
-        from mlbench.tune import SelectedRuns, annotate
-
         if stored_plan(db):  # tuned: each loss's chosen setting (table, ROC, training curves)
             db = SelectedRuns(db)
         df = build(db, reference=reference)

@@ -7,7 +7,7 @@ test scores give its per-class AUC and DeLong influence values over the classes 
 class rule keeps; the seed variance is pooled over the block's losses that have every seed;
 each loss gets the CI of its mean AUC and a paired comparison with the reference loss on the
 seeds both have; Holm adjusts the p-values over every comparison of the table. Rendering:
-``mlbench.leaderboard``.
+:mod:`mlbench.leaderboard.table`.
 
 On the real ChestX-ray14 the published results of SPEC §6 are added as context rows,
 labelled with their split (official vs random); they are not comparable with sim numbers
@@ -60,7 +60,7 @@ def setup_of(config: dict) -> str:
     Runs of one output folder made with different settings (say ``--set train.lr=...``)
     get different setups and are never averaged together or compared with each other.
     """
-    from mlbench.suite.identity import run_id
+    from mlbench.suite import run_id
 
     rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
     return run_id(rest)[:6]

@@ -1,4 +1,7 @@
-"""The leaderboard's view of a tuned suite (:class:`SelectedRuns`, the settings table)."""
+"""The leaderboard's view of a tuned suite: :class:`SelectedRuns` (each cell's chosen
+setting, as the table and the report see it), the chosen values beside a loss's row
+(:func:`annotate`) and every tried setting (``--all-settings``, :func:`render_settings`).
+What was chosen is the suite's (:mod:`mlbench.suite.selection`)."""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ import copy
 import math
 from typing import Any
 
+from mlbench.leaderboard.render import titled_tables
 from mlbench.suite import Selection, selected
 
 MASK = "(tuned)"  # a tuned train value as the leaderboard's setup sees it
 
 
-# ------------------------------------------------------------------ the leaderboard's view
 class SelectedRuns:
     """``results.db`` as the leaderboard sees a tuned suite.
 
@@ -133,10 +136,7 @@ def render_settings(db, fmt: str = "text", selections: dict | None = None) -> st
         return "no tuned cells in this results.db\n"
     if fmt == "csv":
         return df.to_csv(index=False)
-    from tabulate import tabulate
-
-    tablefmt = {"text": "simple", "md": "github", "html": "html"}[fmt]
-    parts = []
+    groups = []
     for (backbone, head), group in df.groupby(["backbone", "head"], sort=False):
         shown = group.assign(
             chosen=["*" if c else "" for c in group["chosen"]],
@@ -148,11 +148,8 @@ def render_settings(db, fmt: str = "text", selections: dict | None = None) -> st
         )[["loss", "setting", "chosen", "val", "test", "runs", "budget"]]
         shown.columns = ["loss", "setting", "chosen", "val AUC (selection)", "test AUC",
                          "runs", "budget"]
-        body = tabulate(shown, headers="keys", tablefmt=tablefmt, showindex=False,
-                        disable_numparse=True)
-        title = f"{backbone} / {head}: every setting tried"
-        parts.append(f"### {title}\n\n{body}\n" if fmt == "md"
-                     else f"<h3>{title}</h3>\n{body}" if fmt == "html" else f"== {title} ==\n{body}\n")
+        groups.append((f"{backbone} / {head}: every setting tried", shown))
+    parts = titled_tables(groups, fmt)
     note = ("val AUC: the selection score (validation mean AUC of the kept epoch, first seed; "
             "mean over seeds with stages: 1), the only number selection reads; test AUC: mean "
             "over the setting's finished runs of the stored test mean AUC (every class), shown "

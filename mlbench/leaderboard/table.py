@@ -1,6 +1,6 @@
-"""The leaderboard: ``python -m mlbench leaderboard OUT`` as text, Markdown, CSV or HTML.
+"""The leaderboard table: ``python -m mlbench leaderboard OUT`` as text, Markdown, CSV or HTML.
 
-Per (backbone, head, loss), over its finished seeds (numbers: ``mlbench.analysis.build``):
+Per (backbone, head, loss), over its finished seeds (numbers: :func:`analysis.build`):
 seeds (marked incomplete when fewer than the setup's fullest loss), mean test AUC ± SD over
 seeds, its 95% CI, Δ vs the reference loss with its 95% CI, the raw and the Holm-adjusted
 p-value (significance marked on the adjusted one), mAP, label ranking average precision,
@@ -13,24 +13,16 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from pathlib import Path
 
-# Light on purpose: the command line reads FORMATS from here without numpy, pandas or the
-# statistics; those load with the first table.
+from mlbench.leaderboard.render import FORMATS, titled_tables
 
-__all__ = ["FORMATS", "display_frame", "finding_columns", "footnote", "leaderboard", "render",
-           "short_name"]  # and, loaded on use, build / PUBLISHED / loss_key / setup_of
+# Light on purpose: the leaderboard's face imports this module, and the command line reads
+# FORMATS through it without numpy, pandas or the statistics; those load with the first
+# table (``analysis``).
 
-FORMATS = ("text", "md", "csv", "html")
-
-
-def __getattr__(name: str):
-    if name in ("PUBLISHED", "build", "loss_key", "setup_of"):
-        from mlbench import analysis
-
-        return getattr(analysis, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["display_frame", "finding_columns", "footnote", "leaderboard", "render",
+           "short_name"]
 
 NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
                   "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
@@ -79,7 +71,7 @@ def display_frame(df, reference: str = "bce"):
     """Human-readable columns: ``0.8123 ± 0.0041``, ``[0.80, 0.82]``, Δ [CI], p, per-class."""
     import pandas as pd
 
-    from mlbench.analysis import loss_key
+    from mlbench.leaderboard.analysis import loss_key
 
     if df.empty:
         return df
@@ -94,7 +86,7 @@ def display_frame(df, reference: str = "bce"):
     out["seeds"] = seeds
     if "setup" in df.columns:
         out["setup"] = df["setup"].fillna("")
-    if "setting" in df.columns:  # tuned (mlbench.tune): chosen values, budget, selection score
+    if "setting" in df.columns:  # tuned: chosen values, budget, selection score
         out["setting"] = df["setting"].fillna("")
         out["budget"] = df["budget"].fillna("")
         out["val AUC"] = [_fmt(v) for v in df["val_auc"]]
@@ -163,22 +155,10 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
         return "no finished runs yet\n"
     if fmt == "csv":
         return df.to_csv(index=False)
-    from tabulate import tabulate
-
     shown = display_frame(df, reference)
-    tablefmt = {"text": "simple", "md": "github", "html": "html"}[fmt]
-    parts = []
-    for (backbone, head), group in shown.groupby(["backbone", "head"], sort=False):
-        body = tabulate(group.drop(columns=["backbone", "head"]), headers="keys",
-                        tablefmt=tablefmt, showindex=False, disable_numparse=True)
-        title = f"{backbone} / {head}"
-        if fmt == "md":
-            parts.append(f"### {title}\n\n{body}\n")
-        elif fmt == "html":
-            body = re.sub(r"<(td|th)([^>]*)>\s*(.*?)\s*</\1>", r"<\1\2>\3</\1>", body)
-            parts.append(f"<h3>{html.escape(title)}</h3>\n{body}")
-        else:
-            parts.append(f"== {title} ==\n{body}\n")
+    parts = titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
+                           for (backbone, head), group
+                           in shown.groupby(["backbone", "head"], sort=False)), fmt)
     notes = footnote(df)
     if fmt == "html":
         parts += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
@@ -192,20 +172,19 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     """Open ``OUT/results.db`` and render its leaderboard.
 
     ``reference`` defaults to the suite's ``eval.reference`` stored with the results. A tuned
-    suite (``mlbench.tune``) gets one row per loss from its chosen setting, with the chosen
+    suite gets one row per loss from its chosen setting (:mod:`.tuned`), with the chosen
     values and the budget; ``all_settings`` adds every tried setting's validation and test
     AUC (with ``fmt="csv"``: that table alone).
     """
-    from mlbench.analysis import build, loss_key
     from mlbench.db import ResultsDB
+    from mlbench.leaderboard.analysis import build, loss_key
+    from mlbench.leaderboard.tuned import SelectedRuns, annotate, render_settings
+    from mlbench.suite import stored_plan
 
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = reference or db.get_meta("reference", "bce")
-        from mlbench.suite import stored_plan
-        from mlbench.tune import SelectedRuns, annotate, render_settings
-
         tuned = SelectedRuns(db) if stored_plan(db) else None
         df = build(tuned or db, reference=reference, per_class=per_class)
         if tuned is not None:
