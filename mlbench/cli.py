@@ -1,7 +1,8 @@
 """Command line: ``python -m mlbench <command> ...``.
 
-Each part of mlbench contributes its sub-commands through a ``register(subparsers)``
-function; this module only assembles them. Heavy imports (torch, timm) happen inside the
+Every command lives in :mod:`mlbench.commands` and adds itself through its module's
+``register(subparsers)``; this module only assembles them, adds ``--version`` and
+``--log-level`` and runs the chosen one. Heavy imports (torch, timm) happen inside the
 commands, so ``--help`` and early errors are instant.
 """
 
@@ -11,10 +12,11 @@ import argparse
 import signal
 import sys
 
-from mlbench.commands import methods, results, run
+from mlbench import __version__
+from mlbench.commands import MODULES
 from mlbench.commands.common import CommandError
-from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
-from mlbench.signals import sigterm_as_exit
+from mlbench.logs import LEVELS, configure
+from mlbench.signals import SIGTERM_EXIT, sigterm_as_exit
 
 _EPILOG = """\
 first steps:
@@ -36,14 +38,8 @@ exit codes:
 """
 
 
-# Commands of mlbench.commands (torch-free to mount); the others (``data``) come from their
-# packages' ``register``.
-_OWN_COMMANDS = ("run", "leaderboard", "report", "losses", "calibrate", "status", "export")
-
-
-def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
-    """The ``mlbench`` parser; ``mount_others=False`` skips the mounted sub-commands,
-    whose packages import torch (seconds), when one of :data:`_OWN_COMMANDS` is called."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mlbench`` parser: every command of :data:`mlbench.commands.MODULES`."""
     parser = argparse.ArgumentParser(
         prog="mlbench",
         description="Benchmark harness for multi-label medical-imaging losses: runs suites "
@@ -54,22 +50,14 @@ def build_parser(mount_others: bool = True) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    run.register(sub)  # run
-    results.register(sub)  # leaderboard, report, status, export
-    methods.register(sub)  # losses, calibrate
-    if mount_others:
-        from mlbench.data.cli import register as register_data
-
-        register_data(sub)
+    for module in MODULES:
+        module.register(sub)
     _add_common_options(parser)
     return parser
 
 
 def _add_common_options(parser) -> None:
     """``--version`` on ``mlbench``; ``--log-level`` on it and on every (sub-)command."""
-    from mlbench import __version__
-    from mlbench.logs import LEVELS
-
     parser.add_argument("--version", action="version", version=f"mlbench {__version__}")
 
     def add(p, default):
@@ -85,17 +73,10 @@ def _add_common_options(parser) -> None:
     add(parser, None)
 
 
-def _configure_logging(args) -> None:
-    from mlbench.logs import configure
-
-    configure(getattr(args, "log_level", None))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(mount_others=command not in _OWN_COMMANDS).parse_args(argv)
-    _configure_logging(args)
+    args = build_parser().parse_args(argv)
+    configure(getattr(args, "log_level", None))
     previous = sigterm_as_exit()  # SIGTERM stops a command as Ctrl-C does (exit code 143)
     try:
         return int(args.func(args) or 0)
@@ -106,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:
-        if exc.code != _SIGTERM_EXIT:
+        if exc.code != SIGTERM_EXIT:
             raise
         print("\nterminated (SIGTERM)", file=sys.stderr)
-        return _SIGTERM_EXIT
+        return SIGTERM_EXIT
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,2 +1,13 @@
-"""The sub-commands of ``python -m mlbench`` by room; each module's ``register(subparsers)``
-adds its own (as ``mlbench.data.cli`` does for ``data``), and ``mlbench.cli`` assembles them."""
+"""The commands of ``python -m mlbench``, one module per room, each with
+``register(subparsers)``: ``run``, ``results`` (leaderboard, report, status, export),
+``methods`` (losses, calibrate), ``data`` (prepare, sim) and ``common`` (one-line errors).
+:data:`MODULES` is the order ``mlbench.cli`` mounts them in. Registering imports no torch
+(``--help`` is instant); a command imports what it runs when it runs. Any package of mlbench may be imported here; nothing of mlbench imports this package
+but ``mlbench.cli``.
+"""
+
+from mlbench.commands import data, methods, results, run
+
+MODULES = (run, results, methods, data)
+
+__all__ = ["MODULES"]

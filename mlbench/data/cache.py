@@ -138,7 +138,7 @@ def _pool(workers: int):
     return mp.get_context("fork" if forkable else "spawn").Pool(workers)
 
 
-def _tmp_name(final: Path) -> str:
+def tmp_cache_name(final: Path) -> str:
     """``.tmp-{cache}@{host}-{pid}``: whose build it is, so only its host judges it dead."""
     return f".tmp-{final.name}@{socket.gethostname()}-{os.getpid()}"
 
@@ -196,7 +196,9 @@ def open_prepared(path: str | os.PathLike) -> Cache:
     return _open(path)
 
 
-def _locate(root, size, cache_dir) -> tuple[ReleaseTables, dict[str, Path], dict, Path]:
+def locate_cache(root, size, cache_dir) -> tuple[ReleaseTables, dict[str, Path], dict, Path]:
+    """The release tables of ``root``, its listed images, their sources (what the cache key
+    hashes) and the cache folder they give."""
     if not isinstance(size, int) or size < 8:
         raise ValueError(f"Expected argument `size` to be an int >= 8 but got {size!r}")
     tables = ReleaseTables(root)
@@ -224,7 +226,7 @@ def prepare_cache(
     Raises:
         CorruptImageError: images that fail to decode (all listed, nothing is written).
     """
-    tables, listed, sources, final = _locate(root, size, cache_dir)
+    tables, listed, sources, final = locate_cache(root, size, cache_dir)
     if final.is_dir() and not force:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -238,15 +240,15 @@ def prepare_cache(
     with folder_lock(final.parent, on_wait=waiting):
         if final.is_dir() and not force:
             return final
-        _build(tables, listed, sources, final, size, workers, force, progress)
+        build_cache(tables, listed, sources, final, size, workers, force, progress)
     return final
 
 
-def _build(tables: ReleaseTables, listed: dict, sources: dict, final: Path, size: int,
+def build_cache(tables: ReleaseTables, listed: dict, sources: dict, final: Path, size: int,
            workers: int | None, force: bool, progress: bool) -> None:
     """Build the cache ``final`` (the caller holds the folder lock)."""
     _remove_dead_tmp(final.parent)
-    tmp = final.parent / _tmp_name(final)
+    tmp = final.parent / tmp_cache_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -334,5 +336,5 @@ def load_or_prepare(
 
 def find_cache(root: str | os.PathLike, size: int, *, cache_dir=None) -> Path | None:
     """The up-to-date cache folder, or None if there is none (stale or never built)."""
-    final = _locate(root, size, cache_dir)[3]
+    final = locate_cache(root, size, cache_dir)[3]
     return final if final.is_dir() else None

@@ -20,8 +20,8 @@ from mlbench.data.cache import load_or_prepare
 from mlbench.data.release import (
     SPLITS,
     ReleaseTables,
-    _check_choice,
-    _check_root,
+    check_choice,
+    check_root,
     decode_png,
     index_images,
     repair_hint,
@@ -83,10 +83,10 @@ class ChestXray14(torch.utils.data.Dataset):
         cache_dir: str | os.PathLike | None = None,
         workers: int | None = None,
     ):
-        _check_choice("split", split, SPLITS)
-        _check_choice("view", view, VIEWS)
-        _check_choice("missing", missing, MISSING)
-        self.root = _check_root(root)
+        check_choice("split", split, SPLITS)
+        check_choice("view", view, VIEWS)
+        check_choice("missing", missing, MISSING)
+        self.root = check_root(root)
         self.split, self.image_size, self.transform = split, image_size, transform
         tables = ReleaseTables(self.root)
         keep = tables.split_mask(split, val_fraction, seed)
@@ -130,8 +130,8 @@ class ChestXray14(torch.utils.data.Dataset):
         from mlbench.data.cache import open_prepared
         from mlbench.data.release import split_patients
 
-        _check_choice("split", split, SPLITS)
-        _check_choice("view", view, VIEWS)
+        check_choice("split", split, SPLITS)
+        check_choice("view", view, VIEWS)
         opened = open_prepared(cache)
         meta = opened.tables
         tv = (meta.official == "train_val").to_numpy()

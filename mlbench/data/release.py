@@ -55,7 +55,8 @@ def _release_hint(what: str) -> str:
     return f"{what} is part of the NIH ChestX-ray14 release ({NIH_URL}); put it in the dataset root"
 
 
-def _check_choice(name: str, value, allowed) -> None:
+def check_choice(name: str, value, allowed) -> None:
+    """A ``ValueError`` naming the argument, what is allowed and what was received."""
     if value not in allowed:
         raise ValueError(
             f"Expected argument `{name}` to be one of {list(allowed)} but got {value!r}"
@@ -64,7 +65,7 @@ def _check_choice(name: str, value, allowed) -> None:
 
 def find_label_file(root: str | os.PathLike) -> Path:
     """The label table in ``root``: the 2020 revision if present, else the 2017 file."""
-    root = _check_root(root)
+    root = check_root(root)
     for name in LABEL_FILES:
         if (root / name).is_file():
             return root / name
@@ -74,7 +75,9 @@ def find_label_file(root: str | os.PathLike) -> Path:
     )
 
 
-def _check_root(root: str | os.PathLike) -> Path:
+def check_root(root: str | os.PathLike) -> Path:
+    """``root`` as a Path; ``FileNotFoundError`` (saying where the release comes from) when it
+    is not a folder."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -261,7 +264,7 @@ class ReleaseTables:
     """
 
     def __init__(self, root: str | os.PathLike):
-        self.root = _check_root(root)
+        self.root = check_root(root)
         self.label_file = find_label_file(self.root)
         self.split_files = {k: self.root / v for k, v in SPLIT_FILES.items()}
         lists = {k: read_split_list(p) for k, p in self.split_files.items()}
@@ -293,7 +296,7 @@ class ReleaseTables:
 
     def split_mask(self, split: str, val_fraction: float, seed: int) -> np.ndarray:
         """Boolean mask over ``meta`` rows for ``split``."""
-        _check_choice("split", split, SPLITS)
+        check_choice("split", split, SPLITS)
         tv = (self.meta.official == "train_val").to_numpy()
         if split == "test":
             return ~tv

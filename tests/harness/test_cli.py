@@ -37,6 +37,44 @@ def test_dry_run_lists_runs_and_filters(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
+# ``--help`` of every command, mounted or nested, in a fresh interpreter: after each one,
+# which of the heavy packages are loaded (the first command that loads one is named).
+HELP_PROBE = """
+import argparse, contextlib, io, json, sys
+from mlbench.cli import build_parser, main
+
+def commands(parser, prefix=()):
+    out = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                out += commands(child, prefix + (name,))
+    return out
+
+seen = {}
+for words in commands(build_parser()):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([*words, "--help"])
+        except SystemExit as exc:
+            assert exc.code == 0, words
+    seen[" ".join(words) or "mlbench"] = [m for m in ("torch", "timm", "torchvision")
+                                          if m in sys.modules]
+print(json.dumps(seen))
+"""
+
+
+def test_help_of_every_command_imports_no_torch():
+    proc = subprocess.run([sys.executable, "-c", HELP_PROBE], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"mlbench", "run", "leaderboard", "losses", "data", "data sim"} <= set(seen)
+    assert {cmd: heavy for cmd, heavy in seen.items() if heavy} == {}
+
+
 def test_bad_suite_exit_code_and_message(tmp_path, capsys):
     path = write(tmp_path, tiny_suite(tmp_path))
     assert main(["run", path, "--set", "train.lrr=1", "--dry-run"]) == 2

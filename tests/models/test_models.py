@@ -7,8 +7,9 @@ import pytest
 import timm
 import torch
 
-from mlbench.models import build as build_mod
 from mlbench.models import (
+    BilinearHead,
+    CompactBilinearHead,
     build_model,
     create_head,
     get_head_info,
@@ -16,7 +17,7 @@ from mlbench.models import (
     register_head,
     signed_sqrt,
 )
-from mlbench.models.heads import BilinearHead, CompactBilinearHead
+from mlbench.models import build as build_mod
 
 SMALL = {"linear": {}, "bilinear": {"dim": 32}, "compact_bilinear": {"dim": 256}}
 BACKBONES = ["resnet10t", "test_vit"]  # CNN feature map and ViT tokens

@@ -94,8 +94,8 @@ def test_a_second_cache_builder_waits_and_reuses_the_cache(sim_root, tmp_path, c
     folder = root / ".mlbench_cache"
     folder.mkdir()
     builds = []
-    real_build = cache_mod._build
-    cache_mod._build = lambda *a: builds.append(a) or real_build(*a)
+    real_build = cache_mod.build_cache
+    cache_mod.build_cache = lambda *a: builds.append(a) or real_build(*a)
     got = []
     try:
         with folder_lock(folder):  # another process is building it
@@ -104,10 +104,10 @@ def test_a_second_cache_builder_waits_and_reuses_the_cache(sim_root, tmp_path, c
             waiter.start()
             time.sleep(1.0)
             assert waiter.is_alive()  # waits for the lock
-            real_build(*cache_mod._locate(root, 16, None)[:4], 16, 1, False, False)
+            real_build(*cache_mod.locate_cache(root, 16, None)[:4], 16, 1, False, False)
         waiter.join(timeout=120)
     finally:
-        cache_mod._build = real_build
+        cache_mod.build_cache = real_build
     out = capsys.readouterr().out
     assert got == [0] and builds == []  # it found the cache the other one built
     assert f"waiting for another process that is building the prepared cache in {folder}" in out

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from mlbench.data.sim import SimFolderError, generate_sim
+from mlbench.data import generate_sim
+from mlbench.data.sim import SimFolderError
 from mlbench.layout import SIM_MARKER
 
 from .conftest import cli, error_lines, fingerprint

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from mlbench.data.sim import generate_sim
+from mlbench.data import generate_sim
 
 from .conftest import (
     cli,

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 
 from mlbench.data import ChestXray14, prepare_cache
-from mlbench.data.cache import _tmp_name
+from mlbench.data.cache import tmp_cache_name
 from mlbench.driver import prepare_data
 from mlbench.suite import load_suite
 
@@ -47,7 +47,7 @@ def test_no_process_deletes_a_cache_build_it_does_not_own(tmp_path):
     theirs.mkdir()
     (theirs / "meta.json").write_text(json.dumps({"built_on": "node7"}))
     # a dead process of this host left a build behind
-    ours_tmp = folder / _tmp_name(folder / "s16-0000")
+    ours_tmp = folder / tmp_cache_name(folder / "s16-0000")
     ours_tmp = ours_tmp.with_name(ours_tmp.name.rsplit("-", 1)[0] + "-999999999")
     ours_tmp.mkdir()
     shutil.rmtree(first)  # forces a rebuild, which sweeps

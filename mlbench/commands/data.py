@@ -1,4 +1,6 @@
-"""``python -m mlbench data prepare|sim`` sub-commands."""
+"""``python -m mlbench data prepare|sim``: the prepared cache of a dataset root, and the
+CXR14-sim dataset (the data package loads when a sub-command runs, not when the parser is
+built)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def _cmd_prepare(args) -> int:
-    from mlbench.data.cache import prepare_cache
+    from mlbench.data import prepare_cache
 
     t0 = time.perf_counter()
     try:
@@ -49,7 +51,8 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_sim(args) -> int:
-    from mlbench.data.sim import generate_sim, is_complete, sim_params
+    from mlbench.data import generate_sim
+    from mlbench.data.sim import is_complete, sim_params
 
     t0 = time.perf_counter()
     if is_complete(args.out, sim_params(args.images, args.size, args.seed)):
