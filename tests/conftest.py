@@ -4,9 +4,9 @@ The suite runs under pytest-xdist with one worker per core; letting each worker 
 several intra-op threads oversubscribes the machine and makes tiny-tensor tests ~10-50x
 slower, so each test process uses one thread.
 
-Runners claim cores from one pool per machine (``mlbench.driver.cores``). Each test process
+Drivers claim cores from one pool per machine (``mlbench.driver.cores``). Each test process
 gets its own pool (unless the caller set ``MLBENCH_CORE_DIR``), so two xdist workers never
-wait for each other's runners, and a runner left over from another test run on this machine
+wait for each other's drivers, and a driver left over from another test run on this machine
 cannot hold a test's cores; ``tests/reliability`` tests the pool itself with pools of their own.
 """
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 @dataclass
 class Module:
-    name: str  # dotted, e.g. mlbench.driver.runner
+    name: str  # dotted, e.g. mlbench.driver.worker
     path: Path
     is_face: bool  # an __init__.py
     imports: list = field(default_factory=list)  # Import rows

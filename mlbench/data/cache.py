@@ -13,7 +13,7 @@ A cache lives in ``CACHE_DIR/s{size}-{key}/`` where ``key`` hashes what it was b
 
 It is built in a ``.tmp-*`` folder and renamed into place only when complete, so a killed
 or failed prepare never leaves a folder that a reader would open. The build holds a lock on
-``CACHE_DIR`` (``mlbench.data.locks``): a second process (another runner on the same data)
+``CACHE_DIR`` (``mlbench.data.locks``): a second process (another driver on the same data)
 waits for it and then opens the finished cache instead of building it again. A changed input
 gives another key: the stale cache is not used, and a rebuild removes it.
 """
@@ -236,7 +236,7 @@ def prepare_cache(
             tqdm.write(f"waiting for another process that is building the prepared cache in "
                        f"{final.parent}")
 
-    # one builder at a time per cache folder: a second runner waits, then reuses the cache
+    # one builder at a time per cache folder: a second driver waits, then reuses the cache
     with folder_lock(final.parent, on_wait=waiting):
         if final.is_dir() and not force:
             return final

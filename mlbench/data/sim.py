@@ -220,7 +220,7 @@ def generate_sim(
             for name in (*SPLIT_FILES.values(), *LABEL_FILES):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / "images", ignore_errors=True)
-        # the temporary file beside the folder, not in it: a second runner looking at the
+        # the temporary file beside the folder, not in it: a second driver looking at the
         # folder meanwhile sees it empty or marked, never "not empty and not CXR14-sim"
         _write_atomic(out / SIM_MARKER, json.dumps(params, sort_keys=True), tmp_dir=out.parent)
         _write(out, images, size, seed, test_fraction, progress)

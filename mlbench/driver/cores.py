@@ -93,7 +93,7 @@ def _try_lock(path: Path) -> int | None:
     except OSError:
         os.close(fd)
         return None
-    try:  # who holds it, for the message of a runner that waits
+    try:  # who holds it, for the message of a driver that waits
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:
@@ -133,7 +133,7 @@ def claim_cores(want: int, *, least: int = 1, cores: int | None = None,
         least: cores without which nothing can run (one run's threads); waits until that
             many are free.
         cores: the machine's cores (default ``cpu_cores()``).
-        on_wait: called once with a one-line note when the runner has to wait.
+        on_wait: called once with a one-line note when the driver has to wait.
         poll_s: seconds between attempts while waiting.
         timeout_s: give up waiting after this long (``TimeoutError``); None: wait.
 
@@ -168,7 +168,7 @@ def claim_cores(want: int, *, least: int = 1, cores: int | None = None,
         if not told and on_wait is not None:
             pids = holders(folder)
             who = f" (pids {', '.join(map(str, pids))})" if pids else ""
-            on_wait(f"waiting for a free CPU core: other mlbench runners{who} hold "
+            on_wait(f"waiting for a free CPU core: other mlbench drivers{who} hold "
                     f"{n - len(fds)} of the {n} cores of this machine ({folder}); "
                     f"{ENV}=off ignores them")
             told = True

@@ -89,8 +89,8 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         db.set_meta("reference", suite.config["eval"]["reference"])
         db.set_meta("findings", list(FINDINGS))
         before = db.counts(ids)
-    # running now: held by another live runner (stale ones were reset above); waited for, and
-    # taken over if that runner dies, so this call ends with every run stored
+    # running now: held by another live driver (stale ones were reset above); waited for, and
+    # taken over if that driver dies, so this call ends with every run stored
     todo = before["pending"] + before["running"]
     if todo and cache is None:  # to do only now (a reset above)
         cache = prepare_data(suite.dataset, progress)
@@ -99,7 +99,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         claim, ex = _claim_cores(ex, opts["threads"])
     try:
         if progress:
-            held = f", {before['running']} held by another runner" if before["running"] else ""
+            held = f", {before['running']} held by another driver" if before["running"] else ""
             tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
                        f"{before['pending']} to do{held}, {before['failed']} failed"
                        + (f"; {ex.describe()}" if todo else ""))
@@ -120,7 +120,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
 
 def _claim_cores(ex: Executor, threads: int):
     """Claim the cores of this machine that local CPU workers use (``mlbench.driver.cores``):
-    workers x train.threads, so that concurrent runners do not oversubscribe it. Fewer free:
+    workers x train.threads, so that concurrent drivers do not oversubscribe it. Fewer free:
     fewer workers (one: in this process); fewer than one run's threads: wait, saying so.
 
     Returns:
@@ -135,7 +135,7 @@ def _claim_cores(ex: Executor, threads: int):
     claim = claim_cores(workers * threads, least=threads, on_wait=log.warning)
     most = max(1, claim.cores // threads)
     if most < workers:
-        log.warning(f"{claim.cores} free CPU core(s) on this machine (other mlbench runners "
+        log.warning(f"{claim.cores} free CPU core(s) on this machine (other mlbench drivers "
                     f"hold the rest): using {most} worker(s), not {workers} (the rule: "
                     "workers x train.threads <= the cores claimed)")
         ex = make_executor("inline") if most == 1 else make_executor("local", workers=most)
@@ -152,7 +152,7 @@ def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
         with ResultsDB(path, readonly=True) as db:
             status = {r["id"]: r["status"] for r in db.runs()}
     except sqlite3.DatabaseError as exc:
-        if "no runs table" in str(exc):  # empty: another runner is creating it right now
+        if "no runs table" in str(exc):  # empty: another driver is creating it right now
             return bool(ids)
         raise
     todo = {"pending", "running"} | ({"failed"} if retry_failed else set())
@@ -183,7 +183,7 @@ class Driver:
         self.out, self.ids, self.ex = Path(out), list(ids), executor
         self.checkpoint_dir, self.keep, self.progress = Path(checkpoint_dir), keep, progress
         self.lease_s = lease_s
-        self.poll_s = 1.0  # how often to look at runs held by another runner
+        self.poll_s = 1.0  # how often to look at runs held by another driver
         self.before, self.cache = before, cache
         self.in_flight: dict[str, dict] = {}
         self.lost: set[str] = set()
@@ -263,7 +263,7 @@ class Driver:
             pass
 
     def _held_elsewhere(self, db: ResultsDB) -> bool:
-        """Whether runs of ours are held by another runner that is alive (same results.db):
+        """Whether runs of ours are held by another driver that is alive (same results.db):
         then wait for them, say so once, and put back to pending any whose holder died
         meanwhile (claimed next). False when none is left."""
         held = [r for r in db.runs("running")
@@ -272,7 +272,7 @@ class Driver:
             return False
         if not getattr(self, "_told", False):
             who = sorted({r["worker"] or "?" for r in held})
-            log.warning(f"waiting for {len(held)} run(s) held by another runner "
+            log.warning(f"waiting for {len(held)} run(s) held by another driver "
                         f"({', '.join(who)}) on {self.out / 'results.db'}; they are "
                         "stored there when done (Ctrl-C stops waiting, their runs stay "
                         "theirs)")

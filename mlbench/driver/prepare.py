@@ -40,7 +40,7 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
             raise RuntimeError(
                 f"{root} holds CXR14-sim made with {made}, but the suite asks for {sim}; "
                 f"delete {root} or set dataset.root to another folder")
-        try:  # locked: a second runner on the same folder waits, then finds it complete
+        try:  # locked: a second driver on the same folder waits, then finds it complete
             generate_sim(root, **sim, progress=progress)
         except SimFolderError as exc:
             raise ValueError(f"{exc} (dataset.root / dataset.sim)") from None

@@ -129,7 +129,7 @@ def dummy_stats() -> dict:
 def sim_root_problem(ds: dict) -> str | None:
     """Why ``dataset.root`` cannot take the CXR14-sim that ``dataset.sim`` asks for, or None.
 
-    The runner generates CXR14-sim into an absent or empty folder and marks it with
+    The driver generates CXR14-sim into an absent or empty folder and marks it with
     ``SIM_MARKER``; a folder with other contents and no marker (real ChestX-ray14, say)
     would be trained on while the runs are labelled sim, with ids that ignore the folder.
     """
@@ -137,7 +137,7 @@ def sim_root_problem(ds: dict) -> str | None:
         return None
     root = Path(ds["root"])
     if not root.exists() or (root / SIM_MARKER).is_file():
-        return None  # generated now, or made by the runner (parameters checked when used)
+        return None  # generated now, or made by the driver (parameters checked when used)
     if root.is_dir() and not any(root.iterdir()):
         return None
     return (

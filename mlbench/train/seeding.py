@@ -4,7 +4,7 @@ Library code never changes global state behind the caller's back. Two ways in:
 
 * :func:`deterministic` -- a context manager for one run: seeds Python, NumPy and torch,
   turns on ``torch.use_deterministic_algorithms(True, warn_only=True)`` and cuDNN
-  determinism, and restores all of it (RNG states included) on exit. The runner wraps each
+  determinism, and restores all of it (RNG states included) on exit. The one-run worker wraps each
   run in it.
 * :func:`seed_everything` -- the explicit, global, one-way version for scripts.
 

@@ -1,4 +1,4 @@
-"""Runner pieces that need no training: metric records, the sim folder guard."""
+"""Driver and worker pieces that need no training: metric records, the sim folder guard."""
 
 from __future__ import annotations
 

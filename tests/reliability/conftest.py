@@ -161,7 +161,7 @@ def _env(**extra) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
 
 
-# A runner whose runs stop after epoch 0's checkpoint: the first process to get there writes
+# A driver whose runs stop after epoch 0's checkpoint: the first process to get there writes
 # its pid to HOLD and sleeps, so a test can kill it (or its parent) at a known point.
 # Local workers are forked (not spawned) so that they carry the patched hook.
 HELD_RUNNER = """
@@ -207,7 +207,7 @@ _SPAWNED: list[subprocess.Popen] = []
 
 @pytest.fixture(autouse=True)
 def _no_process_left():
-    """A test that fails half-way leaves no runner or worker behind (its process group)."""
+    """A test that fails half-way leaves no driver or worker behind (its process group)."""
     yield
     while _SPAWNED:
         proc = _SPAWNED.pop()

@@ -43,13 +43,13 @@ def _resume(capsys, path, out, reference):
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_runner_resumes_bit_identical(sim_root, tmp_path, capsys, reference):
+def test_kill_9_of_the_driver_resumes_bit_identical(sim_root, tmp_path, capsys, reference):
     path, out, hold = _suite(sim_root, tmp_path), tmp_path / "out", tmp_path / "hold"
     proc = spawn("run", path, "--no-progress", hold=hold)
     run_id = wait_for(hold, proc).split()[1]  # held after epoch 0's checkpoint
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert statuses(out)[run_id] == "running"  # left by the dead runner: reset on the rerun
+    assert statuses(out)[run_id] == "running"  # left by the dead driver: reset on the rerun
     assert integrity(out) == "ok"
     _resume(capsys, path, out, reference)
 

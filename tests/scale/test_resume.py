@@ -28,7 +28,7 @@ class _Stop(Exception):
 
 
 class _Epochs:
-    """A train loader reseeded per epoch (as the runner's)."""
+    """A train loader reseeded per epoch (as the worker's)."""
 
     def __init__(self, loader, seed):
         self.loader, self.seed = loader, seed
