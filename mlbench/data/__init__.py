@@ -1,7 +1,11 @@
-"""ChestX-ray14 data: the release parser, the NIH loader, the CXR14-sim generator, the
-prepared cache, transforms.
-
-See docs/ARCHITECTURE.md (``mlbench.data``) for the contract.
+"""ChestX-ray14 data: ``release`` (the release files parsed: label table, split lists,
+images; no torch), ``cache`` (the prepared cache: every image decoded and resized once),
+``nih`` (the dataset, reading through both), ``sim`` and ``phantom`` (CXR14-sim in the same
+layout, with rendered chest phantoms), ``transforms`` (uint8 images to normalised tensors)
+and ``locks`` (one process at a time builds a cache or generates a sim folder). Imports
+``mlbench.layout`` (file names, URL, choices) and nothing else of mlbench; torch and
+torchvision load with the face (the dataset and the transforms). Contract:
+docs/ARCHITECTURE.md (``mlbench.data``).
 """
 
 from mlbench.data.cache import prepare_cache

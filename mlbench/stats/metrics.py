@@ -142,7 +142,7 @@ def label_ranking(targets, scores) -> dict:
 
 
 # --------------------------------------------------------------------------- bootstrap
-# the per-run patient-clustered bootstrap CI (re-exported by mlbench.stats)
+# the per-run patient-clustered bootstrap CI
 
 
 def group_index(groups) -> tuple[np.ndarray, int]:

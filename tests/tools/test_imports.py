@@ -80,3 +80,17 @@ def test_runs_as_a_module_with_help():
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "floors" in res.stdout and "--check" in res.stdout
+
+
+def test_the_real_tree_has_no_cycle_private_import_or_reexport():
+    res = imports.measure(REPO / "mlbench", [REPO / d for d in ("tests", "benchmarks", "tools")])
+    assert res["module_cycles"] == [] and res["room_cycles"] == []
+    assert [(r.source, r.line, r.names) for r in res["private"]] == []
+    assert res["reexports"] == []
+    assert [(r.source, r.line, face) for r, face in res["second_paths"]] == []
+    floors = res["room_floors"]
+    assert max(floors.values()) < 12  # 12 before the packages by stage (issue 23)
+    # the read side stands beside the driver, not above it
+    assert "mlbench.driver" not in res["rooms"]["mlbench.leaderboard"]
+    assert floors["mlbench.leaderboard"] <= floors["mlbench.driver"]
+    assert imports.main([str(REPO / "mlbench"), "--check"]) == 0
