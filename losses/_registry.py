@@ -229,10 +229,14 @@ class WeightedSumLoss(nn.Module):
         self.names = tuple(name for name, _, _ in terms)
         self.weights = tuple(float(w) for _, w, _ in terms)
         self.terms = nn.ModuleList(module for _, _, module in terms)
+        self._index_terms = tuple(_needs_index(term) for term in self.terms)
 
     def forward(self, logits: Tensor, targets: Tensor, index: Tensor | None = None) -> Tensor:
         """The weighted sum; ``index`` (sample indices) reaches the terms that need it."""
-        shared = [_takes_prepared(term) for term in self.terms]
+        shared = [
+            _takes_prepared(term) and not needs
+            for term, needs in zip(self.terms, self._index_terms, strict=True)
+        ]
         if any(shared):
             validate = any(
                 t.options["validate"] for t, s in zip(self.terms, shared, strict=True) if s
@@ -241,8 +245,10 @@ class WeightedSumLoss(nn.Module):
                 validate_inputs(logits, targets)
             y = targets.to(compute_dtype(logits.dtype))
         total = None
-        for term, weight, prepared in zip(self.terms, self.weights, shared, strict=True):
-            if _needs_index(term):
+        for term, weight, prepared, needs in zip(
+            self.terms, self.weights, shared, self._index_terms, strict=True
+        ):
+            if needs:
                 value = term(logits, targets, index=index)
             elif prepared:
                 value = term.fn(logits, y, **{**term.loss_kwargs(), "validate": False})
@@ -259,12 +265,8 @@ class WeightedSumLoss(nn.Module):
 def _takes_prepared(term: nn.Module) -> bool:
     """Whether a term takes inputs already validated, targets in the compute dtype: a
     FunctionalLoss (or StatefulLoss) whose function has the convention's ``validate`` switch
-    and takes no sample indices."""
-    return (
-        isinstance(term, (FunctionalLoss, StatefulLoss))
-        and "validate" in term.options
-        and not _needs_index(term)
-    )
+    (a term that takes sample indices is called as a module instead)."""
+    return isinstance(term, (FunctionalLoss, StatefulLoss)) and "validate" in term.options
 
 
 def _needs_index(term: nn.Module) -> bool:
