@@ -41,7 +41,8 @@ def loss_specs() -> list[str]:
 
 def term_names(spec: str) -> list[str]:
     """The registered names of a spec's terms (one for a plain name)."""
-    loss = losses.create_loss(spec, stats={"class_counts": [1]})  # counts only to build cb
+    # statistics only to build the losses that need them (cb, db, the per-class AUC losses)
+    loss = losses.create_loss(spec, stats={"class_counts": [1], "num_samples": 2})
     return list(loss.names) if isinstance(loss, losses.WeightedSumLoss) else [spec]
 
 

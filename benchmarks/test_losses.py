@@ -2,7 +2,9 @@
 
 Grid: B ∈ {4096, 65536} × C ∈ {14, 80, 1000}, forward ("fwd") and forward + backward
 ("fwd_bwd") of the loss as a training run builds it (``losses.create_loss(spec, stats=...)``,
-defaults, input validation on). Logits bf16 on CUDA, fp32 on CPU; bool targets with 10%
+defaults, input validation on, moved to the device). A loss with state is timed in its initial
+state (AUC-M's a = b = α = 0, compositional AUC at step 0: its BCE phase; the gradients of its
+own parameters accumulate across calls, as they would between two optimizer steps). Logits bf16 on CUDA, fp32 on CPU; bool targets with 10%
 positives. Each cell records the median time per call, GB/s (bytes = B·C·(logit + target +
 gradient bytes), ``conftest.cell_bytes``) and peak memory; ``python -m benchmarks.table``
 adds × BCE (the ``bce`` cell of the same run, shape and mode), ranks the losses per shape, and
@@ -41,9 +43,10 @@ MODES = ["fwd", "fwd_bwd"]
 
 
 def build(spec: str, targets, **kwargs):
-    """The loss of ``spec`` as a run builds it, with the class counts of these targets."""
+    """The loss of ``spec`` as a run builds it, with the class counts of these targets, on
+    their device (a loss with state, e.g. AUC-M's a, b, α, moves with the model in a run)."""
     stats = {"class_counts": targets.sum(dim=0).cpu(), "num_samples": targets.shape[0]}
-    return losses.create_loss(spec, stats=stats, **kwargs)
+    return losses.create_loss(spec, stats=stats, **kwargs).to(targets.device)
 
 
 @bench_budget

@@ -10,24 +10,35 @@ import importlib
 import pkgutil
 
 from ._common import REDUCTIONS, FunctionalLoss
+from ._optim import LOSS_OPTIMIZERS, PDSCA, PESG, create_optimizer
 from ._registry import (
     LossInfo,
     WeightedSumLoss,
     create_loss,
     get_loss_info,
+    info_for_module,
     list_losses,
     register_loss,
 )
+from ._stateful import LossContract, StatefulLoss, training_contract
 
 __all__ = [
+    "LOSS_OPTIMIZERS",
+    "PDSCA",
+    "PESG",
     "REDUCTIONS",
     "FunctionalLoss",
+    "LossContract",
     "LossInfo",
+    "StatefulLoss",
     "WeightedSumLoss",
     "create_loss",
+    "create_optimizer",
     "get_loss_info",
+    "info_for_module",
     "list_losses",
     "register_loss",
+    "training_contract",
 ]
 
 # Every public module of this package is a loss file; importing it registers its loss, so a

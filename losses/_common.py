@@ -192,6 +192,13 @@ def softplus(x: Tensor) -> Tensor:
     return -F.logsigmoid(-x)
 
 
+def focusing_weight(base: Tensor, gamma: float) -> Tensor:
+    """base^γ for base ≥ 0, with a finite gradient where base = 0: ``pow``'s own gradient there
+    is γ·0^(γ−1) = ∞ for γ < 1, and ∞ · 0 = NaN (a saturated logit, or p ≤ clip)."""
+    positive = base > 0
+    return torch.where(positive, torch.where(positive, base, 1.0).pow(gamma), 0.0**gamma)
+
+
 def positive_mean(term: Tensor, y: Tensor) -> Tensor:
     """(1/|P|) Σ_{p∈P} term_p per row; 0 for rows without positives. term, y: (B, C) → (B,)."""
     return (term * y).sum(dim=1) / y.sum(dim=1).clamp(min=1)

@@ -27,6 +27,14 @@ Dataset statistics: ``stats`` is a dict (keys today: ``"class_counts"``, ``"num_
 that declares ``needs=("class_counts",)`` receives ``stats["class_counts"]`` as its keyword argument
 ``class_counts`` unless that keyword is given directly; missing both is a ``ValueError`` that says
 what to pass. Keys that no term needs are ignored, so a harness may always pass its stats.
+``"num_classes"`` is derived from ``class_counts`` when the stats do not hold it (the size of a
+loss's per-class parameters).
+
+Losses with state (parameters, buffers, hook positions) declare it (``stateful=True`` and the
+fields of :class:`LossInfo` that follow it); :func:`losses.training_contract` turns a built loss
+into what a training loop must do (``losses/_stateful.py``). In a weighted sum: the terms may
+name at most one optimizer between them, and a loss registered ``composable=False`` refuses to
+be a term (both checked by :func:`create_loss`).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ._common import REDUCTIONS, FunctionalLoss, compute_dtype, validate_inputs
+from ._stateful import StatefulLoss
 
 __all__ = [
     "LossInfo",
@@ -66,6 +75,16 @@ class LossInfo:
         peer: the installed implementation whose defaults and values the loss follows (checked
             by ``tests/losses/test_peers.py``), or "" when none is installed (then the loss's
             docstring cites the paper and the official code, and says where it deviates).
+        stateful: the module carries state that training changes (parameters, buffers, hook
+            positions): a training loop saves ``state_dict()`` with its checkpoints, restores
+            it on resume and calls the hooks (:class:`losses._stateful.StatefulLoss`).
+        optimizer: the optimizer the loss must be trained with, a name of
+            :data:`losses.LOSS_OPTIMIZERS` (e.g. "pesg"), or "" for the run's own.
+        needs_index: the training forward takes ``index=`` (the batch's sample indices into the
+            training set); evaluation passes none.
+        param_lr: the lr of the loss's parameters, as a multiple of the run's lr.
+        param_weight_decay: whether the run's weight decay applies to the loss's parameters.
+        composable: the loss may be a term of a weighted sum.
     """
 
     name: str
@@ -76,6 +95,12 @@ class LossInfo:
     reference: str
     reductions: tuple[str, ...] = REDUCTIONS
     peer: str = ""
+    stateful: bool = False
+    optimizer: str = ""
+    needs_index: bool = False
+    param_lr: float = 1.0
+    param_weight_decay: bool = False
+    composable: bool = True
 
 
 _REGISTRY: dict[str, LossInfo] = {}
@@ -90,6 +115,12 @@ def register_loss(
     reductions: Sequence[str] = REDUCTIONS,
     fn: Callable[..., Tensor] | None = None,
     peer: str = "",
+    stateful: bool = False,
+    optimizer: str = "",
+    needs_index: bool = False,
+    param_lr: float = 1.0,
+    param_weight_decay: bool = False,
+    composable: bool = True,
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers an ``nn.Module`` loss under ``name``.
 
@@ -104,6 +135,8 @@ def register_loss(
             (set by :class:`losses._common.FunctionalLoss`).
         peer: the installed implementation the loss follows, e.g.
             ``"torchvision.ops.sigmoid_focal_loss"`` (see :class:`LossInfo`).
+        stateful, optimizer, needs_index, param_lr, param_weight_decay, composable: the
+            contract of a loss with state (see :class:`LossInfo`).
     """
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"Expected loss name to be a lowercase identifier but got {name!r}")
@@ -112,6 +145,9 @@ def register_loss(
         raise ValueError(
             f"Expected `reductions` to be a non-empty subset of {list(REDUCTIONS)} but got {list(reductions)}"
         )
+
+    if not (isinstance(param_lr, (int, float)) and param_lr > 0):
+        raise ValueError(f"Expected `param_lr` to be a number > 0 but got {param_lr!r}")
 
     def decorator(cls: type[nn.Module]) -> type[nn.Module]:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
@@ -135,10 +171,24 @@ def register_loss(
             reference=reference,
             reductions=tuple(reductions),
             peer=peer,
+            stateful=stateful,
+            optimizer=optimizer,
+            needs_index=needs_index,
+            param_lr=float(param_lr),
+            param_weight_decay=param_weight_decay,
+            composable=composable,
         )
         return cls
 
     return decorator
+
+
+def info_for_module(module: Any) -> LossInfo | None:
+    """The :class:`LossInfo` of a built loss module's class, or None if it is not registered."""
+    for info in _REGISTRY.values():
+        if type(module) is info.cls:
+            return info
+    return None
 
 
 def list_losses() -> list[str]:
@@ -179,9 +229,14 @@ class WeightedSumLoss(nn.Module):
         self.names = tuple(name for name, _, _ in terms)
         self.weights = tuple(float(w) for _, w, _ in terms)
         self.terms = nn.ModuleList(module for _, _, module in terms)
+        self._index_terms = tuple(_needs_index(term) for term in self.terms)
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        shared = [_takes_prepared(term) for term in self.terms]
+    def forward(self, logits: Tensor, targets: Tensor, index: Tensor | None = None) -> Tensor:
+        """The weighted sum; ``index`` (sample indices) reaches the terms that need it."""
+        shared = [
+            _takes_prepared(term) and not needs
+            for term, needs in zip(self.terms, self._index_terms, strict=True)
+        ]
         if any(shared):
             validate = any(
                 t.options["validate"] for t, s in zip(self.terms, shared, strict=True) if s
@@ -190,8 +245,12 @@ class WeightedSumLoss(nn.Module):
                 validate_inputs(logits, targets)
             y = targets.to(compute_dtype(logits.dtype))
         total = None
-        for term, weight, prepared in zip(self.terms, self.weights, shared, strict=True):
-            if prepared:
+        for term, weight, prepared, needs in zip(
+            self.terms, self.weights, shared, self._index_terms, strict=True
+        ):
+            if needs:
+                value = term(logits, targets, index=index)
+            elif prepared:
                 value = term.fn(logits, y, **{**term.loss_kwargs(), "validate": False})
             else:
                 value = term(logits, targets)
@@ -205,8 +264,14 @@ class WeightedSumLoss(nn.Module):
 
 def _takes_prepared(term: nn.Module) -> bool:
     """Whether a term takes inputs already validated, targets in the compute dtype: a
-    FunctionalLoss whose function has the convention's ``validate`` switch."""
-    return isinstance(term, FunctionalLoss) and "validate" in term.options
+    FunctionalLoss (or StatefulLoss) whose function has the convention's ``validate`` switch
+    (a term that takes sample indices is called as a module instead)."""
+    return isinstance(term, (FunctionalLoss, StatefulLoss)) and "validate" in term.options
+
+
+def _needs_index(term: nn.Module) -> bool:
+    info = info_for_module(term)
+    return info is not None and info.needs_index
 
 
 def _unique_labels(names: Sequence[str]) -> tuple[str, ...]:
@@ -263,6 +328,7 @@ def create_loss(spec: Any, *, stats: Mapping[str, Any] | None = None, **kwargs: 
     if len(modules) == 1 and modules[0][1] is None:
         return modules[0][2]
     _check_term_reductions(modules)
+    _check_term_contracts([name for name, _, _ in modules])
     return WeightedSumLoss([(n, 1.0 if w is None else w, m) for n, w, m in modules])
 
 
@@ -281,6 +347,23 @@ def _check_term_reductions(modules: Sequence[tuple[str, Any, nn.Module]]) -> Non
         raise ValueError(
             "Expected the terms of a weighted-sum loss to agree on reduction='none' (per-sample "
             f"values cannot be added to scalars) but got {reductions}"
+        )
+
+
+def _check_term_contracts(names: Sequence[str]) -> None:
+    """A weighted sum trains with one optimizer: its terms may name at most one between them,
+    and a loss that must be trained alone (``composable=False``) is no term."""
+    alone = sorted({n for n in names if not get_loss_info(n).composable})
+    if alone:
+        raise ValueError(
+            f"Loss {alone[0]!r} cannot be a term of a weighted sum (it must be trained alone: "
+            "its optimizer follows its own schedule); use it as the whole spec"
+        )
+    optimizers = {get_loss_info(n).optimizer: n for n in names if get_loss_info(n).optimizer}
+    if len(optimizers) > 1:
+        raise ValueError(
+            "Expected the terms of a weighted-sum loss to need at most one optimizer between "
+            "them but got " + ", ".join(f"{o!r} ({n})" for o, n in sorted(optimizers.items()))
         )
 
 
@@ -309,6 +392,14 @@ def _build(name: str, kwargs: dict[str, Any], stats: Mapping[str, Any] | None) -
         )
     for key in info.needs:
         if key in kwargs:
+            continue
+        if (
+            key == "num_classes"
+            and (stats is None or stats.get(key) is None)
+            and stats is not None
+            and stats.get("class_counts") is not None
+        ):
+            kwargs[key] = len(stats["class_counts"])
             continue
         if stats is None or stats.get(key) is None:
             raise ValueError(

@@ -8,15 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import FunctionalLoss, prepare, reduce_loss
+from ._common import FunctionalLoss, focusing_weight, prepare, reduce_loss
 from ._registry import register_loss
-
-
-def _focusing_weight(base: Tensor, gamma: float) -> Tensor:
-    """base^γ for base ≥ 0, with a finite gradient where base = 0: ``pow``'s own gradient there
-    is γ·0^(γ−1) = ∞ for γ < 1, and ∞ · 0 = NaN (a saturated logit, or p ≤ clip)."""
-    positive = base > 0
-    return torch.where(positive, torch.where(positive, base, 1.0).pow(gamma), 0.0**gamma)
 
 
 def asl_loss(
@@ -65,8 +58,8 @@ def asl_loss(
     one_minus_pm = (one_minus_p + clip).clamp(max=1.0)  # 1 − p_m = min(σ(−z) + clip, 1)
     log_p = F.logsigmoid(z).clamp(min=math.log(eps))  # = log(max(p, eps))
     log_one_minus_pm = one_minus_pm.clamp(min=eps).log()
-    w_pos = _focusing_weight(one_minus_p, gamma_pos)  # (1 − p)^γ+
-    w_neg = _focusing_weight(1 - one_minus_pm, gamma_neg)  # p_m^γ−
+    w_pos = focusing_weight(one_minus_p, gamma_pos)  # (1 − p)^γ+
+    w_neg = focusing_weight(1 - one_minus_pm, gamma_neg)  # p_m^γ−
     if detach_focal:
         w_pos, w_neg = w_pos.detach(), w_neg.detach()
     per_class = -(y * w_pos * log_p + (1 - y) * w_neg * log_one_minus_pm)  # (B, C)

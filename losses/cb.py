@@ -46,7 +46,9 @@ def cb_loss(
 
     The class-balanced term of Cui et al. (weight (1−β)/(1−β^{n_y}), here per class of a
     multi-label problem) on sigmoid cross-entropy. Peer: ``torch.nn.MultiLabelSoftMarginLoss``
-    with ``weight=w`` is the same per-sample loss (checked by ``tests/losses/test_peers.py``).
+    with ``weight=w`` is the same per-sample loss, and timm 1.0.31's
+    ``compute_class_weights(..., "effective_num")`` the same weights (both checked by
+    ``tests/losses/test_peers.py``).
     Official code: github.com/richardaecn/class-balanced-loss (TensorFlow, single-label
     softmax / sigmoid over one-hot labels; not run here). The weights are normalised to sum to
     C as in the paper. Deviations: n_c counts a class's training positives (multi-label: a
@@ -76,7 +78,8 @@ def cb_loss(
     "cb",
     needs=("class_counts",),
     reference="Cui et al. 2019, Class-Balanced Loss Based on Effective Number of Samples (CVPR)",
-    peer="torch.nn.MultiLabelSoftMarginLoss(weight=class_balanced_weights(...))",
+    peer="torch.nn.MultiLabelSoftMarginLoss(weight=class_balanced_weights(...)); "
+    "timm.loss.class_weights.compute_class_weights('effective_num')",
 )
 class ClassBalancedLoss(FunctionalLoss, fn=cb_loss):
     """Module form of :func:`cb_loss`; ``class_counts`` is kept as a buffer."""

@@ -37,14 +37,17 @@ def twoway_loss(
 
     Source: Kobayashi 2023 (CVPR), the two-way loss (sample-wise plus class-wise relative
     term, T_p=4, T_n=1); official code: github.com/tk1980/TwoWayMultiLabelLoss,
-    ``utils/criterion.py`` (``TwoWayLoss``). No installed peer; checked against an independent
-    float64 transcription (``tests/losses/reference.py``). Deviations, on purpose: the
-    official code masks a set by adding −100 to the logits outside it, so an empty set is
-    not exactly −∞ (a sample with no negatives gets softplus(max z − 100 + ...), a small
-    positive value, instead of 0) and far-out logits leak through the mask; here the sets are
-    exact (masked log-sum-exp), so a term over an empty set is 0 for any logits. Batch
-    coupling as in the paper (the class term runs over the batch). bf16 logits are clamped
-    to ±65504 (:mod:`losses._common`).
+    ``utils/criterion.py`` (``TwoWayLoss``). Peer: timm 1.0.31 ``timm.loss.TwoWayLoss`` (value
+    and gradient in ``tests/losses/test_peers.py``); checked against an independent float64
+    transcription (``tests/losses/reference.py``). Deviations, on purpose: the official code
+    masks a set by adding −100 to the logits outside it, so an empty set is not exactly −∞ (a
+    sample with no negatives gets softplus(max z − 100 + ...), a small positive value,
+    instead of 0) and far-out logits leak through the mask; timm fills −1e4, so it agrees
+    with ours up to |logit| ≈ 1e4 and differs beyond (logits below its fill value leak, see
+    ``test_twoway_differs_from_timm_only_past_its_mask_value``); here the sets are exact
+    (masked log-sum-exp), so a term over an empty set is 0 for any logits. Batch coupling as
+    in the paper (the class term runs over the batch). bf16 logits are clamped to ±65504
+    (:mod:`losses._common`).
 
     ``logits``, ``targets``, ``reduction`` and ``validate`` follow the package convention
     (:mod:`losses._common`).
@@ -69,6 +72,7 @@ def twoway_loss(
     batch_coupled=True,
     reductions=("mean", "sum"),
     reference="Kobayashi 2023, Two-way Multi-Label Loss (CVPR)",
+    peer="timm.loss.TwoWayLoss",
 )
 class TwoWayLoss(FunctionalLoss, fn=twoway_loss):
     """Module form of :func:`twoway_loss`."""

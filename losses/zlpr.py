@@ -40,9 +40,10 @@ def zlpr_loss(
 
     Source: Su et al. 2022, arXiv:2208.02955, the ZLPR loss as written above; the authors'
     code is ``multilabel_categorical_crossentropy`` in github.com/bojone/bert4keras (Keras,
-    not installed: not run here). No installed peer; checked against an independent float64
-    transcription (``tests/losses/reference.py``) and the pairwise form with a zero-logit
-    threshold class. Deviations: none in value (the official code masks with −1e12 added to
+    not installed: not run here). Peer: timm 1.0.31 ``timm.loss.ZlprLoss`` (batch mean only;
+    compared row by row, value and gradient, in ``tests/losses/test_peers.py``); checked
+    against an independent float64 transcription (``tests/losses/reference.py``) and the
+    pairwise form with a zero-logit threshold class. Deviations: none in value (the official code masks with −1e12 added to
     the logits, here the sets are exact, which only matters for logits beyond ±1e12); bf16
     logits are clamped to ±65504 (:mod:`losses._common`).
 
@@ -55,6 +56,7 @@ def zlpr_loss(
 @register_loss(
     "zlpr",
     reference="Su et al. 2022, ZLPR: A Novel Loss for Multi-label Classification (arXiv:2208.02955)",
+    peer="timm.loss.ZlprLoss",
 )
 class ZLPRLoss(FunctionalLoss, fn=zlpr_loss):
     """Module form of :func:`zlpr_loss`."""

@@ -10,3 +10,7 @@ fi
 # torch/torchvision pinned together: torchvision must match torch's ABI.
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# LibAUC, a test-only peer of the AUC losses and optimizers (tests/losses/test_auc_peers.py):
+# its losses and optimizers import with torch alone; its declared requirements (torch_geometric,
+# ogb, transformers, ...) are not needed, hence --no-deps.
+.venv/bin/python -m pip install -q --no-deps "libauc==2.0.1"

@@ -2,7 +2,12 @@
 :func:`save_checkpoint` / :func:`load_checkpoint`) and the whole training state written
 after every epoch to resume from (``last.pt``, :func:`save_training_state` /
 :func:`load_training_state`). Both are written atomically (tmp file, fsync, rename) and
-loaded weights-only."""
+loaded weights-only.
+
+A training state holds, besides the model and the optimizer, the ``state_dict()`` of a loss
+with state under ``"loss"`` (AUC-M's a, b, α; hook positions as plain ints), only for such a
+loss: the state of a stateless run is what it was before losses could have state, so its
+old ``last.pt`` files still resume (the format number is unchanged)."""
 
 from __future__ import annotations
 

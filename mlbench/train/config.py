@@ -1,6 +1,7 @@
 """Training settings (:class:`TrainConfig`, a suite's ``train`` section) and what follows
-from them alone: the optimizer (``OPTIMIZERS``, no weight decay on biases and norm layers)
-and the learning-rate schedule (:func:`lr_at`)."""
+from them and the loss: the optimizer (``OPTIMIZERS``, no weight decay on biases and norm
+layers; the loss's parameters and the optimizer a loss names, :func:`build_optimizer`) and the
+learning-rate schedule (:func:`lr_at`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ def _sgd(groups, cfg):
 
 
 OPTIMIZERS: dict[str, Callable] = {"adamw": _adamw, "sgd": _sgd}
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "step")
+# "step": the lr divided by STEP_FACTOR at the epochs STEP_AT × epochs (rounded down, those >= 1):
+# LibAUC's recipe for AUC-M with PESG (its reference point is updated at each decay).
+STEP_AT = (0.5, 0.75)
+STEP_FACTOR = 10.0
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -36,7 +41,9 @@ class TrainConfig:
         lr: peak learning rate (after warm-up).
         weight_decay: applied to weights with ndim > 1 only (not to biases / norm layers).
         momentum, nesterov: SGD only. betas: AdamW only.
-        schedule: "cosine" (per-step decay from ``lr`` to ``min_lr`` after warm-up) or "constant".
+        schedule: "cosine" (per-step decay from ``lr`` to ``min_lr`` after warm-up),
+            "constant", or "step" (``lr`` divided by 10 at 50% and 75% of the epochs, LibAUC's
+            recipe for AUC-M; ``min_lr`` unused).
         warmup_epochs: linear warm-up length in epochs (fractions allowed);
             ``warmup_steps`` overrides it when set.
         grad_clip: max global gradient norm; ``None`` disables.
@@ -111,22 +118,63 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def step_decay_epochs(epochs: int) -> tuple[int, ...]:
+    """The epochs at whose start the "step" schedule divides the lr (sorted, distinct, >= 1)."""
+    return tuple(sorted({int(f * epochs) for f in STEP_AT} - {0}))
+
+
 def lr_at(step: int, total_steps: int, warmup_steps: int, cfg: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine or constant."""
+    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then cosine, constant
+    or step decay (epochs of ``total_steps // cfg.epochs`` steps)."""
     if step < warmup_steps:
         return cfg.lr * (step + 1) / warmup_steps
     if cfg.schedule == "constant":
         return cfg.lr
+    if cfg.schedule == "step":
+        epoch = step // max(1, total_steps // cfg.epochs)
+        passed = sum(epoch >= e for e in step_decay_epochs(cfg.epochs))
+        return cfg.lr / STEP_FACTOR**passed
     t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Optimizer from ``cfg``; no weight decay on biases and normalisation parameters."""
+def build_optimizer(model: nn.Module, cfg: TrainConfig, loss=None) -> torch.optim.Optimizer:
+    """Optimizer from ``cfg``; no weight decay on biases and normalisation parameters.
+
+    With ``loss`` (a built loss): its parameters join as one group per stateful term, with
+    the term's rule (``lr_scale`` = ``LossInfo.param_lr``, the engine multiplies the
+    scheduled lr by it; ``cfg.weight_decay`` only if ``LossInfo.param_weight_decay``), and a
+    loss that names its optimizer (``LossInfo.optimizer``, e.g. PESG for AUC-M) gets that one
+    instead of ``cfg.optimizer``, with ``cfg.lr``, ``cfg.momentum`` and the loss's options
+    (:func:`losses.training_contract`). Without loss parameters the groups are the two
+    above, so the state of a stateless run is what it always was.
+    """
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    if loss is None:
+        return OPTIMIZERS[cfg.optimizer](groups, cfg)
+    import losses
+
+    contract = losses.training_contract(loss)
+    for g in contract.param_groups:
+        groups.append({"params": list(g.params), "lr_scale": g.lr_scale,
+                       "weight_decay": cfg.weight_decay if g.weight_decay else 0.0})
+    if contract.optimizer:
+        return losses.create_optimizer(contract.optimizer, groups, lr=cfg.lr,
+                                       momentum=cfg.momentum, dual_losses=contract.dual_losses,
+                                       **contract.optimizer_options)
     return OPTIMIZERS[cfg.optimizer](groups, cfg)
+
+
+def optimizer_name(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> str:
+    """The name of a built optimizer: a loss's (``losses.LOSS_OPTIMIZERS``) or ``cfg``'s."""
+    import losses
+
+    for name, cls in losses.LOSS_OPTIMIZERS.items():
+        if type(optimizer) is cls:
+            return name
+    return cfg.optimizer

@@ -4,6 +4,15 @@ The engine knows models, losses and loaders only -- nothing about suites or the 
 Per step it does no host-device synchronisation: losses are kept on the device and checked
 for finiteness every ``TrainConfig.nan_check_every`` steps (the failing step is still
 reported exactly). One JSON line per epoch goes to the ``mlbench.engine`` logger.
+
+Losses with state follow their contract (``losses.training_contract``, docs/ADD_A_LOSS.md):
+the loss's parameters join the optimizer with the loss's lr / weight-decay rule, a loss that
+names its optimizer (AUC-M: PESG) gets it, the loss moves with the model, its
+``state_dict()`` is part of ``last.pt`` and restored on resume, its hooks run before each
+training epoch and step (the optimizer's ``on_epoch_start`` / ``on_lr_decay`` too: a decay is
+an epoch whose first lr is below the previous epoch's first lr), and it receives the batch's
+sample indices when it needs them (loaders then yield ``(images, targets, index)``).
+Evaluation calls no hook, so validation and test passes leave the loss's state as it is.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from .config import (
     TrainConfig,
     build_optimizer,
     lr_at,
+    optimizer_name,
 )
 
 __all__ = ["FitResult", "evaluate", "fit", "train_one_epoch"]
@@ -53,6 +63,7 @@ class FitResult:
     early_stopped: bool = False
     total_steps: int = 0
     resumed_from: int | None = None  # epoch of the training state the fit resumed from
+    optimizer: str = ""  # the optimizer trained with: cfg.optimizer or the one the loss names
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,6 +97,42 @@ def _steps_per_epoch(loader, cfg: TrainConfig) -> int:
     return n if cfg.max_steps_per_epoch is None else min(n, cfg.max_steps_per_epoch)
 
 
+def _contract(loss_fn):
+    import losses
+
+    return losses.training_contract(loss_fn)
+
+
+def _set_mode(loss_fn, train: bool) -> None:
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.train(train)
+
+
+def _split_batch(batch, needs_index: bool, device: torch.device):
+    """``(images, targets)`` or ``(images, targets, index)``; the index on ``device`` when the
+    loss needs it (a ValueError if the loader does not give it), else None."""
+    x, y, *rest = batch
+    if not needs_index:
+        return x, y, None
+    if not rest:
+        raise ValueError(
+            "The loss needs the batch's sample indices (its contract's needs_index): the "
+            "train loader must yield (images, targets, index), index the (B,) int64 positions "
+            "of the samples in the training set"
+        )
+    return x, y, rest[0].to(device, non_blocking=True)
+
+
+def _lr_decays(epoch: int, per_epoch: int, total: int, warmup: int, cfg: TrainConfig) -> bool:
+    """Whether epoch ``epoch`` starts with a learning-rate decay: its first lr is below the
+    previous epoch's first lr (every epoch of a cosine schedule after warm-up, the milestones
+    of "step", never with "constant")."""
+    if epoch == 0:
+        return False
+    first = lr_at(epoch * per_epoch, total, warmup, cfg)
+    return first < lr_at((epoch - 1) * per_epoch, total, warmup, cfg)
+
+
 # --------------------------------------------------------------------------- loops
 
 
@@ -103,13 +150,17 @@ def train_one_epoch(
     warmup_steps: int = 0,
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
+    contract=None,
 ) -> dict:
     """One pass over ``loader`` (at most ``cfg.max_steps_per_epoch`` steps).
 
     Args:
-        model, loss_fn: ``loss_fn(logits (B, C) fp32, targets (B, C)) -> scalar``.
-        loader: yields ``(images (B, 1, H, W), targets (B, C))``.
-        optimizer: its learning rate is set every step from :func:`lr_at`.
+        model, loss_fn: ``loss_fn(logits (B, C) fp32, targets (B, C)) -> scalar`` (with
+            ``index=`` too when its contract needs sample indices).
+        loader: yields ``(images (B, 1, H, W), targets (B, C))`` or ``(images, targets,
+            index (B,))``.
+        optimizer: its learning rate is set every step from :func:`lr_at` (times a group's
+            ``lr_scale``, the rule of a loss's parameters).
         device: where to train.
         epoch: epoch index (for logs).
         cfg: training settings.
@@ -117,6 +168,8 @@ def train_one_epoch(
         total_steps, warmup_steps: schedule length (default: this epoch only, no warm-up).
         scaler: GradScaler for fp16 autocast (``None``: none).
         channels_last: move the images to the device in channels-last memory format.
+        contract: the loss's ``losses.LossContract`` (default: read off ``loss_fn``); its
+            ``on_step_start`` hook runs before every step.
 
     Returns:
         dict: ``train_loss`` (sample-weighted mean), ``steps``, ``images``, ``lr`` (last),
@@ -124,7 +177,9 @@ def train_one_epoch(
         the first non-finite loss, or None).
     """
     device = torch.device(device)
+    contract = _contract(loss_fn) if contract is None else contract
     model.train()
+    _set_mode(loss_fn, True)
     max_steps = _steps_per_epoch(loader, cfg)
     total_steps = total_steps or max_steps
     window: list[torch.Tensor] = []  # detached (loss * batch size) since the last check
@@ -143,18 +198,23 @@ def train_one_epoch(
         return None
 
     failed = None
-    for i, (x, y) in enumerate(loader):
+    for i, batch in enumerate(loader):
         if i >= max_steps:
             break
         step = start_step + i
         lr = lr_at(step, total_steps, warmup_steps, cfg)
         for g in optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["lr_scale"] if "lr_scale" in g else lr
+        x, y, index = _split_batch(batch, contract.needs_index, device)
         x = _to(x, device, channels_last)
         y = y.to(device, non_blocking=True)
+        contract.on_step_start(step)
         with _autocast(device, cfg):
             logits = model(x)
-        loss = loss_fn(logits.float(), y)
+        if index is None:
+            loss = loss_fn(logits.float(), y)
+        else:
+            loss = loss_fn(logits.float(), y, index=index)
         window.append(loss.detach() * x.shape[0])
         if (i + 1) % cfg.nan_check_every == 0 and (failed := check()) is not None:
             break  # with nan_check_every=1 this is before the bad backward
@@ -196,9 +256,10 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
 
     Args:
         model: (B, 1, H, W) -> (B, C) logits.
-        loader: yields ``(images, targets)``.
+        loader: yields ``(images, targets)`` (or ``(images, targets, index)``, index unused).
         device: where to run.
-        loss_fn: if given, the sample-weighted mean loss is reported too.
+        loss_fn: if given, the sample-weighted mean loss is reported too (called without
+            sample indices and without hooks: a loss's state is left as it is).
         cfg: only its AMP settings are used (autocast on CUDA).
         channels_last: images to the device in channels-last memory format.
 
@@ -213,10 +274,11 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
     """
     device = torch.device(device)
     model.eval()
+    _set_mode(loss_fn, False)
     t0 = time.perf_counter()
     probs, targets = [], []
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    for x, y in loader:
+    for x, y, *_ in loader:
         x = _to(x, device, channels_last)
         y = y.to(device, non_blocking=True)
         with _autocast(device, cfg):
@@ -260,15 +322,23 @@ def fit(
 
     Resume: with ``last_path`` the whole training state is written there atomically after
     every epoch (model, optimizer, schedule position, GradScaler, global RNG states,
-    history, early-stopping state and the best weights; :func:`load_training_state`).
+    history, early-stopping state, the best weights, and the loss's ``state_dict()`` when it
+    has state; :func:`load_training_state`).
     ``resume=`` such a state continues after its epoch and ends exactly as the
     uninterrupted fit would on CPU, provided the train loader's order depends on the epoch
     only: a loader with ``set_epoch(epoch)`` gets it called before each epoch (the harness
     reseeds its generator from (seed, epoch), ``mlbench.train.seeding.reseed_loader``).
 
+    A loss with state (``losses.training_contract(loss_fn)``) is moved to ``device``, trains
+    its parameters with the model (its optimizer if it names one), and has its hooks called:
+    ``on_epoch_start(epoch)`` before each training epoch, ``on_step_start(step)`` before each
+    step; the optimizer's ``on_epoch_start(epoch)`` and, at an epoch that starts with a lower
+    lr than the previous one, ``on_lr_decay()``.
+
     Args:
         model: moved to ``device``.
-        loss_fn: ``loss_fn(logits, targets) -> scalar``.
+        loss_fn: ``loss_fn(logits, targets) -> scalar`` (a registered loss, a weighted sum of
+            them, or any callable without parameters).
         train_loader, val_loader: yield ``(images, targets)``.
         cfg: :class:`TrainConfig`.
         device: "cpu", "cuda", a ``torch.device``...
@@ -280,27 +350,43 @@ def fit(
         channels_last: model and images in channels-last memory format (CUDA speed).
 
     Returns:
-        FitResult (``resumed_from``: the epoch of the state resumed from).
+        FitResult (``resumed_from``: the epoch of the state resumed from; ``optimizer``: the
+        one trained with).
+
+    Raises:
+        ValueError: the loss's contract cannot be honoured (see
+            ``losses.training_contract``), or ``resume`` lacks the state of a stateful loss.
     """
     device = torch.device(device)
+    contract = _contract(loss_fn)
     model.to(device)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.amp and device.type != "cuda":
         warnings.warn("TrainConfig.amp is CUDA only; training in fp32 on " + device.type,
                       stacklevel=2)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, loss_fn)
     fp16 = cfg.amp and device.type == "cuda" and cfg.amp_dtype == "fp16"
     scaler = torch.amp.GradScaler("cuda") if fp16 else None
     per_epoch = _steps_per_epoch(train_loader, cfg)
     total = per_epoch * cfg.epochs
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * per_epoch)
-    result = FitResult(status="finished")
+    result = FitResult(status="finished", optimizer=optimizer_name(optimizer, cfg))
     best_state, best, stale, step, start, stopped = None, -math.inf, 0, 0, 0, False
     if resume is not None:
         from .seeding import set_rng_state
 
         model.load_state_dict(resume["model"])
+        if contract.has_state:
+            if resume.get("loss") is None:
+                raise ValueError(
+                    f"the training state to resume from has no state of the loss "
+                    f"{contract.names}; it was written by a run without it: delete it to "
+                    "restart the run from epoch 0"
+                )
+            loss_fn.load_state_dict(resume["loss"])
         optimizer.load_state_dict(resume["optimizer"])
         if scaler is not None and resume.get("scaler") is not None:
             scaler.load_state_dict(resume["scaler"])
@@ -318,9 +404,14 @@ def fit(
             break
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
+        contract.on_epoch_start(epoch)
+        if hasattr(optimizer, "on_epoch_start"):
+            optimizer.on_epoch_start(epoch)
+        if hasattr(optimizer, "on_lr_decay") and _lr_decays(epoch, per_epoch, total, warmup, cfg):
+            optimizer.on_lr_decay()
         tr = train_one_epoch(model, loss_fn, train_loader, optimizer, device, epoch, cfg,
                              start_step=step, total_steps=total, warmup_steps=warmup,
-                             scaler=scaler, channels_last=channels_last)
+                             scaler=scaler, channels_last=channels_last, contract=contract)
         step += tr["steps"]
         if tr["status"] == "failed":
             result.status, result.failed_step = "failed", tr["failed_step"]
@@ -367,6 +458,7 @@ def fit(
                                    "best_epoch": result.best_epoch,
                                    "best_val_mean_auc": result.best_val_mean_auc},
                 "best_model": best_state,
+                **({"loss": loss_fn.state_dict()} if contract.has_state else {}),
             })
         log.info(json.dumps(row))
         if on_epoch_end is not None:

@@ -37,7 +37,7 @@ def pytest_generate_tests(metafunc):
 def stats_for(num_classes: int) -> dict:
     """Dataset statistics for C classes (distinct counts, so class weights differ)."""
     counts = torch.arange(num_classes, dtype=torch.int64) * 37 + 5
-    return {"class_counts": counts, "num_samples": 1000}
+    return {"class_counts": counts, "num_samples": 1000 + 37 * num_classes}
 
 
 def make_loss(name: str, num_classes: int, **kwargs) -> torch.nn.Module:
@@ -45,10 +45,16 @@ def make_loss(name: str, num_classes: int, **kwargs) -> torch.nn.Module:
 
 
 def call_fn(name: str, logits, targets, **kwargs):
-    """The functional form, given the dataset statistics it needs."""
+    """The functional form, given the dataset statistics it needs and, for a loss with state,
+    the state of a freshly built module (unless given)."""
     info = losses.get_loss_info(name)
-    stats = stats_for(logits.shape[-1])
-    extra = {key: stats[key] for key in info.needs if key not in kwargs}
+    num_classes = logits.shape[-1] if logits.ndim else 1
+    stats = stats_for(num_classes)
+    if info.stateful:
+        state = make_loss(name, num_classes).state_kwargs()
+        extra = {key: value for key, value in state.items() if key not in kwargs}
+    else:
+        extra = {key: stats[key] for key in info.needs if key not in kwargs}
     return info.fn(logits, targets, **extra, **kwargs)
 
 

@@ -79,3 +79,14 @@ def test_interleaved_timing_gives_ratios_to_the_first_spec_and_to_the_terms(caps
     times = {"bce": [1.0, 1.0, 5.0], "msml": [2.0, 2.0, 10.0], "bce+0.1*msml": [3.3, 3.3, 15.0]}
     (_, _, _, none), (_, t, vs_bce, _), (_, _, _, vs_terms) = ratios(times)
     assert none is None and t == 2.0 and vs_bce == 2.0 and abs(vs_terms - 1.1) < 1e-12
+
+
+def test_peer_agreement_report_runs_and_lists_every_peer(capsys):
+    """``python -m benchmarks.peer_agreement`` (the figures in docs/ADD_A_LOSS.md): one batch,
+    every loss with a timm / MONAI / LibAUC peer listed with a number or the reason it is not."""
+    from benchmarks.peer_agreement import main
+
+    assert main(["--dtype", "float64", "--batches", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("zlpr", "twoway", "cb", "db", "poly", "aucm", "pairwise_auc", "PESG", "PDSCA"):
+        assert name in out, name

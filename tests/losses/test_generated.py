@@ -108,17 +108,23 @@ def test_mean_sum_none_consistent(loss_name, h, info):
 
 
 def test_not_batch_coupled_means_rowwise(loss_name, h, info):
-    """A loss not declared batch-coupled gives each row the value it has on its own."""
+    """A loss not declared batch-coupled gives each row the value it has on its own (in every
+    state a stateful loss goes through: steps and epochs 0..3); a batch-coupled one does not,
+    in at least one of them."""
     logits, targets = h.make_batch(5, 4, seed=10)
-    whole = h.call_fn(loss_name, logits, targets, reduction="mean")
-    parts = torch.stack(
-        [h.call_fn(loss_name, logits[i : i + 1], targets[i : i + 1]) for i in range(5)]
-    )
-    coupled = not torch.allclose(whole, parts.mean(), rtol=1e-6, atol=1e-7)
+    loss = h.make_loss(loss_name, 4)
+    coupled = []
+    for position in range(4 if info.stateful else 1):
+        if info.stateful:
+            loss.on_epoch_start(position)
+            loss.on_step_start(position)
+        whole = loss(logits, targets)
+        parts = torch.stack([loss(logits[i : i + 1], targets[i : i + 1]) for i in range(5)])
+        coupled.append(not torch.allclose(whole, parts.mean(), rtol=1e-6, atol=1e-7))
     if not info.batch_coupled:
-        assert not coupled
+        assert not any(coupled)
     else:
-        assert coupled, "declared batch-coupled but behaves row-wise on this batch"
+        assert any(coupled), "declared batch-coupled but behaves row-wise on this batch"
 
 
 def test_function_and_module_agree_defaults_included(loss_name, h, info):
@@ -128,6 +134,11 @@ def test_function_and_module_agree_defaults_included(loss_name, h, info):
         if p.kind is p.KEYWORD_ONLY
     }
     cls_params = {n: p.default for n, p in inspect.signature(info.cls).parameters.items()}
+    if info.stateful:  # the function takes the state, the module its sizes and optimizer options
+        assert set(info.cls.state_names) <= set(fn_params)
+        assert set(info.cls.init_only) <= set(cls_params)
+        fn_params = {n: d for n, d in fn_params.items() if n not in info.cls.state_names}
+        cls_params = {n: d for n, d in cls_params.items() if n not in info.cls.init_only}
     assert fn_params == cls_params
     assert fn_params.get("reduction") == "mean" and fn_params.get("validate") is True
     logits, targets = h.make_batch(5, 4, seed=11)
@@ -222,3 +233,117 @@ def test_validate_false_skips_the_check(loss_name, h):
         h.call_fn(loss_name, logits, soft)
     value = h.call_fn(loss_name, logits, soft, validate=False)
     assert value.shape == ()
+
+
+# --------------------------------------------------------------------------- losses with state
+def _perturbed(loss_name, h, num_classes, seed=30):
+    """A module of the loss with every tensor of its state set to seeded values (dual
+    variables kept >= 0) and its hooks moved on (epoch 3, step 5)."""
+    loss = h.make_loss(loss_name, num_classes)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in list(loss.parameters()) + list(loss.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=gen, dtype=tensor.dtype))
+    loss.on_epoch_start(3)
+    loss.on_step_start(5)
+    return loss
+
+
+def _state(loss):
+    out = {}
+    for k, v in loss.state_dict().items():
+        out[k] = v.detach().clone() if isinstance(v, torch.Tensor) else v
+    return out
+
+
+def _same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            assert torch.equal(a[k], b[k]), k
+        else:
+            assert a[k] == b[k], k
+
+
+def _value_and_all_grads(loss, logits, targets):
+    x = logits.detach().clone().requires_grad_(True)
+    params = [p for p in loss.parameters() if p.requires_grad]
+    value = loss(x, targets)
+    grads = torch.autograd.grad(value, [x, *params], allow_unused=True)  # a phase may not use all
+    inputs = [x, *params]
+    return value.detach(), [
+        torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads, strict=True)
+    ]
+
+
+def test_state_is_declared(loss_name, h, info):
+    """A loss holds state (parameters, persistent buffers, hook positions) exactly when it is
+    registered ``stateful``; then it is a StatefulLoss and its contract says so."""
+    loss = h.make_loss(loss_name, 4)
+    contract = losses.training_contract(loss)
+    if not info.stateful:
+        assert not list(loss.parameters()) and loss.state_dict() == {}
+        assert not contract.has_state and not contract.param_groups
+        return
+    assert isinstance(loss, losses.StatefulLoss) and contract.has_state
+    assert contract.names == [loss_name] and contract.optimizer == info.optimizer
+    params = [p for p in loss.parameters() if p.requires_grad]
+    assert [p for g in contract.param_groups for p in g.params] == params
+    for group in contract.param_groups:
+        assert group.lr_scale == info.param_lr and group.weight_decay == info.param_weight_decay
+
+
+def test_state_round_trips_through_a_weights_only_checkpoint(loss_name, h, info):
+    """state_dict -> torch.save -> torch.load(weights_only=True) -> load_state_dict into a
+    fresh module gives the same state, value and gradients (logits and the loss's own
+    parameters), bit for bit."""
+    if not info.stateful:
+        pytest.skip("stateless")
+    import io
+
+    loss = _perturbed(loss_name, h, 5)
+    buffer = io.BytesIO()
+    torch.save(loss.state_dict(), buffer)
+    buffer.seek(0)
+    fresh = h.make_loss(loss_name, 5)
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    _same_state(_state(loss), _state(fresh))
+    logits, targets = h.make_batch(6, 5, seed=31)
+    (v1, g1), (v2, g2) = (_value_and_all_grads(m, logits, targets) for m in (loss, fresh))
+    assert torch.equal(v1, v2) and all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+    assert not torch.equal(v1, _value_and_all_grads(h.make_loss(loss_name, 5), logits, targets)[0])
+
+
+def test_forward_and_backward_change_no_state(loss_name, h, info):
+    """What a validation or test pass does to a loss (forward, also under no_grad and in eval
+    mode; a backward in training) leaves its state as it was: the state moves only through the
+    hooks and the optimizer."""
+    if not info.stateful:
+        pytest.skip("stateless")
+    loss = _perturbed(loss_name, h, 5)
+    before = _state(loss)
+    logits, targets = h.make_batch(6, 5, seed=32)
+    _value_and_all_grads(loss, logits, targets)
+    loss.eval()
+    with torch.no_grad():
+        loss(logits, targets)
+    loss.train()
+    _same_state(before, _state(loss))
+
+
+def test_hook_positions_are_explicit(loss_name, h, info):
+    """The loss at a hook position depends on that position only, not on how many calls or
+    hook calls came before (no hidden counters): stepping through 0..5 equals jumping to 5."""
+    if not info.stateful:
+        pytest.skip("stateless")
+    logits, targets = h.make_batch(6, 5, seed=33)
+    walked, jumped = h.make_loss(loss_name, 5), h.make_loss(loss_name, 5)
+    for position in range(6):
+        walked.on_epoch_start(position)
+        walked.on_step_start(position)
+        walked(logits, targets)
+    jumped.on_epoch_start(5)
+    jumped.on_step_start(5)
+    assert torch.equal(walked(logits, targets), jumped(logits, targets))
+    _same_state(_state(walked), _state(jumped))

@@ -24,8 +24,12 @@ RTOL, ATOL = 1e-5, 1e-7
 def _reference(ref, name, logits, targets, h, **kwargs):
     fn = ref.REFERENCES.get(name)
     assert fn is not None, f"add a float64 reference for {name!r} to tests/losses/reference.py"
-    if "class_counts" in losses.get_loss_info(name).needs:
-        kwargs.setdefault("class_counts", h.stats_for(logits.shape[1])["class_counts"].tolist())
+    stats = h.stats_for(logits.shape[1])
+    params = inspect.signature(fn).parameters
+    for key in losses.get_loss_info(name).needs:
+        if key in params and key in stats:
+            value = stats[key]
+            kwargs.setdefault(key, value.tolist() if hasattr(value, "tolist") else value)
     out = fn(logits.double().tolist(), targets.long().tolist(), **kwargs)
     return torch.tensor(out, dtype=torch.float64)
 

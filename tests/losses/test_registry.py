@@ -66,7 +66,8 @@ def test_loss_info(loss_name, info):
     assert issubclass(info.cls, nn.Module) and callable(info.fn)
     assert info.reference
     assert set(info.reductions) <= set(losses.REDUCTIONS) and "mean" in info.reductions
-    assert isinstance(losses.create_loss(loss_name, stats={"class_counts": [1, 2, 3]}), info.cls)
+    stats = {"class_counts": [1, 2, 3], "num_samples": 10}
+    assert isinstance(losses.create_loss(loss_name, stats=stats), info.cls)
 
 
 def test_declared_properties(loss_name, info):
