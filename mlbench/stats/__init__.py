@@ -30,8 +30,13 @@ single label value in the test split is not estimable at all.
 vectorised over replicates (it lives with the per-run metrics, :mod:`mlbench.metrics`, and
 is re-exported here). ``holm`` is Holm's step-down adjustment.
 
+Missing labels (a test set's mask, ``mlbench.data.testsets``): ``SparseRule.check``,
+``run_stats``, ``influence`` and ``paired_comparison`` take ``mask`` (N, C), True where a
+label is known; each class is then computed on its labelled rows (influence 0 elsewhere).
+
 One module per job: ``delong`` (classes used, influence values, patient clustering, a run's
-statistics), ``compare`` (comparisons, the df rule, pooled seed variance, Holm).
+statistics), ``compare`` (comparisons, the df rule, pooled seed variance, Holm), ``transfer``
+(does a loss ranking transfer between test sets: Kendall's tau over seeds x patients).
 """
 
 from mlbench.metrics import WeightedAUC, bootstrap_ci, group_index
@@ -56,10 +61,13 @@ from mlbench.stats.delong import (
     influence_rows,  # noqa: F401
     run_stats,
 )
+from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, ranking_agreement
 
 __all__ = [
     "Comparison",
+    "RankingAgreement",
     "RunStats",
+    "ScoredTestSet",
     "SparseRule",
     "WeightedAUC",
     "bootstrap_ci",
@@ -73,6 +81,7 @@ __all__ = [
     "mean_ci",
     "paired_comparison",
     "pooled_seed_variance",
+    "ranking_agreement",
     "run_stats",
     "t_df",
     "clustered_terms",
