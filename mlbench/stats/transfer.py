@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mlbench.metrics import WeightedAUC, _as_2d, _valid_mask, group_index
+from mlbench.metrics import WeightedAUC, group_index, skipped_classes
 
 
 @dataclass
@@ -96,12 +96,16 @@ def _checked(ts: ScoredTestSet) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
         raise ValueError(f"Expected `scores` of shape (L, S, N, C), got {sc.shape}")
     if not np.all(np.isfinite(sc)):
         raise ValueError("Expected finite `scores`, got NaN or inf")
-    if ts.mask is None:
-        t, _ = _as_2d(ts.targets, sc[0, 0])
-        known = None
-    else:
-        t, _, known = _as_2d(ts.targets, sc[0, 0], ts.mask)
-    valid = np.flatnonzero(_valid_mask(t, known))
+    targets = np.asarray(ts.targets, dtype=np.float64)
+    if targets.shape != sc.shape[2:]:
+        raise ValueError(f"Expected targets of shape {sc.shape[2:]}, got {targets.shape}")
+    known = None if ts.mask is None else np.asarray(ts.mask, dtype=bool)
+    labelled = targets if known is None else np.where(known, targets, 0.0)
+    if not np.isin(labelled, (0.0, 1.0)).all():
+        raise ValueError("Expected `targets` in {0, 1} where labelled (NaN: pass a mask)")
+    t = labelled.astype(bool)
+    skipped = skipped_classes(t, mask=known)
+    valid = np.array([c for c in range(t.shape[1]) if c not in skipped], dtype=int)
     cls = valid if ts.classes is None else np.asarray(ts.classes, dtype=int)
     if cls.size == 0:
         raise ValueError("a test set has no class with both a positive and a negative label")
