@@ -48,6 +48,14 @@ def _all_missing_error(root: Path, split: str, total: int) -> FileNotFoundError:
     )
 
 
+def _coverage(meta, present: np.ndarray) -> dict:
+    """Listed vs present images and patients of a split (a partial release has fewer)."""
+    pats = meta["patient"].to_numpy()
+    return {"listed": int(len(meta)), "present": int(present.sum()),
+            "patients_listed": int(len(np.unique(pats))),
+            "patients_present": int(len(np.unique(pats[present])))}
+
+
 class ChestXray14(torch.utils.data.Dataset):
     """ChestX-ray14 (or CXR14-sim) split as a torch Dataset.
 
@@ -66,7 +74,9 @@ class ChestXray14(torch.utils.data.Dataset):
         cache_dir: where caches live (default ``ROOT/.mlbench_cache``).
         workers: processes for a cache build.
 
-    ``ds[i]`` is ``(image float32 (1, H, W), label float32 (14,))``.
+    ``ds[i]`` is ``(image float32 (1, H, W), label float32 (14,))``. ``ds.coverage``: the
+    split's listed and present images and patients; ``ds.coverage_note()`` states a
+    restriction to the images present (None when all are).
     """
 
     def __init__(
@@ -103,6 +113,7 @@ class ChestXray14(torch.utils.data.Dataset):
         else:
             files = index_images(self.root)
             present = meta.image.isin(files.keys()).to_numpy()
+        self.coverage = _coverage(meta, present)
         if not present.all():
             absent = meta.image[~present].tolist()
             if missing == "error":
@@ -110,7 +121,8 @@ class ChestXray14(torch.utils.data.Dataset):
             if not present.any():
                 raise _all_missing_error(self.root, split, len(meta))
             warnings.warn(
-                f"Skipping {len(absent)} missing image(s), e.g. {absent[:5]}", stacklevel=2
+                f"Skipping {len(absent)} missing image(s), e.g. {absent[:5]}: "
+                + self.coverage_note(), stacklevel=2
             )
             meta, labels = meta[present].reset_index(drop=True), labels[present]
         self.metadata = meta.drop(columns="official")
@@ -142,8 +154,9 @@ class ChestXray14(torch.utils.data.Dataset):
             keep = val if split == "val" else tv & ~val
         if view != "all":
             keep = keep & (meta.view == view).to_numpy()
-        keep = keep & (meta.row >= 0).to_numpy()  # images absent from the cache: left out
         self = cls.__new__(cls)
+        self.coverage = _coverage(meta[keep], (meta.row[keep] >= 0).to_numpy())
+        keep = keep & (meta.row >= 0).to_numpy()  # images absent from the cache: left out
         self.root = Path(opened.meta.get("root", str(cache)))
         self.split, self.image_size, self.transform = split, opened.images.shape[-1], transform
         self._cache = opened
@@ -151,6 +164,18 @@ class ChestXray14(torch.utils.data.Dataset):
         self.metadata = meta[keep].drop(columns=["official", "row"]).reset_index(drop=True)
         self.labels = np.ascontiguousarray(opened.labels[self._rows], dtype=np.float32)
         return self
+
+    def coverage_note(self) -> str | None:
+        """What the output states when the split holds fewer images than its list (a partial
+        release, ``missing='skip'``): None when every listed image is present."""
+        c = self.coverage
+        if c["present"] == c["listed"]:
+            return None
+        lists = "official test_list.txt" if self.split == "test" else (
+            f"`{self.split}` split of the official train_val_list.txt")
+        return (f"the {lists} restricted to the {c['present']:,} of its {c['listed']:,} "
+                f"listed images present ({c['patients_present']:,} of "
+                f"{c['patients_listed']:,} patients): every number is over the images present")
 
     def __len__(self) -> int:
         return len(self.labels)

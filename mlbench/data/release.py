@@ -8,6 +8,7 @@ both built on it. File names, URL and choices: ``mlbench.layout``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -49,6 +50,21 @@ _AGE = re.compile(r"^\s*(\d+)\s*([YMDymd]?)\s*$")
 
 class DatasetError(ValueError):
     """A ChestX-ray14 folder that cannot be read as it is (bad table, inconsistent lists)."""
+
+
+def shipped_table(name: str, *, needed_for: str = "this") -> Path:
+    """A label table shipped inside the installed ``torchxrayvision`` package (not imported:
+    only its ``data/`` folder is read), e.g. ``Data_Entry_2017_v2020.csv.gz``,
+    ``google2019_nih-chest-xray-labels.csv.gz``, ``BBox_List_2017.csv.gz``."""
+    spec = importlib.util.find_spec("torchxrayvision")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            f"{needed_for} needs the `torchxrayvision` package for its label table {name} "
+            "(pip install torchxrayvision)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the torchxrayvision install")
+    return path
 
 
 def _release_hint(what: str) -> str:

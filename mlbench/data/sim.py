@@ -11,7 +11,6 @@ function of the seed: the same seed gives byte-identical files.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from tqdm.auto import tqdm
 
 from mlbench.data.locks import folder_lock
 from mlbench.data.phantom import render
-from mlbench.data.release import parse_findings
+from mlbench.data.release import parse_findings, shipped_table
 from mlbench.layout import LABEL_FILES, SIM_MARKER, SPLIT_FILES
 
 REFERENCE_TABLE = "Data_Entry_2017_v2020.csv.gz"
@@ -34,15 +33,7 @@ PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}
 
 def reference_table_path() -> Path:
     """The 2020 label table inside the installed ``torchxrayvision`` (not imported)."""
-    spec = importlib.util.find_spec("torchxrayvision")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "CXR14-sim needs the `torchxrayvision` package for its label table"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / REFERENCE_TABLE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the torchxrayvision install")
-    return path
+    return shipped_table(REFERENCE_TABLE, needed_for="CXR14-sim")
 
 
 def _known_test_patients() -> set[int]:

@@ -31,6 +31,12 @@ With one seed there is no seed term and the test uses the normal distribution (d
 Classes too sparse for these asymptotics are left out of every mean, the same way for every
 loss, by :class:`SparseRule` (it depends on the test labels and patients only). A class with a
 single label value in the test split is not estimable at all.
+
+Missing labels (a test set's mask, ``mlbench.data.testsets``): the per-run metrics,
+``SparseRule.check``, ``run_stats``, ``influence`` and ``paired_comparison`` take ``mask``
+(N, C), True where a label is known; each class is then computed on its labelled rows
+(influence 0 elsewhere). ``transfer``: does a loss ranking transfer between test sets
+(Kendall's tau over seeds x patients).
 """
 
 from mlbench.stats.compare import (
@@ -66,8 +72,10 @@ from mlbench.stats.metrics import (
     per_class_auc,
     skipped_classes,
 )
+from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, kendall_tau_b, ranking_agreement
 
 __all__ = [
+    "RankingAgreement", "ScoredTestSet", "kendall_tau_b", "ranking_agreement",
     "MIN_WS_DF", "Comparison", "RunStats", "SparseRule", "WeightedAUC", "bootstrap_ci",
     "clustered_terms", "clustered_variance", "compare", "dataset_ids", "evaluate_scores",
     "group_index", "holm", "influence", "influence_levels", "influence_rows", "label_ranking",

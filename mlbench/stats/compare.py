@@ -137,7 +137,7 @@ def mean_ci(runs: list[RunStats], group_idx: np.ndarray, n_groups: int, *,
 
 
 def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.05,
-                      rule: SparseRule | None = None) -> Comparison:
+                      rule: SparseRule | None = None, mask=None) -> Comparison:
     """Paired comparison of two losses' mean AUC on one test set (SPEC §5.1).
 
     Args:
@@ -146,6 +146,8 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
         scores_a, scores_b: (S, N, C) or (N, C): S seeds paired by index (S = 1 allowed).
         alpha: 1 - confidence level of the CI.
         rule: which classes are used (default :class:`SparseRule()`).
+        mask: optional (N, C) bool, True where a label is known: each class over its
+            labelled rows (``mlbench.stats.metrics``).
 
     Returns:
         :class:`Comparison` of a - b with the seed term (own seed variance of the differences,
@@ -160,13 +162,13 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
     g = np.asarray(groups).reshape(-1)
     if g.shape[0] != t.shape[0]:
         raise ValueError(f"Expected one group per image ({t.shape[0]}), got {g.shape[0]}")
-    classes, left = rule.check(t, g)
+    classes, left = rule.check(t, g, mask)
     gi, ng = group_index(g)
     if not classes:
         nan = float("nan")
         return Comparison(nan, nan, nan, nan, nan, nan, sa.shape[0], nan, nan, "", [], left)
-    ra = [run_stats(t, s, classes) for s in sa]
-    rb = [run_stats(t, s, classes) for s in sb]
+    ra = [run_stats(t, s, classes, mask) for s in sa]
+    rb = [run_stats(t, s, classes, mask) for s in sb]
     return compare(ra, rb, gi, ng, alpha=alpha, classes=classes, left_out=left)
 
 

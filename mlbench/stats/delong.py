@@ -33,19 +33,24 @@ class SparseRule:
         return (f"classes with >= {self.min_images} positive images from >= "
                 f"{self.min_patients} patients (and as many negatives)")
 
-    def check(self, targets, groups) -> tuple[list[int], dict[int, str]]:
-        """(used class indices, {left-out class: reason}) for a test split."""
-        t = np.asarray(targets).astype(bool)
+    def check(self, targets, groups, mask=None) -> tuple[list[int], dict[int, str]]:
+        """(used class indices, {left-out class: reason}) for a test split; with ``mask``
+        (N, C) bool, a class's images and patients are counted over its labelled rows."""
+        if mask is None:
+            t = np.asarray(targets).astype(bool)
+            known = np.ones(t.shape, bool)
+        else:
+            t, _, known = as_2d(targets, np.zeros(np.shape(mask)), mask)
         gi, _ = group_index(groups)
         used, left = [], {}
         for c in range(t.shape[1]):
-            pos = t[:, c]
-            n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+            pos, neg = t[:, c] & known[:, c], ~t[:, c] & known[:, c]
+            n_pos, n_neg = int(pos.sum()), int(neg.sum())
             if n_pos == 0 or n_neg == 0:
                 left[c] = "not estimable (one label value)"
                 continue
             p_pat = len(np.unique(gi[pos]))
-            n_pat = len(np.unique(gi[~pos]))
+            n_pat = len(np.unique(gi[neg]))
             if min(n_pos, n_neg) < self.min_images or min(p_pat, n_pat) < self.min_patients:
                 left[c] = (f"sparse: {n_pos} positive images of {p_pat} patients "
                            f"(rule: >= {self.min_images} of >= {self.min_patients})")
@@ -57,7 +62,8 @@ class SparseRule:
 # --------------------------------------------------------------------------- influence
 
 
-def influence(targets: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def influence(targets: np.ndarray, scores: np.ndarray,
+              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-class AUC and per-image DeLong influence values, vectorised over columns.
 
     With m positives and n negatives in a column, the structural components (DeLong et al.
@@ -69,8 +75,12 @@ def influence(targets: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     paired DeLong variance of the difference. One sort per column.
 
     Args:
-        targets: (N, K) bool, every column with both labels.
+        targets: (N, K) bool, every column with both labels (among its labelled rows).
         scores: (N, K) or (N, K * R) (R score sets of the same targets side by side).
+        mask: optional (N, K) bool, True where the label is known: a column's AUC and
+            influence values are those of its labelled rows alone; a masked-out image has
+            influence 0 in that column (so patient sums and clustered variances over all
+            images equal those over the labelled ones).
 
     Returns:
         (auc (K * R,), phi (N, K * R)).
@@ -80,13 +90,23 @@ def influence(targets: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     reps = s.shape[1] // max(t.shape[1], 1)
     if reps * t.shape[1] != s.shape[1] or s.shape[0] != t.shape[0]:
         raise ValueError(f"Expected scores (N, K*R) for targets {t.shape}, got {s.shape}")
+    known = None
+    if mask is not None:
+        known = np.asarray(mask, dtype=bool)
+        if known.shape != t.shape:
+            raise ValueError(f"Expected `mask` of the targets' shape {t.shape}, got {known.shape}")
+        known = np.ascontiguousarray(np.tile(known, (1, reps)).T)
     auc, phi = influence_rows(np.ascontiguousarray(np.tile(t, (1, reps)).T),
-                              np.ascontiguousarray(s.T))
+                              np.ascontiguousarray(s.T), known)
     return auc, phi.T
 
 
-def influence_rows(t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`influence` on rows: t (R, N) bool and s (R, N) -> (auc (R,), phi (R, N))."""
+def influence_rows(t: np.ndarray, s: np.ndarray,
+                   known: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`influence` on rows: t (R, N) bool, s (R, N) and optionally known (R, N) bool
+    -> (auc (R,), phi (R, N))."""
+    if known is not None:
+        return _influence_rows_masked(t, s, known)
     n_all = t.shape[1]
     m = t.sum(axis=1, keepdims=True).astype(np.float64)
     n = n_all - m
@@ -109,6 +129,36 @@ def influence_rows(t: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray
     v = np.where(tp, below / n, above / m)  # V10 for positives, V01 for negatives
     auc = np.where(tp, v, 0.0).sum(axis=1, keepdims=True) / m
     v -= auc
+    v *= np.where(tp, 1.0 / np.sqrt(np.maximum(m * (m - 1), 1.0)),
+                  1.0 / np.sqrt(np.maximum(n * (n - 1), 1.0)))
+    phi = np.empty_like(v)
+    phi[np.arange(v.shape[0])[:, None], order] = v
+    return auc[:, 0], phi
+
+
+def _influence_rows_masked(t: np.ndarray, s: np.ndarray,
+                           known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`influence_rows` over the labelled entries of each row: positives and
+    negatives are counted among ``known`` only (cumulative counts of each, by tie group),
+    and an unlabelled entry gets influence 0."""
+    pos, neg = t & known, ~t & known
+    m = pos.sum(axis=1, keepdims=True).astype(np.float64)
+    n = neg.sum(axis=1, keepdims=True).astype(np.float64)
+    order = np.argsort(s, axis=1)
+    ss = np.take_along_axis(s, order, 1)
+    tp, tn = np.take_along_axis(pos, order, 1), np.take_along_axis(neg, order, 1)
+    cp = np.cumsum(tp, axis=1, dtype=np.int32)  # labelled positives at or below
+    cn = np.cumsum(tn, axis=1, dtype=np.int32)  # labelled negatives at or below
+    start, end = tie_bounds(ss)  # ties among all entries; unlabelled ones count 0
+    cp_end, cn_end = np.take_along_axis(cp, end, 1), np.take_along_axis(cn, end, 1)
+    cp_start = np.take_along_axis(cp, start, 1) - np.take_along_axis(tp, start, 1)
+    cn_start = np.take_along_axis(cn, start, 1) - np.take_along_axis(tn, start, 1)
+    below = cn_start + 0.5 * (cn_end - cn_start)  # negatives below, ties halved
+    above = (m - cp_end) + 0.5 * (cp_end - cp_start)  # positives above, ties halved
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = np.where(tp, below / n, np.where(tn, above / m, 0.0))
+        auc = v.sum(axis=1, keepdims=True, where=tp) / m
+    v = np.where(tp | tn, v - auc, 0.0)
     v *= np.where(tp, 1.0 / np.sqrt(np.maximum(m * (m - 1), 1.0)),
                   1.0 / np.sqrt(np.maximum(n * (n - 1), 1.0)))
     phi = np.empty_like(v)
@@ -166,12 +216,19 @@ class RunStats:
         return float(self.auc.mean()) if self.auc.size else float("nan")
 
 
-def run_stats(targets, scores, classes: list[int]) -> RunStats:
-    """Per-class AUC and class-averaged influence of one run over ``classes``."""
-    t, s = as_2d(targets, scores)
+def run_stats(targets, scores, classes: list[int], mask=None) -> RunStats:
+    """Per-class AUC and class-averaged influence of one run over ``classes``; with
+    ``mask`` (N, C) each class over its labelled rows (the mean AUC's influence is still the
+    mean of the per-class influences, 0 where a label is missing)."""
+    if mask is None:
+        t, s = as_2d(targets, scores)
+        known = None
+    else:
+        t, s, known = as_2d(targets, scores, mask)
     if not classes:
         return RunStats(np.full(0, np.nan), np.zeros(t.shape[0]))
-    auc, phi = influence(t[:, classes], s[:, classes])
+    auc, phi = influence(t[:, classes], s[:, classes],
+                         None if known is None else known[:, classes])
     return RunStats(auc, phi.mean(axis=1))
 
 

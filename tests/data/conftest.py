@@ -88,3 +88,57 @@ def nih(tmp_path):
 @pytest.fixture(autouse=True)
 def _one_thread(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+# --------------------------------------------------------------------------- real tables
+# Fixtures written from the real label tables shipped inside torchxrayvision (real image
+# names, patients, labels); pixels are tiny random PNGs. Real films: ../shared/data.
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_data(name: str) -> Path:
+    """``../shared/data/NAME`` beside the repository (a git worktree elsewhere may point
+    at the folder with $MLBENCH_SHARED_DATA); the path is returned even when absent."""
+    import os
+
+    here = REPO.parent / "shared" / "data" / name
+    env = os.environ.get("MLBENCH_SHARED_DATA")
+    return Path(env) / name if not here.exists() and env else here
+
+
+# test patients: google2019 test images and boxes (457 ... 3400), google only (2758, 5476);
+# train_val patients: google2019 "val" images (119, 135, 156) and one more (1)
+REAL_TEST_PATIENTS = (457, 756, 830, 902, 1555, 1688, 3394, 3400, 2758, 5476)
+REAL_TRAIN_PATIENTS = (1, 119, 135, 156)
+
+
+def write_real_nih(root: Path, test=REAL_TEST_PATIENTS, train=REAL_TRAIN_PATIENTS,
+                   size: int = 8) -> dict:
+    """An NIH-layout folder whose rows are the real 2020 table's rows of these patients
+    (verbatim), with the official split of them (every film of a test patient is on the
+    official test list), and a tiny PNG per image."""
+    import gzip
+
+    from mlbench.data.release import shipped_table
+
+    with gzip.open(shipped_table("Data_Entry_2017_v2020.csv.gz"), "rt") as f:
+        header, *lines = f.read().splitlines()
+    keep = set(test) | set(train)
+    rows = [ln for ln in lines if int(ln.split(",")[3]) in keep]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join([header, *rows]) + "\n")
+    names = [ln.split(",")[0] for ln in rows]
+    pats = [int(ln.split(",")[3]) for ln in rows]
+    in_test = [p in set(test) for p in pats]
+    (root / "test_list.txt").write_text("".join(n + "\n" for n, t in zip(names, in_test,
+                                                                         strict=True) if t))
+    (root / "train_val_list.txt").write_text(
+        "".join(n + "\n" for n, t in zip(names, in_test, strict=True) if not t))
+    (root / "images").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for n in names:
+        Image.fromarray(rng.integers(0, 256, (size, size), dtype=np.uint8)).save(
+            root / "images" / n)
+    return {"names": names, "patients": pats, "test": [n for n, t in zip(names, in_test,
+                                                                         strict=True) if t]}
