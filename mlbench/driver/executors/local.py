@@ -61,11 +61,24 @@ def _die_with_parent() -> None:
         pass
 
 
+def _thread_lock_for_bars() -> None:
+    """tqdm makes a multiprocessing lock (a named semaphore) in each process that shows a bar;
+    a spawned worker's is its own, and a worker killed by SIGKILL (the OOM killer) would leave
+    it to Python's resource tracker, which warns at the driver's exit: a second stderr line
+    under the one-line error. A thread lock does the same job in a worker."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def _worker_main(index: int, gpu: str | None, fn: Callable | None, tasks, results) -> None:
     """A worker process: run the tasks of its queue until it gets None."""
     if gpu is not None:  # before torch is imported (spawn: nothing imported it yet)
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     _die_with_parent()
+    _thread_lock_for_bars()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     fn = fn or _default_fn()
     while True:
