@@ -30,6 +30,7 @@ from mlbench.driver.executors import Executor, make_executor
 from mlbench.driver.executors.base import WorkerDied
 from mlbench.driver.plan import build_executor, resolve
 from mlbench.driver.prepare import dataset_meta, prepare_data
+from mlbench.driver.worker import fault_spec
 from mlbench.logs import DriverLog, current_level, make_tracker
 from mlbench.signals import sigterm_as_exit
 
@@ -190,6 +191,7 @@ class Driver:
         self.tracker = tracker
         self.runlog = DriverLog(self.out)
         self._failed = (before or {}).get("failed", 0)
+        self.fault = fault_spec()  # tests' fault injection ($MLBENCH_FAULT), in every task
 
     # ------------------------------------------------------------ loop
     def run(self) -> None:
@@ -248,8 +250,9 @@ class Driver:
     def _task(self, run: dict) -> dict:
         keys = ("id", "config", "backbone", "head", "loss", "seed")
         return {"run": {k: run[k] for k in keys}, "checkpoint_dir": str(self.checkpoint_dir),
-                "cache": self.cache, "progress": self.progress and self.ex.name == "inline", "bar_position": 1,
-                "log_dir": str(self.runlog.dir), "log_level": current_level()}
+                "cache": self.cache, "progress": self.progress and self.ex.name == "inline",
+                "bar_position": 1, "log_dir": str(self.runlog.dir), "log_level": current_level(),
+                "fault": self.fault}
 
     def _heartbeat(self, stop: threading.Event) -> None:
         try:
