@@ -132,12 +132,10 @@ def test_ray_driver_killed_then_rerun_loses_and_duplicates_nothing(
 
 def test_slurm_jobs_through_submitit_match_local(sim_root, local_ref, tmp_path):
     pytest.importorskip("submitit")
-    from mlbench.driver.executors.slurm import SlurmExecutor
-
     suite = _suite(sim_root, tmp_path / "slurm")
-    ex = SlurmExecutor(tmp_path / "jobs", cluster="local", gpus_per_run=0, time_min=10,
-                       poll_s=0.5)
-    summary = run_suite(suite, suite.runs, progress=False, executor=ex)
+    summary = run_suite(suite, suite.runs, progress=False, executor="slurm",
+                        slurm_cluster="local", slurm_folder=str(tmp_path / "jobs"),
+                        gpus_per_run=0, time_min=10)
     assert summary["finished"] == 2 and summary["failed"] == 0
     got, ref = results(suite.output), results(local_ref)
     assert got and all(got[k] == ref[k] for k in got)
