@@ -261,33 +261,6 @@ def _env(**extra) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **extra}
 
 
-# A driver whose runs stop after epoch 0's checkpoint: the first process to get there writes
-# its pid to HOLD and sleeps, so a test can kill it (or its parent) at a known point.
-# Local workers are forked (not spawned) so that they carry the patched hook.
-HELD_RUNNER = """
-import os, sys, time
-import mlbench.driver.executors.local as local
-import mlbench.driver.worker as worker
-from mlbench.cli import main
-
-hold = sys.argv[1]
-local.LocalExecutor.__init__.__defaults__ = (None, None, None, "fork")
-
-def after_epoch(run, row):
-    if row["epoch"] == 0:
-        try:  # the first process here only
-            os.close(os.open(hold + ".first", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-        with open(hold + ".tmp", "w") as f:
-            f.write(f"{os.getpid()} {run['id']}")
-        os.replace(hold + ".tmp", hold)
-        time.sleep(600)
-
-worker._after_epoch = after_epoch
-sys.exit(main(sys.argv[2:]))
-"""
-
 # The processes ``spawn`` started; the autouse fixture ``no_process_left`` (tests/conftest.py)
 # kills what is left of them after each test.
 SPAWNED: list[subprocess.Popen] = []
@@ -295,13 +268,15 @@ SPAWNED: list[subprocess.Popen] = []
 
 def spawn(*argv: str, hold: Path | None = None, prefix: list[str] | None = None,
           env: dict | None = None) -> subprocess.Popen:
-    """``python -m mlbench ARGV`` as a process (stdout/stderr piped); with ``hold``, its runs
-    stop after epoch 0 (``HELD_RUNNER``)."""
-    cmd = [sys.executable, "-c", HELD_RUNNER, str(hold), *argv] if hold else \
-        [sys.executable, "-m", "mlbench", *argv]
-    proc = subprocess.Popen([*(prefix or []), *cmd], cwd=REPO, env=_env(**(env or {})),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    """``python -m mlbench ARGV`` as a process (stdout/stderr piped); with ``hold``, the first
+    process to finish epoch 0's checkpoint writes "PID RUN_ID" to ``hold`` and sleeps, so a
+    test can kill it (or its parent) at a known point (``$MLBENCH_FAULT``, docs/HARNESS.md)."""
+    env = dict(env or {})
+    if hold:
+        env["MLBENCH_FAULT"] = f"after_epoch:0:hold:{hold}"
+    proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "mlbench", *argv], cwd=REPO,
+                            env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     SPAWNED.append(proc)
     return proc
 

@@ -7,6 +7,7 @@ import sqlite3
 import sys
 
 from mlbench.commands.common import CommandError, one_line, results_db_problem
+from mlbench.execution import OPTIONS
 from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
 
 _RUN_EPILOG = """\
@@ -47,38 +48,12 @@ def register(sub) -> None:
                    "--only loss=msml,bce --only head=linear")
     p.add_argument("--dry-run", action="store_true", help="list the runs (id, backbone, head, loss, "
                    "seed, status) and exit")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="parallel worker processes on this machine (default: the suite's "
-                   "`workers`, else 1)")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the runs that failed (e.g. non-finite loss)")
-    x = p.add_argument_group("execution (default: the suite's `cluster` section)")
-    x.add_argument("--executor", choices=("local", "ray", "slurm"), default=None,
-                   help="local processes (default), Ray tasks, or Slurm jobs via submitit")
-    x.add_argument("--gpus", metavar="IDS", default=None,
-                   help="local: GPUs to use, one worker each, e.g. 0,1,2,3 (default: every "
-                   "visible GPU; none: CPU)")
-    x.add_argument("--ray-address", metavar="ADDR", default=None,
-                   help="ray: cluster address (default $RAY_ADDRESS, else a local instance)")
-    x.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
-                   help="ray/slurm: GPUs per run (default 1 with CUDA, else 0)")
-    x.add_argument("--cpus-per-run", type=int, default=None, metavar="N",
-                   help="ray/slurm: CPUs per run (default train.threads + train.num_workers)")
-    x.add_argument("--max-retries", type=int, default=None, metavar="N",
-                   help="ray: retries of a run whose worker or node died (default 3)")
-    x.add_argument("--partition", default=None, help="slurm: partition")
-    x.add_argument("--time-min", type=int, default=None, metavar="MIN",
-                   help="slurm: time limit per run in minutes (default 240; requeued and "
-                   "resumed when hit)")
-    x.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="slurm: memory per run")
-    x.add_argument("--array-parallelism", type=int, default=None, metavar="N",
-                   help="slurm: most runs of the job array at once (default 16)")
-    x.add_argument("--keep-checkpoints", choices=("none", "best", "all"), default=None,
-                   help="what stays of a stored run's checkpoints: best.pt (default), "
-                   "best.pt and last.pt, or nothing")
-    x.add_argument("--checkpoint-dir", metavar="DIR", default=None,
-                   help="checkpoint folder (default OUT/checkpoints; shared storage for "
-                   "Ray/Slurm runs that should resume on another node)")
+    x = p.add_argument_group("execution (default: the suite's `cluster` section and `workers`)")
+    for o in OPTIONS.values():  # one flag per option of the executors (mlbench.execution)
+        x.add_argument(o.flag, dest=o.key, type=o.cli_type, choices=o.choices, default=None,
+                       metavar=o.metavar, help=o.describe())
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or json: --dry-run's run list, or the summary of the "
@@ -129,11 +104,7 @@ def _cmd_run(args) -> int:
     if workers < 1:
         print(f"error: --workers must be >= 1, got {workers}", file=sys.stderr)
         return 2
-    cluster = {"ray_address": args.ray_address, "gpus_per_run": args.gpus_per_run,
-               "cpus_per_run": args.cpus_per_run, "max_retries": args.max_retries,
-               "partition": args.partition, "time_min": args.time_min, "mem_gb": args.mem_gb,
-               "array_parallelism": args.array_parallelism,
-               "keep_checkpoints": args.keep_checkpoints, "checkpoint_dir": args.checkpoint_dir}
+    execution = {key: getattr(args, key) for key in OPTIONS}  # None: the suite's
     if args.dry_run and args.format == "json":
         return _dry_run_json(suite, runs, problem)
     if args.dry_run:
@@ -152,14 +123,12 @@ def _cmd_run(args) -> int:
         _note_command(args, suite, runs)
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
             summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
-                                workers=args.workers, progress=not args.no_progress,
-                                retry_failed=args.retry_failed, executor=args.executor,
-                                gpus=args.gpus, **cluster)
+                                progress=not args.no_progress, retry_failed=args.retry_failed,
+                                **execution)
             runs = summary["runs"]
         else:
-            summary = run_suite(suite, runs, workers=args.workers, progress=not args.no_progress,
-                                retry_failed=args.retry_failed, executor=args.executor,
-                                gpus=args.gpus, **cluster)
+            summary = run_suite(suite, runs, progress=not args.no_progress,
+                                retry_failed=args.retry_failed, **execution)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; SIGTERM: the driver's SystemExit
         if isinstance(exc, SystemExit) and exc.code != _SIGTERM_EXIT:
             raise

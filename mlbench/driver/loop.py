@@ -26,10 +26,11 @@ import time
 from pathlib import Path
 
 from mlbench.db import DB_NAME, LEASE_S, ResultsDB
-from mlbench.driver.executors import Executor, make_executor
+from mlbench.driver.executors import Executor
 from mlbench.driver.executors.base import WorkerDied
-from mlbench.driver.plan import build_executor, resolve
+from mlbench.driver.plan import make_plan, resolve
 from mlbench.driver.prepare import dataset_meta, prepare_data
+from mlbench.driver.worker import fault_spec
 from mlbench.logs import DriverLog, current_level, make_tracker
 from mlbench.signals import sigterm_as_exit
 
@@ -49,10 +50,9 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         executor: "local" | "ray" | "slurm" (default: the suite's ``cluster.executor``), or
             an ``Executor`` instance.
         gpus: GPU ids for the local executor ("0,1" or a list; default every visible GPU).
-        cluster: other ``cluster`` options (``ray_address``, ``gpus_per_run``,
-            ``cpus_per_run``, ``max_retries``, ``partition``, ``time_min``, ``mem_gb``,
-            ``array_parallelism``, ``keep_checkpoints``, ``checkpoint_dir``...), overriding
-            the suite's ``cluster`` section.
+        cluster: other execution options by their suite key (``mlbench.execution.OPTIONS``,
+            e.g. ``ray_address``, ``time_min``, ``keep_checkpoints``), overriding the
+            suite's ``cluster`` section; None: not given.
 
     Raises:
         ValueError: bad options or data set-up (one line). WorkerDied: a local worker
@@ -63,13 +63,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     from mlbench.data import FINDINGS
 
     t0 = time.perf_counter()
-    given = executor if isinstance(executor, Executor) else None
-    opts = resolve(suite, executor=None if given else executor, workers=workers, gpus=gpus,
-                   **cluster)
-    if given is not None:
-        ex, note = given, None
-    else:
-        ex, note = build_executor(suite, opts, explicit_workers=workers is not None)
+    opts = resolve(suite, executor=executor, workers=workers, gpus=gpus, **cluster)
     out = suite.output
     ids = [r.id for r in runs]
     # the data first: a set-up that fails (missing images, a bad table) leaves no pending
@@ -94,52 +88,29 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     todo = before["pending"] + before["running"]
     if todo and cache is None:  # to do only now (a reset above)
         cache = prepare_data(suite.dataset, progress)
-    claim = None
-    if todo and given is None:  # an executor the caller made is left as it is
-        claim, ex = _claim_cores(ex, opts["threads"])
+    # a driver that will train claims its cores first, then the plan is made with them
+    plan = make_plan(suite, opts, claim=bool(todo))
+    ex = plan.executor
     try:
         if progress:
             held = f", {before['running']} held by another driver" if before["running"] else ""
             tqdm.write(f"{len(ids)} runs: {before['finished']} finished already, "
                        f"{before['pending']} to do{held}, {before['failed']} failed"
                        + (f"; {ex.describe()}" if todo else ""))
-            if note:
-                tqdm.write(f"note: {note}")
+            if plan.note:
+                tqdm.write(f"note: {plan.note}")
         if todo:
-            checkpoints = Path(opts.get("checkpoint_dir") or out / "checkpoints")
+            checkpoints = Path(opts.common.checkpoint_dir or out / "checkpoints")
             tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` is on
-            Driver(out, ids, ex, checkpoints, tracker=tracker, keep=opts["keep_checkpoints"],
-                   progress=progress, before=before, cache=cache).run()
+            Driver(out, ids, ex, checkpoints, tracker=tracker,
+                   keep=opts.common.keep_checkpoints, progress=progress, before=before,
+                   cache=cache).run()
     finally:
-        if claim is not None:
-            claim.release()
+        if plan.claim is not None:
+            plan.claim.release()
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}
-
-
-def _claim_cores(ex: Executor, threads: int):
-    """Claim the cores of this machine that local CPU workers use (``mlbench.driver.cores``):
-    workers x train.threads, so that concurrent drivers do not oversubscribe it. Fewer free:
-    fewer workers (one: in this process); fewer than one run's threads: wait, saying so.
-
-    Returns:
-        (the claim, to release when the workers are done, or None for GPU workers; the
-        executor to use).
-    """
-    from mlbench.driver.cores import claim_cores
-
-    if ex.name not in ("inline", "local") or getattr(ex, "gpus", None):
-        return None, ex
-    workers = getattr(ex, "n", 1)
-    claim = claim_cores(workers * threads, least=threads, on_wait=log.warning)
-    most = max(1, claim.cores // threads)
-    if most < workers:
-        log.warning(f"{claim.cores} free CPU core(s) on this machine (other mlbench drivers "
-                    f"hold the rest): using {most} worker(s), not {workers} (the rule: "
-                    "workers x train.threads <= the cores claimed)")
-        ex = make_executor("inline") if most == 1 else make_executor("local", workers=most)
-    return claim, ex
 
 
 def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
@@ -190,6 +161,7 @@ class Driver:
         self.tracker = tracker
         self.runlog = DriverLog(self.out)
         self._failed = (before or {}).get("failed", 0)
+        self.fault = fault_spec()  # tests' fault injection ($MLBENCH_FAULT), in every task
 
     # ------------------------------------------------------------ loop
     def run(self) -> None:
@@ -248,8 +220,9 @@ class Driver:
     def _task(self, run: dict) -> dict:
         keys = ("id", "config", "backbone", "head", "loss", "seed")
         return {"run": {k: run[k] for k in keys}, "checkpoint_dir": str(self.checkpoint_dir),
-                "cache": self.cache, "progress": self.progress and self.ex.name == "inline", "bar_position": 1,
-                "log_dir": str(self.runlog.dir), "log_level": current_level()}
+                "cache": self.cache, "progress": self.progress and self.ex.name == "inline",
+                "bar_position": 1, "log_dir": str(self.runlog.dir), "log_level": current_level(),
+                "fault": self.fault}
 
     def _heartbeat(self, stop: threading.Event) -> None:
         try:

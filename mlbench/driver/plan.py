@@ -1,17 +1,37 @@
-"""Execution options and the executor they ask for (``run_suite``'s planning): ``resolve``
-merges the suite's ``cluster`` section with the CLI's options, ``build_executor`` makes the
-executor; ``--executor local`` is planned by ``_local_plan`` (workers x train.threads within
-the cores, one process per GPU)."""
+"""The execution plan of one ``run_suite`` call: which executor, with which options.
+
+Two steps, each fact decided once:
+
+1. :func:`resolve` merges the suite's ``cluster`` section (and ``workers``) with the
+   caller's options (the CLI's flags) into the chosen executor's options class
+   (``mlbench.execution``) and checks them: a bad value, ``train.threads`` above the cores,
+   GPUs asked for without CUDA fail here, before any data is prepared or run registered.
+2. :func:`make_plan` builds the executor. For the local executor on CPU it first claims the
+   cores its workers need from the machine's pool (``mlbench.driver.cores``), then decides
+   the number of workers once, within both the machine's cores and the cores claimed (the
+   rule: workers x train.threads <= cores); one worker runs in the driver's process.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+from dataclasses import dataclass
 
-from mlbench.driver.cores import cpu_cores, run_threads
-from mlbench.driver.executors import Executor, make_executor
+from mlbench.driver.cores import CoreClaim, claim_cores, cpu_cores, run_threads
+from mlbench.driver.executors import Executor
+from mlbench.driver.executors.local import InlineExecutor, LocalExecutor
+from mlbench.driver.executors.ray import RayExecutor
+from mlbench.driver.executors.slurm import SlurmExecutor
+from mlbench.execution import OPTIONS, Common, LocalOptions, SlurmOptions, options_for
 
-EXECUTORS = ("local", "ray", "slurm")
-KEEP_CHECKPOINTS = ("none", "best", "all")
+log = logging.getLogger("mlbench.driver")
+
+# name -> executor class; each names its options class (``options_class``). "inline" is the
+# local plan's choice for one CPU worker, the others are ``--executor`` choices.
+EXECUTORS: dict[str, type[Executor]] = {
+    cls.name: cls for cls in (InlineExecutor, LocalExecutor, RayExecutor, SlurmExecutor)}
 
 
 def visible_gpus() -> list[str]:
@@ -29,59 +49,70 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(n)]
 
 
-def resolve(suite, *, executor: str | None = None, workers: int | None = None,
-            gpus: str | list | None = None, **cluster) -> dict:
-    """The execution options: the suite's ``cluster`` section, then the CLI's (non-None).
+@dataclass(frozen=True)
+class Options:
+    """The execution options of one ``run_suite`` call, merged and checked.
 
-    Returns:
-        ``cluster`` keys filled in, plus ``executor``, ``workers``, ``gpus`` (list or None)
-        and ``threads``.
+    ``common``: the executor's name, ``keep_checkpoints``, ``checkpoint_dir``;
+    ``executor``: the chosen executor's options (``LocalOptions``: the workers asked for
+    and the GPUs they use; None when the caller gave an ``Executor``); ``threads``: a run's
+    torch threads (``train.threads``); ``given``: the caller's executor, if any.
+    """
+
+    common: Common
+    executor: object | None
+    threads: int
+    given: Executor | None = None
+
+
+@dataclass
+class Plan:
+    """The executor to use, the cores it holds (release them when done), a note for the user."""
+
+    executor: Executor
+    claim: CoreClaim | None = None
+    note: str | None = None
+
+
+def resolve(suite, *, executor: str | Executor | None = None, **given) -> Options:
+    """The execution options: the suite's ``cluster`` section and ``workers``, then the
+    caller's (keys of ``mlbench.execution.OPTIONS``; None: not given).
 
     Raises:
-        ValueError: one line naming the bad option.
+        ValueError: one line naming the bad option. TypeError: an unknown option.
     """
-    opts = dict(suite.config.get("cluster") or {})
-    opts.update({k: v for k, v in cluster.items() if v is not None})
-    if executor is not None:
-        opts["executor"] = executor
-    opts.setdefault("executor", "local")
-    if opts["executor"] not in EXECUTORS:
-        raise ValueError(f"--executor must be one of {list(EXECUTORS)}, got {opts['executor']!r}")
-    keep = opts.setdefault("keep_checkpoints", "best")
-    if keep not in KEEP_CHECKPOINTS:
-        raise ValueError(f"--keep-checkpoints must be one of {list(KEEP_CHECKPOINTS)}, got {keep!r}")
-    if gpus is None:
-        gpus = opts.get("gpus")
-    if isinstance(gpus, int) and not isinstance(gpus, bool):
-        gpus = [str(gpus)]
-    if isinstance(gpus, str):
-        gpus = [g.strip() for g in gpus.split(",") if g.strip()]
-        if not gpus:
-            raise ValueError("--gpus expects GPU ids such as 0,1,2")
-    elif isinstance(gpus, (list, tuple)):
-        gpus = [str(g) for g in gpus]
-    opts["gpus"] = gpus
-    opts["workers"] = workers if workers is not None else suite.config.get("workers", 1)
-    if opts["workers"] < 1:
-        raise ValueError(f"--workers must be >= 1, got {opts['workers']}")
-    opts["threads"] = run_threads({"train": suite.config["train"]})
-    return opts
+    unknown = sorted(set(given) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown execution option(s) {unknown}; valid: {sorted(OPTIONS)}")
+    values = {**suite.config["cluster"], "workers": suite.config["workers"]}
+    values.update({k: v for k, v in given.items() if v is not None})
+    instance = executor if isinstance(executor, Executor) else None
+    if executor is not None and instance is None:
+        values["executor"] = executor
+    common = options_for(Common, values)
+    threads = run_threads({"train": suite.config["train"]})
+    if instance is not None:
+        return Options(common, None, threads, instance)
+    chosen = options_for(EXECUTORS[common.executor].options_class, values)
+    if isinstance(chosen, LocalOptions):
+        chosen = _local_request(suite, chosen, threads, given.get("workers") is not None)
+    elif isinstance(chosen, SlurmOptions) and chosen.folder is None:
+        chosen = dataclasses.replace(chosen, folder=str(suite.output / "slurm"))
+    return Options(common, chosen, threads)
 
 
-def _local_plan(suite, opts: dict, explicit_workers: bool) -> tuple[str, dict, str | None]:
-    """(executor name, its options, a note for the user) for ``--executor local``.
-
-    CPU: ``workers`` processes (1: in this process) with ``train.threads`` torch threads each,
-    at most ``cores // threads`` of them. CUDA: one process per GPU (``--gpus``, default
-    every visible GPU), or ``--workers`` processes over them round robin.
-    """
+def _local_request(suite, asked: LocalOptions, threads: int, explicit_workers: bool
+                   ) -> LocalOptions:
+    """The local executor's request: the GPUs (given, else every visible one; none on CPU)
+    and the workers (given, else one per GPU, else the suite's ``workers``), checked against
+    this machine."""
     device = suite.config["train"]["device"]
-    threads, cores = opts["threads"], cpu_cores()
+    cores = cpu_cores()
     if threads > cores:
         raise ValueError(f"train.threads={threads} exceeds the {cores} CPU core(s) here; "
                          f"set --set train.threads={cores} or less")
     visible = visible_gpus() if device != "cpu" else []
-    gpus = opts["gpus"]
+    gpus = asked.gpus
     if gpus and device == "cpu":
         raise ValueError("--gpus given but train.device is 'cpu'; use --set train.device=auto")
     if gpus and not visible:
@@ -89,36 +120,35 @@ def _local_plan(suite, opts: dict, explicit_workers: bool) -> tuple[str, dict, s
     if device == "cuda" and not visible:
         raise ValueError("`train.device` is 'cuda' but torch sees no CUDA device here; "
                          "use --set train.device=auto (or cpu)")
-    note = None
-    gpus = gpus or visible or None
-    workers = opts["workers"] if (explicit_workers or not gpus) else len(gpus)
+    gpus = gpus or tuple(visible) or None
+    workers = asked.workers if (explicit_workers or not gpus) else len(gpus)
+    return LocalOptions(workers=workers, gpus=gpus)
+
+
+def make_plan(suite, opts: Options, *, claim: bool = False) -> Plan:
+    """The executor the options ask for. ``claim``: local CPU workers claim their cores
+    first (a driver that will train; waits, saying so, while fewer than one run's threads
+    are free)."""
+    if opts.given is not None:
+        return Plan(opts.given)
+    chosen = opts.executor
+    if not isinstance(chosen, LocalOptions):
+        return Plan(EXECUTORS[chosen.name](**dataclasses.asdict(chosen)))
+    threads, cores = opts.threads, cpu_cores()
+    workers, note, held = chosen.workers, None, None
     most = max(1, cores // threads)
     if workers > most:
         note = (f"{workers} workers x {threads} thread(s) > {cores} cores: using {most} "
                 "worker(s) (the rule: workers x train.threads <= cores)")
         workers = most
-    if gpus is None and workers == 1:
-        return "inline", {}, note
-    return "local", {"workers": workers, "gpus": gpus}, note
-
-
-def build_executor(suite, opts: dict, explicit_workers: bool = False) -> tuple[Executor, str | None]:
-    """The executor the options ask for, and a note for the user (or None)."""
-    name = opts["executor"]
-    if name == "local":
-        kind, kwargs, note = _local_plan(suite, opts, explicit_workers)
-        return make_executor(kind, **kwargs), note
-    if name == "ray":
-        return make_executor("ray", address=opts.get("ray_address"),
-                             cpus_per_run=opts.get("cpus_per_run"),
-                             gpus_per_run=opts.get("gpus_per_run"),
-                             max_retries=opts.get("max_retries", 3)), None
-    folder = opts.get("slurm_folder") or str(suite.output / "slurm")
-    gpus_per_run = opts.get("gpus_per_run")
-    if gpus_per_run is None:
-        gpus_per_run = 0 if suite.config["train"]["device"] == "cpu" else 1
-    return make_executor("slurm", folder=folder, partition=opts.get("partition"),
-                         time_min=opts.get("time_min", 240), gpus_per_run=int(gpus_per_run),
-                         cpus_per_run=opts.get("cpus_per_run"), mem_gb=opts.get("mem_gb"),
-                         array_parallelism=opts.get("array_parallelism", 16),
-                         cluster=opts.get("slurm_cluster")), None
+    if claim and not chosen.gpus:  # GPU workers compute on their GPU: no cores claimed
+        held = claim_cores(workers * threads, least=threads, on_wait=log.warning)
+        free = max(1, held.cores // threads)
+        if free < workers:
+            log.warning(f"{held.cores} free CPU core(s) on this machine (other mlbench "
+                        f"drivers hold the rest): using {free} worker(s), not {workers} (the "
+                        "rule: workers x train.threads <= the cores claimed)")
+            workers = free
+    if chosen.gpus is None and workers == 1:
+        return Plan(EXECUTORS["inline"](), held, note)
+    return Plan(EXECUTORS["local"](workers=workers, gpus=chosen.gpus), held, note)

@@ -18,6 +18,9 @@ comes back. ``prepare.prepare_data`` makes the dataset ready once, before any ru
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -122,10 +125,6 @@ def checkpoint_paths(checkpoint_dir: str | Path, run_id: str) -> dict[str, Path]
     return {"last": folder / "last.pt", "best": folder / "best.pt"}
 
 
-def _after_epoch(run: dict, row: dict) -> None:
-    """Called after each epoch's checkpoints are written (a hook for tests)."""
-
-
 def execute(run: dict, checkpoint_dir: str | Path | None = None, data: Datasets | None = None, *,
             bar_position: int = 1, progress: bool = True,
             on_epoch: Callable[[dict], None] | None = None, cache: str | None = None) -> RunResult:
@@ -188,11 +187,6 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
         val_loader = DataLoader(sets["val"], **eval_kw, **loader_kwargs(seed))
         test_loader = DataLoader(sets["test"], **eval_kw, **loader_kwargs(seed))
 
-        def on_epoch_end(row: dict) -> None:
-            _after_epoch(run, row)
-            if on_epoch is not None:
-                on_epoch(row)
-
         train_cfg = _train_config(tcfg)
         resume = load_training_state(paths["last"])
         bar = _run_bar(run, train_loader, train_cfg, bar_position, progress)
@@ -200,7 +194,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
             bar.update(min(bar.total, bar.total * (resume["epoch"] + 1) // train_cfg.epochs))
         try:
             fitted = fit(model, loss_fn, _EpochLoader(train_loader, bar, seed), val_loader,
-                         train_cfg, device=device, on_epoch_end=on_epoch_end,
+                         train_cfg, device=device, on_epoch_end=on_epoch,
                          checkpoint_path=paths["best"], last_path=paths["last"], resume=resume,
                          channels_last=cuda)
         finally:
@@ -233,23 +227,151 @@ def run_task(task: dict) -> RunResult:
     becomes a failed ``RunResult`` carrying its traceback (the other runs go on).
 
     ``task``: ``{"run": {"id", "config", ...}, "checkpoint_dir": str | None, "cache": the
-    prepared cache folder or None, "progress": bool, "bar_position": int}`` -- plain values,
-    picklable for Ray and Slurm.
+    prepared cache folder or None, "progress": bool, "bar_position": int, "log_dir",
+    "log_level", "fault": a test's fault spec or None}`` -- plain values, picklable for Ray
+    and Slurm. The fault points (:func:`inject`): ``start``, then ``after_epoch:N`` once
+    epoch N's checkpoints are written (before its run-file line).
     """
-    import sys
-
     from mlbench.logs import worker_run
 
     run = task["run"]
     try:
-        with worker_run(task) as on_epoch:  # logging, OUT/logs/<run id>.jsonl
-            return sys.modules[__name__].execute(
-                run, task.get("checkpoint_dir"), bar_position=task.get("bar_position", 1),
-                progress=task.get("progress", False), cache=task.get("cache"), on_epoch=on_epoch)
+        with worker_run(task) as log_epoch:  # logging, OUT/logs/<run id>.jsonl
+            inject(task, "start")
+
+            def on_epoch(row: dict) -> None:
+                inject(task, "after_epoch", row["epoch"])
+                log_epoch(row)
+
+            return execute(run, task.get("checkpoint_dir"),
+                           bar_position=task.get("bar_position", 1),
+                           progress=task.get("progress", False), cache=task.get("cache"),
+                           on_epoch=on_epoch)
     except Exception as exc:  # a broken run is recorded, the others go on
         return RunResult(run_id=run["id"], status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
                          worker=worker_name())
+
+
+# ---------------------------------------------------------------- fault injection (tests)
+FAULT_ENV = "MLBENCH_FAULT"
+# point -> whether it takes an index (``after_epoch:N``); a new point: an entry here and an
+# ``inject(task, point, ...)`` call where it happens
+FAULT_POINTS = {"start": False, "after_epoch": True}
+HOLD_S = 600.0  # how long a held process waits to be killed
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault: at ``point`` (``index``: which epoch), do ``action`` with ``arg``."""
+
+    point: str
+    index: int | None
+    action: str
+    arg: str
+
+
+def fault_spec() -> str | None:
+    """``$MLBENCH_FAULT``, checked: the driver copies it into every task, so that it reaches
+    the worker wherever it runs (a worker process, a Ray task, a Slurm job).
+
+    Raises:
+        ValueError: a spec that does not parse (one line).
+    """
+    spec = os.environ.get(FAULT_ENV) or None
+    parse_faults(spec)
+    return spec
+
+
+def parse_faults(spec: str | None) -> list[Fault]:
+    """``POINT[:N]:ACTION[:ARG]``, several joined by ``;`` (docs/HARNESS.md, "Fault
+    injection (tests)"); ARG is the rest of the fault, colons included."""
+    faults = []
+    for text in (spec or "").split(";"):
+        if not text.strip():
+            continue
+        point, _, rest = text.strip().partition(":")
+        if point not in FAULT_POINTS:
+            raise ValueError(f"{FAULT_ENV}: unknown point {point!r} in {text!r}; "
+                             f"points: {sorted(FAULT_POINTS)}")
+        index = None
+        if FAULT_POINTS[point]:
+            number, _, rest = rest.partition(":")
+            if not number.isdigit():
+                raise ValueError(f"{FAULT_ENV}: {point} needs an epoch, e.g. {point}:0:kill; "
+                                 f"got {text!r}")
+            index = int(number)
+        action, _, arg = rest.partition(":")
+        if action not in _ACTIONS:
+            raise ValueError(f"{FAULT_ENV}: unknown action {action!r} in {text!r}; "
+                             f"actions: {sorted(_ACTIONS)}")
+        needs = _ARGS.get(action)
+        if needs is not None and not needs[0](arg):
+            raise ValueError(f"{FAULT_ENV}: {action} needs {needs[1]}, e.g. "
+                             f"{text.partition(action)[0]}{action}:{needs[2]}; got {text!r}")
+        faults.append(Fault(point, index, action, arg))
+    return faults
+
+
+def inject(task: dict, point: str, index: int | None = None) -> None:
+    """Act out the task's faults at ``point`` (``index``: the epoch of ``after_epoch``)."""
+    for fault in parse_faults(task.get("fault")):
+        if fault.point == point and fault.index == index:
+            _ACTIONS[fault.action](fault, task["run"])
+
+
+def _first_here(path: str, run: dict) -> bool:
+    """Whether this process is the first to get here (``PATH.first`` made atomically); the
+    first writes ``PID RUN_ID`` to ``path`` (whole, by rename), for the test to read."""
+    try:
+        os.close(os.open(path + ".first", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {run['id']}")
+    os.replace(path + ".tmp", path)
+    return True
+
+
+def _raise(fault: Fault, run: dict) -> None:
+    message = fault.arg or f"fault injected at {fault.point}"
+    for key in ("id", "loss", "seed"):
+        message = message.replace("{" + key + "}", str(run.get(key)))
+    raise RuntimeError(message)
+
+
+def _interrupt(fault: Fault, run: dict) -> None:
+    raise KeyboardInterrupt(f"fault injected at {fault.point}")
+
+
+def _kill(fault: Fault, run: dict) -> None:
+    if not fault.arg or _first_here(fault.arg, run):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hold(fault: Fault, run: dict) -> None:
+    if _first_here(fault.arg, run):
+        time.sleep(HOLD_S)
+
+
+def _sleep(fault: Fault, run: dict) -> None:
+    time.sleep(float(fault.arg))
+
+
+def _seconds(text: str) -> bool:
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
+
+
+# action -> what it does; ARG: raise (the message, {id} {loss} {seed} filled in), kill (a
+# file: the first process only, which writes "PID RUN_ID" there), hold (the same file, then
+# HOLD_S seconds asleep, to be killed at a known point), sleep (seconds)
+_ACTIONS: dict[str, Callable[[Fault, dict], None]] = {
+    "raise": _raise, "interrupt": _interrupt, "kill": _kill, "hold": _hold, "sleep": _sleep}
+# action -> (is its ARG valid, what it needs, an example) for those that need one
+_ARGS = {"hold": (bool, "a file", "/tmp/held"), "sleep": (_seconds, "seconds", "2")}
 
 
 class _EpochLoader:

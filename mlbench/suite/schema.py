@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mlbench.execution import OPTIONS, Option
 from mlbench.layout import MISSING, VIEWS
 
 
@@ -90,27 +91,17 @@ EVAL = {
     "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),
     "reference": Key((str,), "bce", doc="loss the leaderboard compares against (Δ, DeLong)"),
 }
-# Where runs execute (mlbench.driver); not part of any run id. CLI options override these.
-CLUSTER = {
-    "executor": Key((str,), "local", choices=("local", "ray", "slurm"),
-                    doc="local processes, Ray tasks or Slurm jobs (--executor)"),
-    "gpus": Key((list, str, int, type(None)), None,
-                doc="local: GPU ids, one worker each (--gpus; default every visible GPU)"),
-    "ray_address": Key((str, type(None)), None,
-                       doc="ray: cluster address (--ray-address; default $RAY_ADDRESS, else local)"),
-    "gpus_per_run": Key((float, int, type(None)), None, minimum=0,
-                        doc="ray/slurm: GPUs per run (default 1 with CUDA, else 0)"),
-    "cpus_per_run": Key((int, type(None)), None, minimum=1,
-                        doc="ray/slurm: CPUs per run (default train.threads + train.num_workers)"),
-    "max_retries": Key((int,), 3, minimum=0, doc="ray: retries when a run's worker/node dies"),
-    "partition": Key((str, type(None)), None, doc="slurm: partition"),
-    "time_min": Key((int,), 240, minimum=1, doc="slurm: time limit per run (minutes)"),
-    "mem_gb": Key((int, type(None)), None, minimum=1, doc="slurm: memory per run"),
-    "array_parallelism": Key((int,), 16, minimum=1, doc="slurm: runs of the array at once"),
-    "keep_checkpoints": Key((str,), "best", choices=("none", "best", "all"),
-                            doc="what stays of a stored run's checkpoints"),
-    "checkpoint_dir": Key((str, type(None)), None, doc="default OUT/checkpoints"),
-}
+# Where runs execute (mlbench.driver); not part of any run id. Derived from the executors'
+# options classes (``mlbench.execution``), as the CLI flags that override these are.
+def _option_key(option: Option) -> Key:
+    choices = option.choices
+    if choices is not None and option.default is None:
+        choices = (*choices, None)
+    return Key(option.types, option.default, choices=choices,
+               doc=f"{option.describe()} ({option.flag})", minimum=option.minimum)
+
+
+CLUSTER = {o.key: _option_key(o) for o in OPTIONS.values() if not o.top}
 # Image augmentation of the training split (``train.augment``): a mapping names exactly what
 # is on (a key left out is off). ``true`` is AUGMENT_TRUE; ``false`` is nothing. Applied by
 # ``mlbench.data.transforms.build_transforms``; docs/HARNESS.md has the anchors' recipes.
@@ -162,7 +153,7 @@ TOP = {
     "train": TRAIN_HARNESS,
     "eval": EVAL,
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
-    "workers": Key((int,), 1, doc="parallel worker processes (--workers overrides)", minimum=1),
+    "workers": _option_key(OPTIONS["workers"]),
     "cluster": CLUSTER,
     "tracking": TRACKING,
     "tune": TUNE,

@@ -163,12 +163,7 @@ def test_dataset_with_missing_images_is_an_error_not_a_traceback(tmp_path, capsy
 
 def test_failed_runs_are_named_with_their_error(tmp_path, capsys, monkeypatch):
     # before: only "0 finished, 2 failed" -- the reason was in results.db alone
-    import mlbench.driver.worker
-
-    def broken(run, db, *a, **k):
-        raise RuntimeError(f"boom in {run['loss']}\nsecond line")
-
-    monkeypatch.setattr(mlbench.driver.worker, "execute", broken)
+    monkeypatch.setenv("MLBENCH_FAULT", "start:raise:boom in {loss}\nsecond line")
     suite = eight_runs(tmp_path, seeds=[0])
     suite["grid"] = {"backbone": ["test_resnet"], "head": ["linear"], "loss": ["bce", "msml"]}
     assert main(["run", write(tmp_path, suite), "--no-progress"]) == 1

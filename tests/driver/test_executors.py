@@ -5,10 +5,8 @@ once whatever dies: a task's process, or the driver itself."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -58,27 +56,14 @@ def ray_instance():
 
 
 def test_ray_matches_local_and_retries_a_task_that_killed_its_process(
-        sim_root, local_ref, ray_instance, tmp_path):
-    from mlbench.driver.executors.ray import RayExecutor
-
+        sim_root, local_ref, ray_instance, tmp_path, monkeypatch):
     suite = _suite(sim_root, tmp_path / "ray")
-    victim, markers = suite.runs[1].id, str(tmp_path)
-
-    def dies_on_first_attempt(task):  # a local function: Ray ships it by value
-        import os
-
-        from mlbench.driver import run_task
-
-        marker = Path(markers) / f"attempt-{task['run']['id']}"
-        if task["run"]["id"] == victim and not marker.exists():
-            marker.write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
-        return run_task(task)
-
-    summary = run_suite(suite, suite.runs, progress=False,
-                        executor=RayExecutor(fn=dies_on_first_attempt, max_retries=2))
+    marker = tmp_path / "killed"  # the first task to start is SIGKILLed, once
+    monkeypatch.setenv("MLBENCH_FAULT", f"start:kill:{marker}")
+    summary = run_suite(suite, suite.runs, progress=False, executor="ray", max_retries=2)
     assert summary["finished"] == 2 and summary["failed"] == 0
-    assert (tmp_path / f"attempt-{victim}").exists()  # the first attempt did die
+    assert marker.exists()  # the first attempt did die
+    victim = marker.read_text().split()[1]
     with ResultsDB(suite.output) as db:
         assert db.get_run(victim)["attempts"] == 1  # retried by Ray within one claim
         for run in db.runs():
@@ -125,12 +110,10 @@ def test_ray_driver_killed_then_rerun_loses_and_duplicates_nothing(
 
 def test_slurm_jobs_through_submitit_match_local(sim_root, local_ref, tmp_path):
     pytest.importorskip("submitit")
-    from mlbench.driver.executors.slurm import SlurmExecutor
-
     suite = _suite(sim_root, tmp_path / "slurm")
-    ex = SlurmExecutor(tmp_path / "jobs", cluster="local", gpus_per_run=0, time_min=10,
-                       poll_s=0.5)
-    summary = run_suite(suite, suite.runs, progress=False, executor=ex)
+    summary = run_suite(suite, suite.runs, progress=False, executor="slurm",
+                        slurm_cluster="local", slurm_folder=str(tmp_path / "jobs"),
+                        gpus_per_run=0, time_min=10)
     assert summary["finished"] == 2 and summary["failed"] == 0
     got, ref = stored_results(suite.output), stored_results(local_ref)
     assert got and all(got[k] == ref[k] for k in got)

@@ -22,8 +22,8 @@ def _suite(tmp_path, device="auto", threads=1, workers=1):
 
 
 def _plan(suite, workers=None, gpus=None):
-    opts = plan.resolve(suite, workers=workers, gpus=gpus)
-    return plan.build_executor(suite, opts, explicit_workers=workers is not None)
+    made = plan.make_plan(suite, plan.resolve(suite, workers=workers, gpus=gpus))
+    return made.executor, made.note
 
 
 def test_one_worker_per_visible_gpu_by_default(tmp_path, monkeypatch):

@@ -167,14 +167,12 @@ def test_slurm_jobs_write_run_files_and_the_driver_tracks_them(tmp_path):
     pytest.importorskip("mlflow")
     pytest.importorskip("sqlalchemy")
     from mlbench.driver import run_suite
-    from mlbench.driver.executors.slurm import SlurmExecutor
     from mlbench.suite import load_suite
 
     suite = load_suite(write_suite(tmp_path), overrides=["tracking.mlflow=true"])
     runs = [r for r in suite.runs if r.loss == "bce"]
-    ex = SlurmExecutor(tmp_path / "jobs", cluster="local", gpus_per_run=0, time_min=10,
-                       poll_s=0.5)
-    summary = run_suite(suite, runs, progress=False, executor=ex)
+    summary = run_suite(suite, runs, progress=False, executor="slurm", slurm_cluster="local",
+                        slurm_folder=str(tmp_path / "jobs"), gpus_per_run=0, time_min=10)
     assert summary["finished"] == 1
     out = suite.output
     rows = logs.read_run_log(logs.run_log_path(out, runs[0].id))

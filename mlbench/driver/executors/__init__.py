@@ -3,9 +3,12 @@
 One small interface (:class:`Executor`): ``start()``, ``free_slots()`` (how many more runs
 it takes now), ``submit(task)``, ``wait(timeout)`` (the outcomes that arrived), ``close()``
 and ``abort()``. A task is a plain dict (``mlbench.driver.worker.run_task``'s argument) and
-every executor's worker calls the same run function on it; only the driver touches
-results.db. Imports nothing of mlbench outside the driver package; a worker imports the
-one-run function (``mlbench.driver.worker``) when it starts.
+every executor's worker calls the same run function on it (``Executor.fn``, by default
+``run_task``); only the driver touches results.db. Each executor class names its options
+class (``options_class``, from ``mlbench.execution``) and is built from its fields;
+``mlbench.driver.plan.EXECUTORS`` is the table of them by name.
+Imports nothing of mlbench outside the driver package but those options; Ray and submitit
+are imported when their executor starts.
 
 - ``inline``: in the driver's process, one run at a time (``--workers 1`` on CPU).
 - ``local``: worker processes on this machine, one per GPU (``CUDA_VISIBLE_DEVICES`` set per
@@ -18,25 +21,4 @@ one-run function (``mlbench.driver.worker``) when it starts.
 
 from mlbench.driver.executors.base import Executor, Outcome, WorkerDeath
 
-__all__ = ["Executor", "Outcome", "WorkerDeath", "make_executor"]
-
-
-def make_executor(name: str, **options) -> Executor:
-    """The executor called ``name`` ("inline", "local", "ray", "slurm") with its options."""
-    if name == "inline":
-        from mlbench.driver.executors.local import InlineExecutor
-
-        return InlineExecutor(**options)
-    if name == "local":
-        from mlbench.driver.executors.local import LocalExecutor
-
-        return LocalExecutor(**options)
-    if name == "ray":
-        from mlbench.driver.executors.ray import RayExecutor
-
-        return RayExecutor(**options)
-    if name == "slurm":
-        from mlbench.driver.executors.slurm import SlurmExecutor
-
-        return SlurmExecutor(**options)
-    raise ValueError(f"unknown executor {name!r}; valid executors: local, ray, slurm")
+__all__ = ["Executor", "Outcome", "WorkerDeath"]

@@ -16,21 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlbench.driver.executors.base import Executor, Outcome, WorkerDeath
-
-
-def _default_fn() -> Callable:
-    from mlbench.driver.worker import run_task
-
-    return run_task
+from mlbench.execution import LocalOptions
 
 
 class InlineExecutor(Executor):
-    """One run at a time in the driver's process (progress bars per run)."""
+    """One run at a time in the driver's process (progress bars per run); what the local
+    plan picks for one CPU worker."""
 
     name = "inline"
 
     def __init__(self, fn: Callable | None = None):
-        self.fn = fn
+        super().__init__(fn)
         self._task: dict | None = None
 
     def free_slots(self) -> int:
@@ -42,8 +38,8 @@ class InlineExecutor(Executor):
     def wait(self, timeout: float) -> list[Outcome]:
         if self._task is None:
             return []
-        task, fn = self._task, self.fn or _default_fn()
-        result = fn(task)
+        task = self._task
+        result = self.fn(task)
         self._task = None
         return [Outcome(task["run"]["id"], "done", result)]
 
@@ -61,13 +57,25 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(index: int, gpu: str | None, fn: Callable | None, tasks, results) -> None:
+def _thread_lock_for_bars() -> None:
+    """tqdm makes a multiprocessing lock (a named semaphore) in each process that shows a bar;
+    a spawned worker's is its own, and a worker killed by SIGKILL (the OOM killer) would leave
+    it to Python's resource tracker, which warns at the driver's exit: a second stderr line
+    under the one-line error. A thread lock does the same job in a worker."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
+def _worker_main(index: int, gpu: str | None, fn: Callable, tasks, results) -> None:
     """A worker process: run the tasks of its queue until it gets None."""
     if gpu is not None:  # before torch is imported (spawn: nothing imported it yet)
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     _die_with_parent()
+    _thread_lock_for_bars()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
-    fn = fn or _default_fn()
     while True:
         task = tasks.get()
         if task is None:
@@ -90,19 +98,20 @@ class LocalExecutor(Executor):
     ``gpus[i % len(gpus)]`` (its ``CUDA_VISIBLE_DEVICES``).
 
     Args:
-        workers: number of worker processes (default: one per GPU, else 1).
-        gpus: GPU ids (as ``CUDA_VISIBLE_DEVICES`` takes them) or None for CPU.
         fn: the run function (default ``mlbench.driver.worker.run_task``); picklable.
-        start_method: multiprocessing start method ("spawn"; tests use "fork").
+        start_method: multiprocessing start method ("spawn"; "fork" for a test's local fn).
+        options: ``LocalOptions`` fields: ``workers`` (number of worker processes),
+            ``gpus`` (GPU ids as ``CUDA_VISIBLE_DEVICES`` takes them, or None for CPU).
     """
 
-    name = "local"
+    name = LocalOptions.name
+    options_class = LocalOptions
 
-    def __init__(self, workers: int | None = None, gpus: list[str] | None = None,
-                 fn: Callable | None = None, start_method: str = "spawn"):
-        self.gpus = list(gpus) if gpus else None
-        self.n = workers or (len(self.gpus) if self.gpus else 1)
-        self.fn, self.start_method = fn, start_method
+    def __init__(self, fn: Callable | None = None, *, start_method: str = "spawn", **options):
+        super().__init__(fn, **options)
+        self.gpus = list(self.options.gpus) if self.options.gpus else None
+        self.n = self.options.workers
+        self.start_method = start_method
         self._workers: list[_Worker] = []
         self._results = None
         self._deaths: list[WorkerDeath] = []

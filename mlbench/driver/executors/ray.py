@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from mlbench.driver.executors.base import Executor, Outcome
+from mlbench.driver.executors.base import Executor, Outcome, per_run
+from mlbench.driver.worker import RunResult
+from mlbench.execution import RayOptions
 
 
-def _call(fn: Callable | None, task: dict):
+def _call(fn: Callable, task: dict):
     """The Ray task body: the run function on the task."""
-    if fn is None:
-        from mlbench.driver.worker import run_task as fn
     return fn(task)
 
 
@@ -29,27 +29,24 @@ class RayExecutor(Executor):
     """Runs as Ray tasks.
 
     Args:
-        address: Ray cluster address ("auto", "ray://host:10001", "host:6379"); None reads
-            ``RAY_ADDRESS`` and falls back to a local instance.
-        cpus_per_run: ``num_cpus`` of each task (None: train.threads + train.num_workers).
-        gpus_per_run: ``num_gpus`` of each task (None: 1 when the cluster has GPUs and the
-            run's device is not cpu, else 0).
-        max_retries: retries of a task whose worker or node died.
-        max_in_flight: most tasks submitted at once (None: every pending run; Ray queues).
         fn: the run function (default ``mlbench.driver.worker.run_task``).
+        max_in_flight: most tasks submitted at once (None: every pending run; Ray queues).
         init_kwargs: extra ``ray.init`` arguments (a local instance: ``num_cpus``...).
+        options: ``RayOptions`` fields: ``address`` ("auto", "ray://host:10001",
+            "host:6379"; None reads ``RAY_ADDRESS`` and falls back to a local instance),
+            ``cpus_per_run`` / ``gpus_per_run`` (``num_cpus`` / ``num_gpus`` of each task;
+            ``num_gpus`` defaults to 0 on a cluster without GPUs), ``max_retries``.
     """
 
-    name = "ray"
+    name = RayOptions.name
+    options_class = RayOptions
 
-    def __init__(self, address: str | None = None, cpus_per_run: float | None = None,
-                 gpus_per_run: float | None = None, max_retries: int = 3,
-                 max_in_flight: int | None = None, fn: Callable | None = None,
-                 init_kwargs: dict | None = None):
-        self.address = address or os.environ.get("RAY_ADDRESS") or None
-        self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
-        self.max_retries, self.max_in_flight = max_retries, max_in_flight
-        self.fn, self.init_kwargs = fn, dict(init_kwargs or {})
+    def __init__(self, fn: Callable | None = None, *, max_in_flight: int | None = None,
+                 init_kwargs: dict | None = None, **options):
+        super().__init__(fn, **options)
+        self.address = self.options.address or os.environ.get("RAY_ADDRESS") or None
+        self.max_in_flight = max_in_flight
+        self.init_kwargs = dict(init_kwargs or {})
         self._refs: dict = {}
         self._owned = False
         self._remote = None
@@ -77,19 +74,13 @@ class RayExecutor(Executor):
         return max(0, self.max_in_flight - len(self._refs))
 
     def resources(self, task: dict) -> dict:
-        train = task["run"]["config"]["train"]
-        cpus = self.cpus_per_run
-        if cpus is None:
-            cpus = int(train.get("threads") or 1) + int(train.get("num_workers") or 0)
-        gpus = self.gpus_per_run
-        if gpus is None:
-            gpus = 1 if self._cluster_gpus > 0 and train.get("device") != "cpu" else 0
-        return {"num_cpus": cpus, "num_gpus": gpus}
+        return per_run(task["run"]["config"]["train"], self.options.cpus_per_run,
+                       self.options.gpus_per_run, cuda=self._cluster_gpus > 0)
 
     def submit(self, task: dict) -> None:
         run_id = task["run"]["id"]
         ref = self._remote.options(
-            **self.resources(task), max_retries=self.max_retries, retry_exceptions=False,
+            **self.resources(task), max_retries=self.options.max_retries, retry_exceptions=False,
             name=f"mlbench-{run_id}").remote(self.fn, task)
         self._refs[ref] = run_id
 
@@ -108,10 +99,8 @@ class RayExecutor(Executor):
             try:
                 out.append(Outcome(run_id, "done", ray.get(ref)))
             except RayError as exc:  # retries used up (worker/node died each time), ...
-                from mlbench.driver.worker import RunResult
-
                 first = str(exc).strip().splitlines()[:1] or [""]
-                error = (f"Ray task failed after {self.max_retries} retries: "
+                error = (f"Ray task failed after {self.options.max_retries} retries: "
                          f"{type(exc).__name__}: {first[0]}\n{exc}")
                 out.append(Outcome(run_id, "done", RunResult(run_id=run_id, status="failed",
                                                              error=error)))

@@ -5,10 +5,10 @@ Every job runs the same run function (``mlbench.driver.worker.run_task``) in the
 Python environment (shared filesystem), writes its checkpoints to the shared checkpoint
 folder and returns its ``RunResult`` through submitit's folder; the driver polls the jobs and stores
 each result as it comes back. A job hit by preemption or its time limit is requeued by
-submitit (``Checkpointable``) and resumes from its last epoch. Options: ``partition``,
-``time_min``, ``gpus_per_run``, ``cpus_per_run``, ``mem_gb``, ``array_parallelism``
-(suite ``cluster:`` section or CLI). ``cluster="local"`` / ``"debug"`` run the jobs with
-submitit's local executors (tests, a try-out without Slurm).
+submitit (a job body with ``checkpoint``) and resumes from its last epoch. Options:
+``mlbench.execution.SlurmOptions`` (suite ``cluster:`` section or CLI); ``slurm_cluster:
+local`` / ``debug`` (``--slurm-cluster``) run the jobs with submitit's local executors
+(tests, a try-out without Slurm). submitit is imported when the executor starts.
 """
 
 from __future__ import annotations
@@ -17,57 +17,54 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mlbench.driver.executors.base import Executor, Outcome
-
-try:
-    from submitit.helpers import Checkpointable as _Checkpointable
-except ModuleNotFoundError:  # the executor says how to install it when it is used
-    _Checkpointable = object
+from mlbench.driver.executors.base import Executor, Outcome, per_run
+from mlbench.driver.worker import RunResult
+from mlbench.execution import SlurmOptions
 
 
-class _Job(_Checkpointable):
+class _Job:
     """The job body: requeued with the same task on preemption / timeout (submitit calls
-    ``checkpoint``), and the run resumes from its ``last.pt``."""
+    ``checkpoint``, as on its ``helpers.Checkpointable``), and the run resumes from its
+    ``last.pt``."""
 
-    def __init__(self, fn: Callable | None = None):
+    def __init__(self, fn: Callable):
         self.fn = fn
 
     def __call__(self, task: dict):
-        if self.fn is None:
-            from mlbench.driver.worker import run_task
-
-            return run_task(task)
         return self.fn(task)
+
+    def checkpoint(self, task: dict):
+        """The same job with the same task, for submitit to requeue."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, task)
 
 
 class SlurmExecutor(Executor):
     """Runs as Slurm jobs (submitit).
 
     Args:
-        folder: submitit's folder for job scripts, logs and results (default OUT/slurm).
-        partition: Slurm partition (None: the cluster's default).
-        time_min: time limit per job in minutes.
-        gpus_per_run: GPUs per job (``gpus_per_node``).
-        cpus_per_run: CPUs per job (None: train.threads + train.num_workers).
-        mem_gb: memory per job (None: the partition's default).
-        array_parallelism: most jobs of the array running at once.
-        cluster: None (Slurm), "local" or "debug" (submitit's local executors).
         fn: the run function (default ``mlbench.driver.worker.run_task``).
         poll_s: seconds between polls of the jobs' state.
+        max_requeues: requeues of a job on preemption or time-out.
+        options: ``SlurmOptions`` fields: ``folder`` (submitit's folder for job scripts,
+            logs and results; required here, the plan makes it OUT/slurm), ``partition``,
+            ``time_min``, ``gpus_per_run`` (``gpus_per_node``), ``cpus_per_run``,
+            ``mem_gb``, ``array_parallelism``, ``cluster`` (None: what submitit finds;
+            "local" or "debug": submitit's local executors).
     """
 
-    name = "slurm"
+    name = SlurmOptions.name
+    options_class = SlurmOptions
 
-    def __init__(self, folder: str | Path, partition: str | None = None, time_min: int = 240,
-                 gpus_per_run: int = 1, cpus_per_run: int | None = None,
-                 mem_gb: int | None = None, array_parallelism: int = 16,
-                 cluster: str | None = None, fn: Callable | None = None, poll_s: float = 5.0,
-                 max_requeues: int = 3):
-        self.folder = Path(folder)
-        self.partition, self.time_min = partition, time_min
-        self.gpus_per_run, self.cpus_per_run, self.mem_gb = gpus_per_run, cpus_per_run, mem_gb
-        self.array_parallelism, self.cluster = array_parallelism, cluster
-        self.fn, self.poll_s, self.max_requeues = fn, poll_s, max_requeues
+    def __init__(self, fn: Callable | None = None, *, poll_s: float = 5.0,
+                 max_requeues: int = 3, **options):
+        super().__init__(fn, **options)
+        if self.options.folder is None:
+            raise ValueError("the slurm executor needs a folder for submitit (--slurm-folder)")
+        self.folder = Path(self.options.folder)
+        self.partition, self.cluster = self.options.partition, self.options.cluster
+        self.poll_s, self.max_requeues = poll_s, max_requeues
         self._queued: list[dict] = []
         self._jobs: dict = {}
         self._ex = None
@@ -83,14 +80,12 @@ class SlurmExecutor(Executor):
                                          slurm_max_num_timeout=self.max_requeues)
 
     def _configure(self, task: dict) -> None:
-        train = task["run"]["config"]["train"]
-        cpus = self.cpus_per_run
-        if cpus is None:
-            cpus = int(train.get("threads") or 1) + int(train.get("num_workers") or 0)
-        params = {"timeout_min": self.time_min, "cpus_per_task": cpus, "name": "mlbench",
-                  "gpus_per_node": self.gpus_per_run, "mem_gb": self.mem_gb,
-                  "slurm_partition": self.partition,
-                  "slurm_array_parallelism": self.array_parallelism}
+        o = self.options
+        asks = per_run(task["run"]["config"]["train"], o.cpus_per_run, o.gpus_per_run)
+        params = {"timeout_min": o.time_min, "cpus_per_task": asks["num_cpus"],
+                  "name": "mlbench", "gpus_per_node": int(asks["num_gpus"]),
+                  "mem_gb": o.mem_gb, "slurm_partition": o.partition,
+                  "slurm_array_parallelism": o.array_parallelism}
         if self._ex.cluster != "slurm":
             params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
         self._ex.update_parameters(**params)
@@ -127,8 +122,6 @@ class SlurmExecutor(Executor):
             try:
                 out.append(Outcome(run_id, "done", job.result()))
             except Exception as exc:  # job failed, timed out too often, was cancelled
-                from mlbench.driver.worker import RunResult
-
                 first = (str(exc).strip().splitlines() or [""])[0]
                 error = f"Slurm job {job.job_id} failed: {type(exc).__name__}: {first}\n{exc}"
                 out.append(Outcome(run_id, "done",
