@@ -13,6 +13,8 @@ CXR14-sim writes the same layout plus ``SIM_MARKER``, the parameters it was made
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 # Preferred first: the 2020 revision corrects labels of the 2017 file.
@@ -30,3 +32,43 @@ def is_sim(root) -> bool:
     """Whether ``root`` is a CXR14-sim folder (it holds ``SIM_MARKER``): regenerated, never
     re-downloaded, when something in it is missing or broken."""
     return (Path(root) / SIM_MARKER).is_file()
+
+
+def image_dirs(root) -> list[Path]:
+    """The image folders of either layout: ``images/`` and ``images_*/images/``."""
+    root = Path(root)
+    return [root / "images"] + sorted(p / "images" for p in root.glob("images_*") if p.is_dir())
+
+
+_FINGERPRINTS: dict = {}
+
+
+def dataset_fingerprint(root) -> str | None:
+    """What defines the data of a ChestX-ray14 folder, wherever it lives: SHA-256 of the label
+    table's and the split lists' contents and of the names of the images present (a partial
+    release is other data). None when ``root`` holds no label table or split lists (the
+    caller falls back to the path). Remembered per process while the files are unchanged."""
+    root = Path(root)
+    files = [next((root / n for n in LABEL_FILES if (root / n).is_file()), None),
+             *(root / n for n in SPLIT_FILES.values())]
+    if files[0] is None:
+        return None  # no label table
+    try:
+        stats = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        dirs = tuple((str(d), d.stat().st_mtime_ns) for d in image_dirs(root) if d.is_dir())
+    except OSError:  # a split list missing
+        return None
+    key = (stats, dirs)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f"{f.name}\0".encode())
+            with open(f, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+            h.update(b"\0")
+        names = sorted({e.name for d in image_dirs(root) if d.is_dir()
+                        for e in os.scandir(d) if e.name.endswith(".png")})
+        h.update("\n".join(names).encode())
+        _FINGERPRINTS[key] = h.hexdigest()[:20]
+    return _FINGERPRINTS[key]

@@ -65,6 +65,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     t0 = time.perf_counter()
     opts = resolve(suite, executor=executor, workers=workers, gpus=gpus, **cluster)
     out = suite.output
+    _match_path_ids(out, runs)
     ids = [r.id for r in runs]
     # the data first: a set-up that fails (missing images, a bad table) leaves no pending
     # runs behind, nor a results.db
@@ -111,6 +112,27 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}
+
+
+def _match_path_ids(out: Path, runs: list) -> None:
+    """A results.db made before run ids left out the dataset's path (issue 24) stores a real
+    dataset's runs under their path-based ids: such a run keeps its stored id, so finished
+    runs are not trained again and a pending one resumes its checkpoint."""
+    from mlbench.suite import path_run_id
+
+    path = Path(out) / DB_NAME
+    if not path.is_file():
+        return
+    try:
+        with ResultsDB(path, readonly=True) as db:
+            stored = {r["id"] for r in db.runs()}
+    except sqlite3.DatabaseError:
+        return  # empty or damaged: the steps below say so
+    for run in runs:
+        if run.id not in stored:
+            old = path_run_id(run.config)
+            if old in stored:
+                run.id = old
 
 
 def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:

@@ -22,7 +22,7 @@ reported at once; ``check_names`` imports the registries, the only source of val
 
 from mlbench.suite.checks import check_names, data_problem, sim_root_problem
 from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
-from mlbench.suite.identity import canonical_json, run_id
+from mlbench.suite.identity import canonical_json, path_run_id, run_id
 from mlbench.suite.load import (
     Suite,
     describe_runs,
@@ -62,7 +62,7 @@ __all__ = [
     "TRAIN_HARNESS", "Cell", "Key", "Plan", "Run", "Selection", "Setting", "Suite",
     "SuiteError", "apply_overrides", "canonical_json", "check_names", "data_problem",
     "describe_runs", "expand", "filter_plan", "filter_runs", "interpolate", "load_suite",
-    "loss_label", "normalise_loss", "parse_only", "plan_suite", "run_id", "selected",
-    "sim_root_problem", "store_plan", "store_selection", "stored_plan", "train_schema",
-    "unique_runs", "val_aucs",
+    "loss_label", "normalise_loss", "parse_only", "path_run_id", "plan_suite", "run_id",
+    "selected", "sim_root_problem", "store_plan", "store_selection", "stored_plan",
+    "train_schema", "unique_runs", "val_aucs",
 ]

@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any
 
+from mlbench.layout import dataset_fingerprint
+
 
 def canonical_json(obj: Any) -> str:
     """The canonical text of a config: JSON, sorted keys, no spaces."""
@@ -21,15 +23,35 @@ def run_id(config: dict) -> str:
     """Stable id of a resolved run config: 12 hex digits of SHA-256 of its canonical JSON.
 
     Where the dataset is generated (``sim``), its parameters identify the data and the
-    folder it lands in does not enter the id; nor does where the prepared cache is kept
-    (``dataset.cache_dir``). A tuned run's ``tune`` entry (its grid label and tried values,
-    ``mlbench.suite.tuning``) does not either: a setting is identified by its resolved config.
+    folder it lands in does not enter the id; a dataset given by its folder enters through
+    the fingerprint of what defines it (``mlbench.layout.dataset_fingerprint``: label table,
+    split lists, images present), not its path, so moving the data keeps every id (a folder
+    without a label table, absent say, enters by its path). Nor does where the prepared
+    cache is kept (``dataset.cache_dir``). A tuned run's ``tune`` entry (its grid label and
+    tried values, ``mlbench.suite.tuning``) does not either: a setting is identified by its
+    resolved config.
     """
+    ident = _identity(config)
+    ds = ident.get("dataset", {})
+    if not ds.get("sim") and ds.get("root") is not None:
+        fingerprint = dataset_fingerprint(ds["root"])
+        if fingerprint is not None:
+            ds["root"] = {"data": fingerprint}
+    return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:12]
+
+
+def path_run_id(config: dict) -> str:
+    """The id a run had before issue 24, with a real dataset's path in it: what results
+    folders made then store (``mlbench.driver`` matches their runs under it)."""
+    return hashlib.sha256(canonical_json(_identity(config)).encode()).hexdigest()[:12]
+
+
+def _identity(config: dict) -> dict:
     ident = copy.deepcopy(config)
     ident.get("dataset", {}).pop("cache_dir", None)
     if ident.get("dataset", {}).get("sim"):
         ident["dataset"].pop("root", None)
     ident.pop("suite", None)
     ident.pop("tune", None)  # a tuned run's grid label and values: what it computes is above
-    return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:12]
+    return ident
 
