@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=224,
                    help="image side in pixels; use the suite's dataset.image_size (default 224, "
                    "the suite default), or the run prepares its own cache")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: all CPUs)")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default ROOT/.mlbench_cache, the only one `run` reads)")
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")

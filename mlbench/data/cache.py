@@ -4,6 +4,10 @@ A cache lives in ``CACHE_DIR/s{size}-{key}/`` where ``key`` hashes what it was b
 (label file, split lists, the image list with sizes and mtimes, size, format version):
 
     images.npy   uint8 (N, size, size), opened with mmap_mode="r"
+    content.json the SHA-256 of every chunk of ``CHUNK`` rows of images.npy, written at build
+                 time: a chunk is checked the first time one of its rows is read (and a sample
+                 of chunks when the cache is found for a run), so pixels changed in place
+                 after the build are refused, never trained on
     labels.npy   float32 (N, 14)
     index.txt    the N image names, one per line (row order of the arrays)
     meta.json    the inputs behind the key, for people (and the host that built it)
@@ -12,7 +16,12 @@ A cache lives in ``CACHE_DIR/s{size}-{key}/`` where ``key`` hashes what it was b
                  open the splits (``open_prepared``) without the raw tree or any PNG
 
 It is built in a ``.tmp-*`` folder and renamed into place only when complete, so a killed
-or failed prepare never leaves a folder that a reader would open. The build holds a lock on
+or failed prepare never leaves a folder that a reader would open. The space images.npy
+needs is reserved first (``posix_fallocate``) and its rows are written with ordinary writes
+(no memory map), so a full disk is one ``CacheSpaceError`` naming the device and the size,
+never a SIGBUS. Images are decoded in threads of this process (PIL releases the GIL), so
+building from a script without a ``__main__`` guard, stdin or a notebook works: no process
+re-imports ``__main__``. The build holds a lock on
 ``CACHE_DIR`` (``mlbench.data.locks``): a second process (another driver on the same data)
 waits for it and then opens the finished cache instead of building it again. A changed input
 gives another key: the stale cache is not used, and a rebuild removes it.
@@ -20,15 +29,15 @@ gives another key: the stale cache is not used, and a rebuild removes it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import socket
-import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +54,10 @@ from mlbench.data.release import (
     repair_hint,
 )
 
-CACHE_VERSION = 2  # 2: tables.csv (open_prepared); a version-1 cache is rebuilt
-_CHUNK = 64
+CACHE_VERSION = 3  # 2: tables.csv (open_prepared); 3: content.json. Older ones are rebuilt
+CHUNK = 64  # rows per decoding job and per checksum
+CONTENT = "content.json"
+SAMPLE_CHUNKS = 16  # chunks checked when a built cache is found for a run (besides first, last)
 
 
 @dataclass
@@ -59,6 +70,8 @@ class Cache:
     row: pd.Series  # image name -> row
     meta: dict
     tables: pd.DataFrame | None = None  # tables.csv (caches built before it: None)
+    digests: list[str] | None = None  # content.json: SHA-256 per CHUNK rows
+    verified: set[int] = field(default_factory=set)  # chunks checked in this process
 
     def __getstate__(self) -> dict:
         # DataLoader workers started by spawn pickle the dataset: send the path, not the pixels
@@ -68,9 +81,96 @@ class Cache:
         self.__dict__.update(state)
         self.images = np.load(self.path / "images.npy", mmap_mode="r")
 
+    def image(self, row: int) -> np.ndarray:
+        """Row ``row`` of images.npy, copied out of the memory map; its chunk's checksum is
+        checked the first time (``CacheError`` when the pixels were changed after the build)."""
+        chunk = int(row) // CHUNK
+        if chunk not in self.verified:
+            self.check_chunk(chunk)
+        return np.array(self.images[row])
+
+    def check_chunk(self, chunk: int) -> None:
+        """Compare chunk ``chunk`` of images.npy with its checksum in content.json."""
+        if self.digests is not None:
+            rows = np.ascontiguousarray(self.images[chunk * CHUNK:(chunk + 1) * CHUNK])
+            if hashlib.sha256(memoryview(rows).cast("B")).hexdigest() != self.digests[chunk]:
+                first = chunk * CHUNK
+                raise CacheError(
+                    f"the prepared cache {self.path / 'images.npy'} was changed after it was "
+                    f"built (rows {first}-{first + len(rows) - 1} do not match their checksum "
+                    f"in {CONTENT}); {_rebuild_fix(self.path)}")
+        self.verified.add(chunk)
+
+    def check_sample(self, n: int | None = None, seed: int = 0) -> None:
+        """Check the first and last chunk and ``n`` others drawn at random (default
+        ``SAMPLE_CHUNKS``; cheap: a cache changed as a whole, say inverted, is refused before
+        any run starts)."""
+        n = SAMPLE_CHUNKS if n is None else n
+        total = len(self.digests or ())
+        if total:
+            rng = np.random.default_rng(seed)
+            picks = {0, total - 1, *rng.choice(total, min(n, total), replace=False).tolist()}
+            for chunk in sorted(picks):
+                self.check_chunk(chunk)
+
+    def check_all(self) -> None:
+        """Check every chunk (a full read of images.npy)."""
+        for chunk in range(len(self.digests or ())):
+            self.check_chunk(chunk)
+
 
 class CorruptImageError(DatasetError):
     """Images that could not be decoded while preparing a cache."""
+
+
+class CacheError(DatasetError):
+    """A built cache that is not what it was built as: truncated, or its pixels changed."""
+
+
+class CacheSpaceError(OSError):
+    """No room on the disk for the cache being built (one line: device, size, fix)."""
+
+
+_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _rebuild_fix(path: Path) -> str:
+    return (f"delete the folder {path} and run again: the cache is built anew from the "
+            "images (or build it now: python -m mlbench data prepare ROOT --size N)")
+
+
+def _device(path: Path) -> str:
+    """The mount point holding ``path`` and its device, as /proc/self/mounts names them."""
+    path = path.resolve()
+    mount = path
+    while mount != mount.parent and os.stat(mount.parent).st_dev == os.stat(mount).st_dev:
+        mount = mount.parent
+    try:
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            source, where, kind = (line.split() + ["", "", ""])[:3]
+            if where == str(mount):
+                return f"{mount} ({source}, {kind})"
+    except OSError:
+        pass
+    return str(mount)
+
+
+def _gb(n: int) -> str:
+    return (f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e7
+            else f"{n / 1e3:.0f} kB")
+
+
+def _space_error(where: Path, need: int, exc: OSError) -> CacheSpaceError:
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        free = -1
+    have = f", {_gb(free)} free" if free >= 0 else ""
+    return CacheSpaceError(
+        f"no room for the prepared cache on {_device(where)}: it needs {_gb(need)} in "
+        f"{where}{have} ({exc.strerror or exc}); free space there, or put the cache on "
+        "another disk with dataset.cache_dir (--set dataset.cache_dir=/path; cache_dir= for "
+        "ChestXray14, --cache-dir for data prepare)")
 
 
 def default_cache_dir(root: str | os.PathLike) -> Path:
@@ -117,25 +217,62 @@ def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
     return arr
 
 
-def _fill(npy: str, start: int, paths: list[str], size: int) -> list[tuple[str, str]]:
-    """Write rows ``start:start+len(paths)`` of the memmap; return (path, error) of bad images."""
-    out = np.load(npy, mmap_mode="r+")
+def _decode(paths: list[str], size: int) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Rows for ``paths`` (uint8 (n, size, size)) and the (path, error) of bad images."""
+    out = np.zeros((len(paths), size, size), np.uint8)
     bad = []
     for i, p in enumerate(paths):
         try:
-            out[start + i] = load_resized(p, size)
+            out[i] = load_resized(p, size)
         except Exception as exc:  # any decoder failure is a corrupt file, reported together
             bad.append((p, f"{type(exc).__name__}: {exc}"))
-    out.flush()
-    return bad
+    return out, bad
 
 
-def _pool(workers: int):
-    """Decoding processes. Forked only from a single-threaded process: a fork taken while
-    another thread holds a lock (a queue's, logging's) can leave a worker blocked for ever
-    (seen: a pool worker stuck on its queue's lock, the build waiting on it at exit)."""
-    forkable = "fork" in mp.get_all_start_methods() and threading.active_count() == 1
-    return mp.get_context("fork" if forkable else "spawn").Pool(workers)
+def _decoded(jobs: list[list[str]], size: int, workers: int):
+    """The decoded chunks in order: in this thread (1 worker) or in ``workers`` threads
+    (PIL's decoder and resize release the GIL), at most two chunks per thread ahead."""
+    if workers <= 1:
+        for paths in jobs:
+            yield _decode(paths, size)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mlbench-prepare")
+    try:
+        ahead = []
+        for paths in jobs:
+            ahead.append(pool.submit(_decode, paths, size))
+            if len(ahead) >= 2 * workers:
+                yield ahead.pop(0).result()
+        for fut in ahead:
+            yield fut.result()
+    finally:  # Ctrl-C, SIGTERM, an error: the chunks not started are dropped
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reserve(npy: Path, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """Create images.npy with its header and its whole size reserved on the disk; return the
+    open file descriptor and the offset of row 0."""
+    fd = os.open(npy, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    need = 0
+    try:
+        with open(fd, "wb", closefd=False) as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            offset = f.tell()
+        need = offset + int(np.prod(shape))
+        try:
+            os.posix_fallocate(fd, 0, need)
+        except OSError as exc:
+            if exc.errno in _SPACE:
+                raise
+            os.ftruncate(fd, need)  # no reservation here (the filesystem cannot): the writes
+            # below report a full disk as an OSError all the same
+        return fd, offset
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in _SPACE:
+            raise _space_error(npy.parent.parent, need or int(np.prod(shape)), exc) from None
+        raise
 
 
 def tmp_cache_name(final: Path) -> str:
@@ -161,6 +298,28 @@ def _remove_dead_tmp(cache_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _images(path: Path, count: int) -> np.ndarray:
+    """images.npy memory-mapped, after checking that the file holds the rows its header
+    promises (a truncated file is named, not "mmap length is greater than file size")."""
+    npy = path / "images.npy"
+    try:
+        with open(npy, "rb") as f:
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(f)]
+            shape, _, dtype = read(f)
+            offset = f.tell()
+    except (ValueError, KeyError) as exc:
+        raise CacheError(f"the prepared cache {npy} is damaged ({exc}); "
+                         f"{_rebuild_fix(path)}") from None
+    want = offset + int(np.prod(shape)) * dtype.itemsize
+    have = npy.stat().st_size
+    if have != want or shape[:1] != (count,):
+        what = "truncated" if have < want else "not the size its header gives"
+        raise CacheError(f"the prepared cache {npy} is {what} ({have:,} of {want:,} bytes, "
+                         f"{count} images listed in index.txt); {_rebuild_fix(path)}")
+    return np.load(npy, mmap_mode="r")
+
+
 def _open(path: Path) -> Cache:
     names = (path / "index.txt").read_text().splitlines()
     meta = json.loads((path / "meta.json").read_text())
@@ -168,13 +327,22 @@ def _open(path: Path) -> Cache:
     if (path / "tables.csv").is_file():
         tables = pd.read_csv(path / "tables.csv", dtype={"image": str, "view": str, "sex": str,
                                                           "official": str})
+    images = _images(path, len(names))
+    digests = None
+    if (path / CONTENT).is_file():
+        content = json.loads((path / CONTENT).read_text())
+        digests = list(content["chunks"])
+        if content.get("rows_per_chunk") != CHUNK or len(digests) != -(-len(names) // CHUNK):
+            raise CacheError(f"the checksums {path / CONTENT} do not describe "
+                             f"{path / 'images.npy'}; {_rebuild_fix(path)}")
     return Cache(
         path=path,
-        images=np.load(path / "images.npy", mmap_mode="r"),
+        images=images,
         labels=np.load(path / "labels.npy"),
         row=pd.Series(np.arange(len(names)), index=pd.Index(names)),
         meta=meta,
         tables=tables,
+        digests=digests,
     )
 
 
@@ -185,10 +353,12 @@ def open_prepared(path: str | os.PathLike) -> Cache:
 
     Raises:
         FileNotFoundError: not a complete cache folder, or one built before ``tables.csv``
-            (prepare it again).
+            or ``content.json`` (prepare it again).
+        CacheError: images.npy truncated (its pixels are checked chunk by chunk as they
+            are read: ``Cache.image``).
     """
     path = Path(path)
-    need = ("images.npy", "labels.npy", "index.txt", "meta.json", "tables.csv")
+    need = ("images.npy", "labels.npy", "index.txt", "meta.json", "tables.csv", CONTENT)
     lacking = [n for n in need if not (path / n).is_file()]
     if lacking:
         raise FileNotFoundError(f"{path} is not a complete prepared cache (no {lacking[0]}); "
@@ -221,14 +391,17 @@ def prepare_cache(
     """Build (or find up to date) the prepared cache of ``root`` at ``size``; return its folder.
 
     Every image listed in train_val_list.txt / test_list.txt that exists is decoded once,
-    in ``workers`` processes (default: all CPUs, 1 = in this process).
+    in ``workers`` threads (default: all CPUs, 1 = in this thread). A cache found built is
+    checked first: its size, and the checksums of a sample of its chunks.
 
     Raises:
         CorruptImageError: images that fail to decode (all listed, nothing is written).
+        CacheSpaceError: no room on the disk (nothing is left behind).
+        CacheError: the cache found is truncated or its pixels were changed.
     """
     tables, listed, sources, final = locate_cache(root, size, cache_dir)
     if final.is_dir() and not force:
-        return final
+        return _checked(final)
     final.parent.mkdir(parents=True, exist_ok=True)
 
     def waiting() -> None:
@@ -239,43 +412,54 @@ def prepare_cache(
     # one builder at a time per cache folder: a second driver waits, then reuses the cache
     with folder_lock(final.parent, on_wait=waiting):
         if final.is_dir() and not force:
-            return final
+            return _checked(final)
         build_cache(tables, listed, sources, final, size, workers, force, progress)
     return final
 
 
+def _checked(path: Path) -> Path:
+    _open(path).check_sample()
+    return path
+
+
 def build_cache(tables: ReleaseTables, listed: dict, sources: dict, final: Path, size: int,
            workers: int | None, force: bool, progress: bool) -> None:
-    """Build the cache ``final`` (the caller holds the folder lock)."""
+    """Build the cache ``final`` (the caller holds the folder lock).
+
+    Raises:
+        CacheSpaceError: the disk is full (checked before any image is decoded: the whole
+            images.npy is reserved first); the temporary build is removed.
+    """
     _remove_dead_tmp(final.parent)
     tmp = final.parent / tmp_cache_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    need = 0
     try:
         names = [n for n in tables.meta.image if n in listed]
         paths = [str(listed[n]) for n in names]
-        npy = str(tmp / "images.npy")
-        np.lib.format.open_memmap(
-            npy, mode="w+", dtype=np.uint8, shape=(len(names), size, size)
-        ).flush()
-        jobs = [(npy, s, paths[s : s + _CHUNK], size) for s in range(0, len(paths), _CHUNK)]
+        jobs = [paths[s : s + CHUNK] for s in range(0, len(paths), CHUNK)]
         workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
-        bar = tqdm(total=len(paths), desc=f"prepare {size}px", unit="img", disable=not progress)
         bad: list[tuple[str, str]] = []
+        digests: list[str] = []
         t0 = time.perf_counter()
-        if workers <= 1:
-            results = (_fill(*job) for job in jobs)
-            for job, res in zip(jobs, results, strict=True):
+        fd, offset = _reserve(tmp / "images.npy", (len(names), size, size))
+        need = offset + len(names) * size * size
+        bar = tqdm(total=len(paths), desc=f"prepare {size}px", unit="img", disable=not progress)
+        try:
+            pos = offset
+            for rows, res in _decoded(jobs, size, workers):
+                data = memoryview(rows).cast("B")
+                digests.append(hashlib.sha256(data).hexdigest())
+                while data:  # ordinary writes: a full disk is an OSError, never a SIGBUS
+                    done = os.pwrite(fd, data, pos)
+                    data, pos = data[done:], pos + done
                 bad += res
-                bar.update(len(job[2]))
-        else:
-            with _pool(workers) as pool:
-                for job, res in zip(jobs, pool.imap(_star_fill, jobs), strict=True):
-                    bad += res
-                    bar.update(len(job[2]))
-                pool.close()  # workers leave through the queue's sentinel, not SIGTERM
-                pool.join()
-        bar.close()
+                bar.update(len(rows))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            bar.close()
         if bad:
             fix = repair_hint(tables.root, "Re-extract them from the NIH archives, or delete "
                               "them and leave them out with `dataset.missing: skip` in the "
@@ -292,6 +476,9 @@ def build_cache(tables: ReleaseTables, listed: dict, sources: dict, final: Path,
                 if c in tables.meta]
         rows = tables.meta[cols].assign(row=np.where(keep, np.cumsum(keep) - 1, -1))
         rows.to_csv(tmp / "tables.csv", index=False)
+        (tmp / CONTENT).write_text(json.dumps(
+            {"algorithm": "sha256", "rows_per_chunk": CHUNK, "rows": len(names),
+             "chunks": digests}, indent=0))
         info = dict(sources, root=str(tables.root), built_s=round(time.perf_counter() - t0, 3),
                     built_on=socket.gethostname())
         (tmp / "meta.json").write_text(json.dumps(info, indent=1, sort_keys=True))
@@ -302,6 +489,10 @@ def build_cache(tables: ReleaseTables, listed: dict, sources: dict, final: Path,
         except OSError:
             if not final.is_dir():
                 raise
+    except OSError as exc:
+        if exc.errno in _SPACE and not isinstance(exc, CacheSpaceError):
+            raise _space_error(final.parent, need, exc) from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for stale in final.parent.glob(f"s{size}-*"):  # same size, other inputs
@@ -317,10 +508,6 @@ def _built_here(path: Path) -> bool:
     except (OSError, ValueError):
         return False  # unreadable: leave it to whoever made it
     return built_on in (None, socket.gethostname())
-
-
-def _star_fill(job):
-    return _fill(*job)
 
 
 def load_or_prepare(

@@ -72,7 +72,7 @@ class ChestXray14(torch.utils.data.Dataset):
         missing: "error" raises when listed images are absent; "skip" leaves them out
             (with a warning).
         cache_dir: where caches live (default ``ROOT/.mlbench_cache``).
-        workers: processes for a cache build.
+        workers: decoding threads for a cache build.
 
     ``ds[i]`` is ``(image float32 (1, H, W), label float32 (14,))``. ``ds.coverage``: the
     split's listed and present images and patients; ``ds.coverage_note()`` states a
@@ -183,7 +183,7 @@ class ChestXray14(torch.utils.data.Dataset):
     def image(self, i: int) -> torch.Tensor:
         """The uint8 (1, H, W) image of item ``i``, before the transform."""
         if self._cache is not None:
-            arr = np.array(self._cache.images[self._rows[i]])  # copy out of the memmap
+            arr = self._cache.image(self._rows[i])  # a copy, its chunk's checksum checked
         else:
             arr = decode_png(self._paths[i])
         return torch.from_numpy(arr)[None]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES, is_sim
+from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES, image_dirs, is_sim
 
 FINDINGS: tuple[str, ...] = (
     "Atelectasis",
@@ -240,10 +240,8 @@ def read_split_list(path: Path) -> list[str]:
 
 def index_images(root: str | os.PathLike) -> dict[str, Path]:
     """Map image name -> path over ``images/`` and ``images_*/images/`` (both layouts)."""
-    root = Path(root)
-    dirs = [root / "images"] + sorted(p / "images" for p in root.glob("images_*") if p.is_dir())
     found: dict[str, Path] = {}
-    for d in dirs:
+    for d in image_dirs(root):
         if not d.is_dir():
             continue
         with os.scandir(d) as it:
@@ -298,7 +296,7 @@ class ReleaseTables:
             official += [name] * len(images)
         idx = np.concatenate(order)
         if len(np.unique(idx)) != len(idx):
-            raise DatasetError("train_val_list.txt and test_list.txt share or repeat images")
+            raise DatasetError(_shared_images(lists, self.split_files))
         self.meta = meta.iloc[idx].reset_index(drop=True)
         self.meta["official"] = official
         self.labels = labels[idx]
@@ -321,6 +319,21 @@ class ReleaseTables:
         val = np.zeros(len(tv), bool)
         val[tv] = split_patients(self.meta.patient[tv], val_fraction, seed)
         return val if split == "val" else tv & ~val
+
+
+def _shared_images(lists: dict[str, list[str]], files: dict[str, Path]) -> str:
+    """Which images the split lists share or repeat, named (the error's text)."""
+    tv, test = lists["train_val"], lists["test"]
+    both = sorted(set(tv) & set(test))
+    if both:
+        return (f"{len(both)} image(s) are in both {files['train_val'].name} and "
+                f"{files['test'].name}, e.g. {both[:5]}; an image belongs to one split: "
+                f"remove it from one of the lists (the official lists share none)")
+    name, images = next((k, v) for k, v in lists.items() if len(set(v)) != len(v))
+    seen: set[str] = set()
+    twice = sorted({im for im in images if im in seen or seen.add(im)})
+    return (f"{files[name].name} lists {len(twice)} image(s) more than once, e.g. {twice[:5]}; "
+            "list each image once")
 
 
 def decode_png(path: str | os.PathLike) -> np.ndarray:
