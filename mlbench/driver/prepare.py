@@ -9,17 +9,25 @@ one error now, not one failed run each. :class:`Datasets` keeps a process's spli
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
+from mlbench.layout import is_sim
 from mlbench.suite import sim_root_problem
 
 
 def dataset_meta(ds_cfg: dict) -> dict:
-    """The dataset as the results store's meta ``dataset`` describes it."""
-    return {"kind": "sim" if ds_cfg["sim"] else "real", "root": ds_cfg["root"],
-            "image_size": ds_cfg["image_size"], "sim": ds_cfg["sim"], "view": ds_cfg["view"]}
+    """The dataset as the results store's meta ``dataset`` describes it. Its kind comes from
+    the data: a CXR14-sim folder (it holds ``SIM_MARKER``) is a sim wherever it is given,
+    with or without ``dataset.sim`` (no published NIH rows beside phantom results)."""
+    from mlbench.data.sim import read_marker
+
+    sim = ds_cfg["sim"] or (read_marker(ds_cfg["root"]) if is_sim(ds_cfg["root"]) else None)
+    return {"kind": "sim" if sim or is_sim(ds_cfg["root"]) else "real",
+            "root": ds_cfg["root"], "image_size": ds_cfg["image_size"], "sim": sim,
+            "view": ds_cfg["view"]}
 
 
 def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
@@ -48,7 +56,9 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
     try:
         cache = prepare_cache(root, ds_cfg["image_size"], progress=progress,
                               workers=cache_workers(), cache_dir=cache_dir)
-    except PermissionError as exc:
+    except OSError as exc:  # no permission, or a read-only file system (EROFS)
+        if not isinstance(exc, PermissionError) and exc.errno not in (errno.EROFS, errno.EACCES):
+            raise
         where = "dataset.cache_dir" if cache_dir else f"{root} (dataset.root)"
         raise PermissionError(
             f"cannot write the prepared-image cache in {where}: {exc.strerror or exc}; set "
@@ -64,7 +74,7 @@ def prepare_data(ds_cfg: dict, progress: bool = True) -> str:
 
 
 def cache_workers() -> int:
-    """Processes that decode images for the prepared cache: the CPUs, at most 4."""
+    """Threads that decode images for the prepared cache: the CPUs, at most 4."""
     return max(1, min(os.cpu_count() or 1, 4))
 
 

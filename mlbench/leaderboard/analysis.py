@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.db import ResultsDB
+from mlbench.layout import is_sim
 from mlbench.stats import (
     SparseRule,
     compare,
@@ -290,7 +291,9 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     df = df.sort_values(["_group", "mean_auc"], ascending=[True, False], na_position="last",
                         kind="stable").drop(columns="_group").reset_index(drop=True)
     if published is None:
-        published = (db.get_meta("dataset", {}) or {}).get("kind") == "real"
+        ds = db.get_meta("dataset", {}) or {}
+        # a results.db made before the kind came from the data may call a sim folder "real"
+        published = ds.get("kind") == "real" and not (ds.get("root") and is_sim(ds["root"]))
     if published:
         context = pd.DataFrame([
             {"backbone": "published (context)", "head": f"{split} split",

@@ -9,9 +9,12 @@ in any worker; the driver keeps workers x threads within the machine's cores.
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import os
 import queue
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,6 +48,67 @@ class InlineExecutor(Executor):
 
     def describe(self) -> str:
         return "this process"
+
+
+class UnguardedScript(RuntimeError):
+    """The driver was called from a script's top level without a ``__main__`` guard."""
+
+
+def _guarded(tree: ast.Module, line: int) -> bool:
+    """Whether ``line`` of a module lies inside an ``if __name__ == "__main__":`` block."""
+    for node in tree.body:
+        if isinstance(node, ast.If) and node.lineno <= line <= (node.end_lineno or line):
+            test = node.test
+            if isinstance(test, ast.Compare) and len(test.comparators) == 1:
+                sides = [test.left, test.comparators[0]]
+                names = {n.id for n in sides if isinstance(n, ast.Name)}
+                texts = {n.value for n in sides if isinstance(n, ast.Constant)}
+                if names == {"__name__"} and texts == {"__main__"}:
+                    return True
+    return False
+
+
+def main_guard_problem() -> str | None:
+    """Why spawned workers would hang or die: the driver called from the top level of a
+    script (``__main__`` with a file) outside ``if __name__ == "__main__":``, which every
+    spawned worker runs again (and so starts the suite again, waiting on its folder).
+    None when the call is guarded, or ``__main__`` has no file (a notebook, ``-c``, stdin:
+    nothing is run again)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not os.path.isfile(path):
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":
+            try:
+                tree = ast.parse(open(path, encoding="utf-8").read())
+            except (OSError, SyntaxError, ValueError):
+                return None
+            if _guarded(tree, frame.f_lineno):
+                return None
+            return (f"{path} runs the suite from its top level (line {frame.f_lineno}) without "
+                    "an `if __name__ == \"__main__\":` guard, and every worker process "
+                    "(started with spawn) would run the script again: put the script's code "
+                    "under that guard (or use one worker: workers=1, --workers 1)")
+        frame = frame.f_back
+    return None
+
+
+@contextlib.contextmanager
+def _no_main_file():
+    """A ``__main__`` whose ``__file__`` is no file (a script read from stdin: ``<stdin>``)
+    is not run again by spawned workers (they would die trying to open it)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or os.path.isfile(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _die_with_parent() -> None:
@@ -121,6 +185,10 @@ class LocalExecutor(Executor):
         import multiprocessing as mp
 
         ctx = mp.get_context(self.start_method)
+        if self.start_method != "fork":
+            problem = main_guard_problem()
+            if problem:
+                raise UnguardedScript(problem)
         self._results = ctx.Queue()
         for i in range(self.n):
             gpu = self.gpus[i % len(self.gpus)] if self.gpus else None
@@ -131,7 +199,8 @@ class LocalExecutor(Executor):
             try:  # the spawned interpreter starts with it already set
                 if gpu is not None:
                     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-                proc.start()
+                with _no_main_file():
+                    proc.start()
             finally:
                 if gpu is not None:
                     if saved is None:
