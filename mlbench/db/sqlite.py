@@ -76,6 +76,40 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
     raise sqlite3.OperationalError(f"cannot read {path}: {error}")
 
 
+def check_results_db(path: Path) -> None:
+    """Refuse a damaged results database before anything writes to it: ``PRAGMA
+    quick_check`` on a read-only connection (the file is left as it is). A missing or empty
+    file passes (it is created); so does one that cannot be opened read-only here (the
+    writer reports that).
+
+    Raises:
+        sqlite3.DatabaseError: "... malformed ..." naming the file and what SQLite found.
+    """
+    from urllib.request import pathname2url
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    url = "file:" + pathname2url(str(path.resolve())) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(url, uri=True, timeout=60.0, isolation_level=None)
+    except sqlite3.OperationalError:
+        return
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "unable to open" in str(exc):
+            return
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({exc})") from None
+    finally:
+        conn.close()
+    if rows != ["ok"]:
+        raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: "
+                                    f"{'; '.join(rows)[:200]})")
+
+
 def run_dict(row: sqlite3.Row) -> dict:
     d = dict(row)
     d["config"] = json.loads(d["config"])
