@@ -120,6 +120,9 @@ def _cmd_run(args) -> int:
     from mlbench.leaderboard import leaderboard
 
     try:
+        from mlbench.db import DB_NAME, check_results_db
+
+        check_results_db(suite.output / DB_NAME)  # before anything is written to OUT
         _note_command(args, suite, runs)
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
             summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
