@@ -120,6 +120,9 @@ def _cmd_run(args) -> int:
     from mlbench.leaderboard import leaderboard
 
     try:
+        from mlbench.db import DB_NAME, check_results_db
+
+        check_results_db(suite.output / DB_NAME)  # before anything is written to OUT
         _note_command(args, suite, runs)
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
             summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
@@ -145,16 +148,24 @@ def _cmd_run(args) -> int:
     except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-    if args.format == "json":
-        return _run_json(suite, runs, summary)
-    print()
-    print(leaderboard(suite.output, per_class=False))
-    print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
-          f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
-    print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
-          f"Plots: python -m mlbench report {suite.output}")
-    if summary["failed"]:
-        _print_failures(suite, {r.id for r in runs})
+    try:  # the closing leaderboard reads results.db too: its errors are said the same way
+        if args.format == "json":
+            return _run_json(suite, runs, summary)
+        board = leaderboard(suite.output, per_class=False)
+        print()
+        print(board)
+        print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
+              f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
+        print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
+              f"Plots: python -m mlbench report {suite.output}")
+        if summary["failed"]:
+            _print_failures(suite, {r.id for r in runs})
+    except sqlite3.Error as exc:
+        print(f"error: {results_db_problem(suite.output, exc, for_run=True)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
 
 

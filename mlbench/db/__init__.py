@@ -9,8 +9,8 @@ and the leaderboard read and write results through the names below.
 """
 
 from mlbench.db.host import same_host, worker_alive, worker_name
-from mlbench.db.sqlite import pack_array, unpack_array
+from mlbench.db.sqlite import check_results_db, pack_array, unpack_array
 from mlbench.db.store import DB_NAME, LEASE_S, STATUSES, ResultsDB
 
-__all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB", "pack_array", "same_host",
-           "unpack_array", "worker_alive", "worker_name"]
+__all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB", "check_results_db", "pack_array",
+           "same_host", "unpack_array", "worker_alive", "worker_name"]

@@ -42,7 +42,8 @@ def finite(x: Any) -> float | None:
 
 
 def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
-    """A query-only connection to an existing database file.
+    """A query-only connection to an existing database file, checked first
+    (:func:`check_results_db`).
 
     ``mode=ro`` first (it sees what running workers commit); where SQLite cannot open a WAL
     database that way because the folder is read-only (it needs the ``-shm`` file), the file
@@ -53,6 +54,7 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
     if not path.is_file():
         raise FileNotFoundError(f"no results database at {path}; run a suite first: "
                                 "python -m mlbench run suites/quickstart.yaml")
+    check_results_db(path)  # a damaged page anywhere is refused, not read around
     url = "file:" + pathname2url(str(path.resolve()))
     queries = ("?mode=ro", "?mode=ro&immutable=1")
     wal = path.with_name(path.name + "-wal")
@@ -74,6 +76,53 @@ def connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(f"{path} is not an mlbench results database (no runs table)")
         return conn
     raise sqlite3.OperationalError(f"cannot read {path}: {error}")
+
+
+def check_results_db(path: Path) -> None:
+    """Refuse a damaged results database before anything writes to it: ``PRAGMA
+    quick_check`` on a read-only connection; the file is left as it is, and no ``-wal`` /
+    ``-shm`` file is made beside it when there is none (an ``immutable`` read; confirmed
+    with an ordinary read-only one if a writer started meanwhile). A
+    missing or empty file passes (it is created); so does one that cannot be opened
+    read-only here (the writer reports that). (Without a ``-wal`` file no connection is
+    open, so the immutable read sees the whole database.)
+
+    Raises:
+        sqlite3.DatabaseError: "... malformed ..." naming what SQLite found.
+    """
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    wal = path.with_name(path.name + "-wal")
+    problem = _quick_check(path, "?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
+    if problem is not None and wal.exists():  # a writer started meanwhile: through it
+        problem = _quick_check(path, "?mode=ro")
+    if problem is not None:
+        if "not a database" in problem:
+            raise sqlite3.DatabaseError(problem)
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({problem[:200]})")
+
+
+def _quick_check(path: Path, query: str) -> str | None:
+    """What ``PRAGMA quick_check`` finds wrong with ``path`` (None: ok or cannot tell)."""
+    from urllib.request import pathname2url
+
+    url = "file:" + pathname2url(str(path.resolve())) + query
+    try:
+        conn = sqlite3.connect(url, uri=True, timeout=60.0, isolation_level=None)
+    except sqlite3.OperationalError:
+        return None
+    try:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "unable to open" in str(exc):
+            return None
+        return str(exc)
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    return None if rows == ["ok"] else "quick_check: " + "; ".join(rows)
 
 
 def run_dict(row: sqlite3.Row) -> dict:

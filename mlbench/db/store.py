@@ -29,6 +29,7 @@ Beside it in ``mlbench.db``: ``sqlite`` (blobs, the read-only connection, older 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -55,6 +56,13 @@ __all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 DB_NAME = "results.db"
 STATUSES = ("pending", "running", "finished", "failed")
 LEASE_S = 300.0  # default lease of a claimed run; the driver renews it every LEASE_S / 10
+LOCK_NOTICE_S = 5.0  # a write lock waited for this long is said once
+log = logging.getLogger("mlbench.db")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -133,10 +141,14 @@ class ResultsDB(RunTestSetsMixin):
             self.conn = connect_readonly(path, timeout)
             self.conn.row_factory = sqlite3.Row
             return
+        self.timeout = timeout
         self.conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            raise self._locked(exc) from None
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         with self.transaction():
@@ -148,14 +160,47 @@ class ResultsDB(RunTestSetsMixin):
     # ------------------------------------------------------------ plumbing
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): takes the write lock up front."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): takes the write lock up
+        front. A lock held longer than ``LOCK_NOTICE_S`` is said once (a warning); one held
+        past ``timeout`` raises an ``OperationalError`` that names the cause and the fix."""
+        self._begin()
         try:
             yield self.conn
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _begin(self) -> None:
+        wait = min(LOCK_NOTICE_S, self.timeout)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or wait >= self.timeout:
+                raise self._locked(exc) from None
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        log.warning(f"waiting for the write lock on {self.path}: another process holds it "
+                    f"(up to {self.timeout:.0f} s)")
+        self.conn.execute(f"PRAGMA busy_timeout = {int((self.timeout - wait) * 1000)}")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._locked(exc) from None
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+
+    def _locked(self, exc: sqlite3.OperationalError) -> sqlite3.OperationalError:
+        """A lock error as one line with its cause and fix (others unchanged)."""
+        if not _is_locked(exc):
+            return exc
+        return sqlite3.OperationalError(
+            f"{self.path} is locked: another program has held its write lock for "
+            f"{self.timeout:.0f} s (an open sqlite3 shell or DB browser with a transaction, a "
+            f"backup tool, a stuck process: `fuser {self.path}` lists them); close it and run "
+            "the same command again")
 
     def close(self) -> None:
         self.conn.close()

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from mlbench.db import DB_NAME, LEASE_S, ResultsDB
+from mlbench.db import DB_NAME, LEASE_S, ResultsDB, check_results_db
 from mlbench.driver.executors import Executor
 from mlbench.driver.executors.base import WorkerDied
 from mlbench.driver.plan import make_plan, resolve
@@ -65,6 +65,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     t0 = time.perf_counter()
     opts = resolve(suite, executor=executor, workers=workers, gpus=gpus, **cluster)
     out = suite.output
+    check_results_db(out / DB_NAME)  # a damaged results.db is refused untouched
     _match_path_ids(out, runs)
     ids = [r.id for r in runs]
     # the data first: a set-up that fails (missing images, a bad table) leaves no pending
@@ -102,6 +103,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
                 tqdm.write(f"note: {plan.note}")
         if todo:
             checkpoints = Path(opts.common.checkpoint_dir or out / "checkpoints")
+            _remove_orphans(out, checkpoints, ex.name, progress)
             tracker = make_tracker(suite, out, checkpoints)  # None unless `tracking` is on
             Driver(out, ids, ex, checkpoints, tracker=tracker,
                    keep=opts.common.keep_checkpoints, progress=progress, before=before,
@@ -135,6 +137,19 @@ def _match_path_ids(out: Path, runs: list) -> None:
                 run.id = old
 
 
+def _remove_orphans(out: Path, checkpoints: Path, executor: str, progress: bool) -> None:
+    """Delete the temporaries (``NAME.tmp-<pid>``) that killed processes left in OUT and the
+    checkpoint folder; said in one line. Other hosts' (Ray, Slurm) are spared while fresh."""
+    from mlbench.files import remove_orphans
+
+    age = 0.0 if executor in ("inline", "local") else 2 * LEASE_S
+    gone = remove_orphans(out, recursive=False, min_age_s=age) \
+        + remove_orphans(out / "logs", min_age_s=age) + remove_orphans(checkpoints, min_age_s=age)
+    if gone:
+        names = ", ".join(str(p) for p in gone[:3]) + (" ..." if len(gone) > 3 else "")
+        log.warning(f"removed {len(gone)} temporary file(s) left by killed processes: {names}")
+
+
 def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
     """Whether some of ``ids`` will train: new, pending, running (perhaps stale), or failed
     with ``retry_failed``. Reads an existing results.db without writing to it."""
@@ -150,6 +165,11 @@ def _needs_data(out: Path, ids: list[str], retry_failed: bool) -> bool:
         raise
     todo = {"pending", "running"} | ({"failed"} if retry_failed else set())
     return any(status.get(i, "pending") in todo for i in ids)
+
+
+class DiskFull(RuntimeError):
+    """A run met a full disk: its run and those not started are pending; one line says
+    which disk and the fix."""
 
 
 class Driver:
@@ -183,6 +203,7 @@ class Driver:
         self.tracker = tracker
         self.runlog = DriverLog(self.out)
         self._failed = (before or {}).get("failed", 0)
+        self.no_space: str | None = None  # a full disk met by a run: claim no more
         self.fault = fault_spec()  # tests' fault injection ($MLBENCH_FAULT), in every task
 
     # ------------------------------------------------------------ loop
@@ -199,7 +220,7 @@ class Driver:
             self.ex.start()
             beat.start()
             while True:
-                while self.ex.free_slots() > 0:
+                while self.no_space is None and self.ex.free_slots() > 0:
                     run = db.claim([i for i in self.ids if i not in self.lost], self.lease_s)
                     if run is None:
                         break
@@ -238,6 +259,8 @@ class Driver:
             self.runlog.close()
             db.close()
         self._report_deaths()
+        if self.no_space is not None:
+            raise DiskFull(self.no_space)
 
     def _task(self, run: dict) -> dict:
         keys = ("id", "config", "backbone", "head", "loss", "seed")
@@ -286,6 +309,16 @@ class Driver:
             self.runlog.released(run_id, outcome.detail)
             return
         res = outcome.result
+        if res.status == "pending":  # a full disk: given back, the others are not started
+            self.lost.add(run_id)
+            self.no_space = self.no_space or res.error
+            try:
+                db.release(run_id, f"interrupted ({res.error})")
+            except RuntimeError:
+                pass
+            self.runlog.released(run_id, res.error or "given back")
+            self._say(f"[{run_id}] pending again: {res.error}")
+            return
         try:
             if res.resumed_from is not None:
                 db.event(run_id, "resumed", f"from the checkpoint of epoch {res.resumed_from}")
@@ -306,7 +339,8 @@ class Driver:
         self.runlog.stored(run_id, res)
         if self.tracker:  # before pruning: best.pt goes to the tracker
             self.tracker.after_store(db, run_id)
-        self._prune(run_id)
+        if not (res.error or "").startswith("CheckpointError"):  # a refused one is left to see
+            self._prune(run_id)
 
     def _prune(self, run_id: str) -> None:
         """Apply ``keep`` to a stored run's checkpoints."""

@@ -33,6 +33,55 @@ from mlbench.driver.cores import run_threads
 from mlbench.driver.prepare import Datasets
 
 CHECKPOINT_FILES = ("last.pt", "best.pt")
+HOLDER_FILE = "holder"  # CHECKPOINTS/<run id>/holder: the attempt that may write its checkpoints
+
+
+class RunTakenOver(RuntimeError):
+    """Another worker took this run (its holder file names another attempt): this one stops
+    without writing a checkpoint."""
+
+
+def state_identity(run: dict) -> dict:
+    """What a run's ``last.pt`` / ``best.pt`` carry and are checked against: the run id and
+    a fingerprint of its resolved config (where the data and the cache live left out, as in
+    the run id)."""
+    import copy
+    import hashlib
+
+    from mlbench.suite import canonical_json
+
+    cfg = copy.deepcopy(run["config"])
+    for key in ("root", "cache_dir"):
+        cfg.get("dataset", {}).pop(key, None)
+    for key in ("suite", "tune"):
+        cfg.pop(key, None)
+    return {"run_id": run["id"],
+            "config": hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:16]}
+
+
+def _hold_checkpoints(folder: Path) -> Callable[[Path, int], None]:
+    """Write this attempt's token to ``folder/holder``; returns the check made before each
+    checkpoint write: it raises :class:`RunTakenOver` once another attempt wrote its own
+    (a stopped worker that wakes up after its run was handed to another)."""
+    import uuid
+
+    token = f"{worker_name()} {uuid.uuid4().hex}"
+    holder = folder / HOLDER_FILE
+    from mlbench.files import atomic_write
+
+    atomic_write(holder, token)
+
+    def check(path: Path, epoch: int) -> None:
+        try:
+            now = holder.read_text()
+        except OSError:
+            now = "(none: the folder was removed)"
+        if now != token:
+            raise RunTakenOver(f"run {folder.name} was taken over by another worker "
+                               f"({holder} names {now.split()[0] if now.split() else now}); "
+                               f"this attempt stops without writing {path.name}")
+
+    return check
 
 
 @dataclass
@@ -41,7 +90,9 @@ class RunResult:
 
     Attributes:
         run_id: the run's id.
-        status: "finished" or "failed".
+        status: "finished" or "failed"; "pending": not computed for a reason outside the
+            run (a full disk while checkpointing): the driver gives the run back, ``error``
+            says why in one line.
         records: test metric rows ``(name, finding, value, lo, hi)``
             (``mlbench.stats.metric_records``).
         history: the engine's per-epoch rows (also those before a resume).
@@ -127,7 +178,8 @@ def checkpoint_paths(checkpoint_dir: str | Path, run_id: str) -> dict[str, Path]
 
 def execute(run: dict, checkpoint_dir: str | Path | None = None, data: Datasets | None = None, *,
             bar_position: int = 1, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None, cache: str | None = None) -> RunResult:
+            on_epoch: Callable[[dict], None] | None = None, cache: str | None = None,
+            before_save: Callable[[Path, int], None] | None = None) -> RunResult:
     """Train and evaluate one run; return its results (nothing is stored here).
 
     Args:
@@ -140,22 +192,27 @@ def execute(run: dict, checkpoint_dir: str | Path | None = None, data: Datasets 
         on_epoch: called with each epoch's history row.
         cache: the prepared cache folder (``prepare_data``'s result): the splits are opened
             from it alone. None: from the dataset root (checks the cache is up to date).
+        before_save: called with (path, epoch) before each checkpoint write (tests' faults).
+
+    The checkpoints carry :func:`state_identity`; a ``last.pt`` that is damaged or another
+    run's is refused (``CheckpointError``: the file and the fix), never trained on.
     """
     import tempfile
 
     if checkpoint_dir is None:
         with tempfile.TemporaryDirectory(prefix=f"mlbench-{run['id']}-") as tmp:
             result = execute(run, tmp, data, bar_position=bar_position, progress=progress,
-                             on_epoch=on_epoch, cache=cache)
+                             on_epoch=on_epoch, cache=cache, before_save=before_save)
         result.checkpoints = {}
         return result
     cfg = run["config"]
     with _torch_threads(run_threads(cfg)):
         return _execute(run, checkpoint_paths(checkpoint_dir, run["id"]), data or _DATA,
-                        bar_position, progress, on_epoch, cache)
+                        bar_position, progress, on_epoch, cache, before_save)
 
 
-def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunResult:
+def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
+             before_save) -> RunResult:
     import torch
     from torch.utils.data import DataLoader
 
@@ -188,7 +245,15 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
         test_loader = DataLoader(sets["test"], **eval_kw, **loader_kwargs(seed))
 
         train_cfg = _train_config(tcfg)
-        resume = load_training_state(paths["last"])
+        identity = state_identity(run)
+        resume = load_training_state(paths["last"], expect=identity)
+        held = _hold_checkpoints(paths["last"].parent)
+
+        def checked(path: Path, epoch: int) -> None:
+            held(path, epoch)
+            if before_save is not None:
+                before_save(path, epoch)
+
         bar = _run_bar(run, train_loader, train_cfg, bar_position, progress)
         if resume is not None:
             bar.update(min(bar.total, bar.total * (resume["epoch"] + 1) // train_cfg.epochs))
@@ -196,7 +261,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache) -> RunRe
             fitted = fit(model, loss_fn, _EpochLoader(train_loader, bar, seed), val_loader,
                          train_cfg, device=device, on_epoch_end=on_epoch,
                          checkpoint_path=paths["best"], last_path=paths["last"], resume=resume,
-                         channels_last=cuda)
+                         channels_last=cuda, identity=identity, before_save=checked)
         finally:
             bar.close()
         result.history, result.resumed_from = fitted.history, fitted.resumed_from
@@ -229,8 +294,12 @@ def run_task(task: dict) -> RunResult:
     ``task``: ``{"run": {"id", "config", ...}, "checkpoint_dir": str | None, "cache": the
     prepared cache folder or None, "progress": bool, "bar_position": int, "log_dir",
     "log_level", "fault": a test's fault spec or None}`` -- plain values, picklable for Ray
-    and Slurm. The fault points (:func:`inject`): ``start``, then ``after_epoch:N`` once
-    epoch N's checkpoints are written (before its run-file line).
+    and Slurm. The fault points (:func:`inject`): ``start``; ``checkpoint:N`` before each
+    of epoch N's checkpoint writes; ``after_epoch:N`` once epoch N's checkpoints are
+    written (before its run-file line).
+
+    A full disk while writing a checkpoint gives a "pending" result (the run is given back,
+    not failed) whose error names the disk and the fix.
     """
     from mlbench.logs import worker_run
 
@@ -243,21 +312,56 @@ def run_task(task: dict) -> RunResult:
                 inject(task, "after_epoch", row["epoch"])
                 log_epoch(row)
 
+            def before_save(path: Path, epoch: int) -> None:
+                try:
+                    inject(task, "checkpoint", epoch)
+                except OSError as exc:  # an injected full disk: as the write would say it
+                    if exc.filename is None:
+                        raise OSError(exc.errno, exc.strerror, str(path)) from None
+                    raise
+
             return execute(run, task.get("checkpoint_dir"),
                            bar_position=task.get("bar_position", 1),
                            progress=task.get("progress", False), cache=task.get("cache"),
-                           on_epoch=on_epoch)
+                           on_epoch=on_epoch, before_save=before_save)
     except Exception as exc:  # a broken run is recorded, the others go on
+        from mlbench.files import is_no_space
+
+        if is_no_space(exc):
+            return RunResult(run_id=run["id"], status="pending", worker=worker_name(),
+                             error=no_space_message(exc, run["id"]))
         return RunResult(run_id=run["id"], status="failed",
                          error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
                          worker=worker_name())
+
+
+def no_space_message(exc: BaseException, run_id: str) -> str:
+    """A full disk met by a run, in one line: the file, its disk, the free space, the fix."""
+    import shutil
+
+    from mlbench.files import disk_of
+
+    where = None
+    e: BaseException | None = exc
+    while e is not None and where is None:
+        where = getattr(e, "filename", None)
+        e = e.__cause__ or e.__context__
+    where = where or "."
+    disk = disk_of(where)
+    try:
+        free = f", {shutil.disk_usage(disk).free / 2**20:.0f} MiB free"
+    except OSError:
+        free = ""
+    return (f"no space left on the disk {disk}{free} (writing {where}); free space there or "
+            "choose another --out DIR / --checkpoint-dir, then run the same command again: "
+            f"run {run_id} is pending and resumes from its last checkpoint")
 
 
 # ---------------------------------------------------------------- fault injection (tests)
 FAULT_ENV = "MLBENCH_FAULT"
 # point -> whether it takes an index (``after_epoch:N``); a new point: an entry here and an
 # ``inject(task, point, ...)`` call where it happens
-FAULT_POINTS = {"start": False, "after_epoch": True}
+FAULT_POINTS = {"start": False, "checkpoint": True, "after_epoch": True}
 HOLD_S = 600.0  # how long a held process waits to be killed
 
 
@@ -358,6 +462,12 @@ def _sleep(fault: Fault, run: dict) -> None:
     time.sleep(float(fault.arg))
 
 
+def _enospc(fault: Fault, run: dict) -> None:
+    import errno
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 def _seconds(text: str) -> bool:
     try:
         return float(text) >= 0
@@ -367,9 +477,11 @@ def _seconds(text: str) -> bool:
 
 # action -> what it does; ARG: raise (the message, {id} {loss} {seed} filled in), kill (a
 # file: the first process only, which writes "PID RUN_ID" there), hold (the same file, then
-# HOLD_S seconds asleep, to be killed at a known point), sleep (seconds)
+# HOLD_S seconds asleep, to be killed at a known point), sleep (seconds), enospc (an
+# OSError "No space left on device", as a full disk)
 _ACTIONS: dict[str, Callable[[Fault, dict], None]] = {
-    "raise": _raise, "interrupt": _interrupt, "kill": _kill, "hold": _hold, "sleep": _sleep}
+    "raise": _raise, "interrupt": _interrupt, "kill": _kill, "hold": _hold, "sleep": _sleep,
+    "enospc": _enospc}
 # action -> (is its ARG valid, what it needs, an example) for those that need one
 _ARGS = {"hold": (bool, "a file", "/tmp/held"), "sleep": (_seconds, "seconds", "2")}
 

@@ -99,13 +99,29 @@ def load_suite(
     return Suite(name=cfg["name"], config=cfg, runs=runs, source=path, plan=plan)
 
 
+MAX_SUITE_BYTES = 1 << 20  # a suite file is a few KB; more is not a suite
+MAX_YAML_NODES = 100_000  # nodes once aliases are expanded (an alias bomb stops here)
+MAX_YAML_DEPTH = 100  # nested lists and mappings
+
+
 def _read_yaml(path: Path) -> Any:
     """The parsed suite file; every way it cannot be read is one ``SuiteError`` line."""
     if path.is_dir():
         raise SuiteError(f"{path} is a folder, not a suite file; give a YAML file such as "
                          "suites/quickstart.yaml")
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as fh:
+            import os
+            import stat
+
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SuiteError(f"{path} is not a regular file (a device or a pipe); give a "
+                                 "YAML file such as suites/quickstart.yaml")
+            raw = fh.read(MAX_SUITE_BYTES + 1)
+        if len(raw) > MAX_SUITE_BYTES:
+            raise SuiteError(f"{path} is larger than the limit for a suite file "
+                             f"({MAX_SUITE_BYTES} bytes); a suite is a short YAML file")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SuiteError(f"suite file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -115,9 +131,48 @@ def _read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise SuiteError(f"cannot read the suite file {path}: {exc.strerror or exc}") from None
     try:
+        _check_bounds(text, path)
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+
+
+def _check_bounds(text: str, path: Path) -> None:
+    """Refuse YAML whose expanded tree is too big or too deep, from its events (no tree is
+    built, no recursion): aliases count as the nodes they repeat."""
+    total, stack, anchors = 0, [], {}  # stack: (anchor, total at start, depth below)
+
+    def add(n: int, depth: int) -> None:
+        nonlocal total
+        total += n
+        if total > MAX_YAML_NODES:
+            raise SuiteError(f"{path}: more than {MAX_YAML_NODES} YAML nodes once its aliases "
+                             "are expanded (the limit); a suite is a short file (an alias "
+                             "bomb?)")
+        if len(stack) + depth > MAX_YAML_DEPTH:
+            raise SuiteError(f"{path}: YAML nested deeper than {MAX_YAML_DEPTH} levels (the "
+                             "limit); a suite is a few levels deep")
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise SuiteError(f"{path}: the alias *{event.anchor} refers to a node that "
+                                 "contains it (or to no anchor); a suite has no cycles")
+            size, depth = anchors[event.anchor]
+            add(size, depth)
+        elif isinstance(event, yaml.ScalarEvent):
+            add(1, 0)
+            if event.anchor:
+                anchors[event.anchor] = (1, 0)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            add(1, 1)
+            stack.append([event.anchor, total - 1, 1])
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, start, depth = stack.pop()
+            if anchor:
+                anchors[anchor] = (total - start, depth)
+            if stack:
+                stack[-1][2] = max(stack[-1][2], depth + 1)
 
 
 def _check_dataset(cfg: dict) -> None:

@@ -310,6 +310,8 @@ def fit(
     last_path: str | Path | None = None,
     resume: dict | None = None,
     channels_last: bool = False,
+    identity: dict | None = None,
+    before_save: Callable[[Path, int], None] | None = None,
 ) -> FitResult:
     """Train with validation after each epoch; keep and finally restore the best weights.
 
@@ -348,6 +350,10 @@ def fit(
         last_path: where to save the training state after every epoch (optional).
         resume: a training state to continue from (``load_training_state(last_path)``).
         channels_last: model and images in channels-last memory format (CUDA speed).
+        identity: stored in both checkpoints (the harness's run id and config fingerprint),
+            checked by ``load_training_state(..., expect=)`` / ``load_checkpoint``.
+        before_save: called with (path, epoch) before each checkpoint is written; what it
+            raises ends the fit (a worker that no longer holds its run writes nothing).
 
     Returns:
         FitResult (``resumed_from``: the epoch of the state resumed from; ``optimizer``: the
@@ -415,13 +421,14 @@ def fit(
         step += tr["steps"]
         if tr["status"] == "failed":
             result.status, result.failed_step = "failed", tr["failed_step"]
-            result.failure = f"non-finite training loss at step {tr['failed_step']} (epoch {epoch})"
+            result.failure = (f"non-finite training loss at step {tr['failed_step']} "
+                              f"(epoch {epoch + 1} of {cfg.epochs})")
             break
         try:
             val = evaluate(model, val_loader, device, loss_fn, cfg, channels_last=channels_last)
         except FloatingPointError as e:
             result.status, result.failed_step = "failed", step
-            result.failure = f"{e} after epoch {epoch} (step {step})"
+            result.failure = f"{e} after epoch {epoch + 1} of {cfg.epochs} (step {step})"
             break
         row = {k: tr[k] for k in ("epoch", "train_loss", "steps", "images", "lr", "train_time")}
         row.update(
@@ -437,7 +444,10 @@ def fit(
             result.best_epoch, result.best_val_mean_auc = epoch, val["mean_auc"]
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, model, epoch=epoch, val_mean_auc=val["mean_auc"])
+                if before_save is not None:
+                    before_save(Path(checkpoint_path), epoch)
+                save_checkpoint(checkpoint_path, model, epoch=epoch, val_mean_auc=val["mean_auc"],
+                                identity=identity)
         else:
             stale += 1
         row["best"] = improved
@@ -446,6 +456,8 @@ def fit(
         if last_path is not None:
             from .seeding import get_rng_state
 
+            if before_save is not None:
+                before_save(Path(last_path), epoch)
             save_training_state(last_path, {
                 "epoch": epoch,
                 "model": model.state_dict(),
@@ -459,7 +471,7 @@ def fit(
                                    "best_val_mean_auc": result.best_val_mean_auc},
                 "best_model": best_state,
                 **({"loss": loss_fn.state_dict()} if contract.has_state else {}),
-            })
+            }, identity=identity)
         log.info(json.dumps(row))
         if on_epoch_end is not None:
             on_epoch_end(row)

@@ -126,3 +126,37 @@ def test_an_output_under_a_file_says_what_is_wrong(finished, tmp_path, capsys, a
     assert one_error(err).endswith(f": {file} is a file, not a folder; choose another "
                                    f"{'-o FILE' if argv[0] == 'report' else '--out FILE'}")
     assert file.read_text() == "mine"
+
+
+def _damage_a_middle_page(db) -> None:
+    """Garbage over one page in the middle of the file (its header and first page intact)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    assert pages > 4
+    data = bytearray(db.read_bytes())
+    middle = pages // 2 * page
+    data[middle:middle + page] = bytes([0xA5]) * page
+    db.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("argv", [["run", "{suite}", "--out", "{out}", "--no-progress",
+                                   "--set", "seeds=[0, 1]"],
+                                  ["run", "{suite}", "--out", "{out}", "--no-progress"],
+                                  ["leaderboard", "{out}"],
+                                  ["report", "{out}", "-o", "{out}/../r.html"]],
+                         ids=["run-new-seed", "run", "leaderboard", "report"])
+def test_a_results_db_with_one_damaged_page_is_refused_untouched(finished, tmp_path, capsys,
+                                                                argv):
+    suite, out = finished
+    out = _copy(out, tmp_path / "out")
+    _damage_a_middle_page(out / "results.db")
+    before = fingerprint(out)
+    code, _, err = cli(capsys, *[a.format(suite=suite, out=out) for a in argv])
+    assert code == 2, err
+    line = one_error(err)
+    assert line.startswith(f"error: {out / 'results.db'} is damaged"), line
+    assert fingerprint(out) == before  # results.db byte for byte, nothing added beside it

@@ -100,3 +100,30 @@ def test_every_shipped_loss_passes_the_preflight_call():
 def test_unknown_key_is_one_line_naming_it(tmp_path, capsys, suite_file):
     line = _refused(capsys, tmp_path, "run", suite_file, "--set", "train.lrr=0.1")
     assert line.startswith("error: unknown key `train.lrr`; valid keys of `train`: [")
+
+
+# a 315-byte alias bomb: 9 levels of 9 aliases, 9**9 (387 million) strings once expanded
+_BOMB = "a: &a [xx,xx,xx,xx,xx,xx,xx,xx,xx]\n" + "".join(
+    f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+@pytest.mark.parametrize("case", ["alias bomb", "1000 deep", "too big", "/dev/zero"])
+def test_pathological_suite_files_are_refused_naming_the_limit(tmp_path, capsys, case):
+    from mlbench.suite.load import MAX_SUITE_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+
+    path = tmp_path / "suite.yaml"
+    if case == "alias bomb":
+        assert len(_BOMB) == 315
+        path.write_text(_BOMB)
+        want = f"more than {MAX_YAML_NODES} YAML nodes once its aliases are expanded (the limit)"
+    elif case == "1000 deep":
+        path.write_text("name: " + "[" * 1000 + "]" * 1000 + "\n")
+        want = f"YAML nested deeper than {MAX_YAML_DEPTH} levels (the limit)"
+    elif case == "too big":
+        path.write_text("name: x\n" + "# padding\n" * (MAX_SUITE_BYTES // 10 + 1))
+        want = f"larger than the limit for a suite file ({MAX_SUITE_BYTES} bytes)"
+    else:
+        path = "/dev/zero"
+        want = "/dev/zero is not a regular file (a device or a pipe)"
+    line = _refused(capsys, tmp_path, "run", str(path))
+    assert want in line, line
