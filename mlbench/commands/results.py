@@ -20,7 +20,7 @@ def register(sub) -> None:
 def _register_leaderboard(sub) -> None:
     p = sub.add_parser(
         "leaderboard", help="print the leaderboard of a results folder",
-        description="Mean test AUC ± sd over seeds with its 95%% CI, Δ vs a reference loss "
+        description="Mean test AUC ± sd over seeds with its 95% CI, Δ vs a reference loss "
         "with its CI, raw and Holm-adjusted p (seeds + patient-clustered test set), mAP, "
         "LRAP, ranking loss, cost, per-class AUCs; grouped by backbone/head.",
     )
