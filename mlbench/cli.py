@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(exc.details.rstrip("\n") if exc.details else f"error: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

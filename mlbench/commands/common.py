@@ -1,11 +1,27 @@
 """What the commands share: their one-line errors (``main`` prints ``error: <message>``,
-exit code 2)."""
+exit code 2; the Python API raises them as ``mlbench.MlbenchError``) and paths quoted for
+the shell in the commands they print."""
 
 from __future__ import annotations
 
 
 class CommandError(Exception):
-    """A command cannot go on: ``main`` prints ``error: <message>`` (one line), exit code 2."""
+    """A command cannot go on: ``main`` prints ``error: <message>`` (one line), or
+    ``details`` where given (a longer explanation), and exits with ``code`` (2: bad input;
+    3: a worker died). ``mlbench.run`` / ``mlbench.results`` raise it as
+    ``mlbench.MlbenchError``: ``str(exc)`` is the one-line message."""
+
+    def __init__(self, message: str, code: int = 2, details: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+def quote(path) -> str:
+    """``path`` as a shell word for a printed hint command (``'runs/my run'``)."""
+    import shlex
+
+    return shlex.quote(str(path))
 
 
 def one_line(exc: BaseException) -> str:

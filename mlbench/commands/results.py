@@ -20,7 +20,7 @@ def register(sub) -> None:
 def _register_leaderboard(sub) -> None:
     p = sub.add_parser(
         "leaderboard", help="print the leaderboard of a results folder",
-        description="Mean test AUC ± sd over seeds with its 95%% CI, Δ vs a reference loss "
+        description="Mean test AUC ± sd over seeds with its 95% CI, Δ vs a reference loss "
         "with its CI, raw and Holm-adjusted p (seeds + patient-clustered test set), mAP, "
         "LRAP, ranking loss, cost, per-class AUCs; grouped by backbone/head.",
     )
@@ -106,7 +106,7 @@ def _register_status(sub) -> None:
     p = sub.add_parser(
         "status", help="what is running where, what failed, how long is left",
         description="Runs by status per setup (backbone/head), the running runs (worker, device, "
-        "epoch, elapsed, ETA from the finished runs' durations) and the failed runs with the "
+        "epoch, elapsed, ETA from the finished runs' training time, not worker start-up) and the failed runs with the "
         "first line of their error and the command to retry them. Reads OUT/results.db "
         "read-only, so it works while a run writes it.",
     )

@@ -6,7 +6,7 @@ import argparse
 import sqlite3
 import sys
 
-from mlbench.commands.common import CommandError, one_line, results_db_problem
+from mlbench.commands.common import CommandError, one_line, quote, results_db_problem
 from mlbench.execution import OPTIONS
 from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
 
@@ -72,42 +72,21 @@ def register(sub) -> None:
 
 
 def _cmd_run(args) -> int:
-    from mlbench.suite import (
-        SuiteError,
-        check_names,
-        data_problem,
-        describe_runs,
-        filter_plan,
-        filter_runs,
-        load_suite,
-        parse_only,
-    )
+    from mlbench.suite import SuiteError
 
     try:
         args.overrides = _run_overrides(args)
-        # A first look without torch: a missing dataset is reported at once.
-        quick = load_suite(args.suite, overrides=args.overrides, output=args.out, train_keys=False)
-        problem = data_problem(quick)
-        if problem and not args.dry_run:
-            print(problem, file=sys.stderr)
-            return 2
-        suite = load_suite(args.suite, overrides=args.overrides, output=args.out)
-        if suite.plan is not None:  # tuned: stage 1 now, stage 2 after it
-            runs = filter_plan(suite.plan, parse_only(args.only))
-        else:
-            runs = filter_runs(suite.runs, parse_only(args.only))
-        check_names(suite)
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    workers = suite.config["workers"] if args.workers is None else args.workers
-    if workers < 1:
-        print(f"error: --workers must be >= 1, got {workers}", file=sys.stderr)
-        return 2
     execution = {key: getattr(args, key) for key in OPTIONS}  # None: the suite's
+    suite, runs, problem = load_runs(args.suite, args.overrides, args.out, args.only,
+                                     dry_run=args.dry_run, workers=execution["workers"])
     if args.dry_run and args.format == "json":
         return _dry_run_json(suite, runs, problem)
     if args.dry_run:
+        from mlbench.suite import describe_runs
+
         print(describe_runs(runs, status=_statuses(suite)))
         print(f"\n{len(runs)} runs; output {suite.output}")
         if suite.plan is not None:
@@ -115,23 +94,16 @@ def _cmd_run(args) -> int:
         if problem:  # the listing stands; say that the runs could not start yet
             print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0
-
-    from mlbench.driver import WorkerDied, run_suite, run_tuned
-    from mlbench.leaderboard import leaderboard
-
     try:
         from mlbench.db import DB_NAME, check_results_db
 
-        check_results_db(suite.output / DB_NAME)  # before anything is written to OUT
+        try:  # before anything is written to OUT
+            check_results_db(suite.output / DB_NAME)
+        except sqlite3.Error as exc:
+            raise CommandError(results_db_problem(suite.output, exc, for_run=True)) from None
         _note_command(args, suite, runs)
-        if suite.plan is not None:  # stage 1, selection on validation, stage 2
-            summary = run_tuned(suite, runs, only=parse_only(args.only), run_suite=run_suite,
-                                progress=not args.no_progress, retry_failed=args.retry_failed,
-                                **execution)
-            runs = summary["runs"]
-        else:
-            summary = run_suite(suite, runs, progress=not args.no_progress,
-                                retry_failed=args.retry_failed, **execution)
+        summary = execute(suite, runs, args.only, progress=not args.no_progress,
+                          retry_failed=args.retry_failed, **execution)
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C; SIGTERM: the driver's SystemExit
         if isinstance(exc, SystemExit) and exc.code != _SIGTERM_EXIT:
             raise
@@ -139,25 +111,20 @@ def _cmd_run(args) -> int:
         print(f"\n{what}: finished runs are kept in {suite.output}/results.db; run the "
               "same command again to resume", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else _SIGTERM_EXIT
-    except sqlite3.Error as exc:  # results.db unwritable (read-only, disk full) or damaged
-        print(f"error: {results_db_problem(suite.output, exc, for_run=True)}", file=sys.stderr)
-        return 2
-    except WorkerDied as exc:  # its run is pending again
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    runs = summary.get("runs", runs)
     try:  # the closing leaderboard reads results.db too: its errors are said the same way
         if args.format == "json":
             return _run_json(suite, runs, summary)
+        from mlbench.leaderboard import leaderboard
+
         board = leaderboard(suite.output, per_class=False)
         print()
         print(board)
         print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
               f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
-        print(f"Per-class AUCs: python -m mlbench leaderboard {suite.output}   "
-              f"Plots: python -m mlbench report {suite.output}")
+        out = quote(suite.output)
+        print(f"Per-class AUCs: python -m mlbench leaderboard {out}   "
+              f"Plots: python -m mlbench report {out}")
         if summary["failed"]:
             _print_failures(suite, {r.id for r in runs})
     except sqlite3.Error as exc:
@@ -169,18 +136,96 @@ def _cmd_run(args) -> int:
     return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
 
 
+def load_runs(source, overrides=(), out=None, only=(), dry_run: bool = False,
+              workers: int | None = None):
+    """``run``'s first step, shared with :func:`mlbench.run`: the suite ``source`` (a YAML
+    path or a mapping) loaded with ``overrides`` and ``out``, its runs filtered by ``only``
+    (``--only`` strings), and the dataset's problem (None when there is none).
+
+    Raises:
+        CommandError: the one-line message ``run`` prints (a bad suite, key or option); a
+            dataset that cannot be used (unless ``dry_run``) with its full explanation as
+            ``details``.
+    """
+    from mlbench.suite import (
+        SuiteError,
+        check_names,
+        data_problem,
+        filter_plan,
+        filter_runs,
+        load_suite,
+        parse_only,
+    )
+
+    overrides, only = list(overrides or ()), list(only or ())
+    try:
+        # A first look without torch: a missing dataset is reported at once.
+        quick = load_suite(source, overrides=overrides, output=out, train_keys=False)
+        problem = data_problem(quick)
+        if problem and not dry_run:
+            first = problem.removeprefix("error: ").strip().splitlines()[0]
+            raise CommandError(first, details=problem)
+        suite = load_suite(source, overrides=overrides, output=out)
+        if suite.plan is not None:  # tuned: stage 1 now, stage 2 after it
+            runs = filter_plan(suite.plan, parse_only(only))
+        else:
+            runs = filter_runs(suite.runs, parse_only(only))
+        check_names(suite)
+    except SuiteError as exc:
+        raise CommandError(str(exc)) from None
+    workers = suite.config["workers"] if workers is None else workers
+    if workers < 1:
+        raise CommandError(f"--workers must be >= 1, got {workers}")
+    return suite, runs, problem
+
+
+def execute(suite, runs, only=(), progress: bool = True, retry_failed: bool = False,
+            **execution) -> dict:
+    """``run``'s second step, shared with :func:`mlbench.run`: run ``runs`` of ``suite``
+    (a tuned suite: both stages) and return the driver's summary (``finished``, ``failed``,
+    ``seconds``; ``runs``: the runs done, for a tuned suite both stages').
+
+    Raises:
+        CommandError: results.db unusable, data set-up failed (code 2), a worker died
+            (code 3); the messages ``run`` prints. KeyboardInterrupt and SystemExit (SIGTERM)
+            pass through.
+    """
+    from mlbench.driver import WorkerDied, run_suite, run_tuned
+    from mlbench.suite import parse_only
+
+    try:
+        if suite.plan is not None:  # stage 1, selection on validation, stage 2
+            return run_tuned(suite, runs, only=parse_only(list(only or ())), run_suite=run_suite,
+                             progress=progress, retry_failed=retry_failed, **execution)
+        return run_suite(suite, runs, progress=progress, retry_failed=retry_failed, **execution)
+    except sqlite3.Error as exc:  # results.db unwritable (read-only, disk full) or damaged
+        raise CommandError(results_db_problem(suite.output, exc, for_run=True)) from None
+    except WorkerDied as exc:  # its run is pending again
+        raise CommandError(one_line(exc), code=3) from None
+    except (OSError, ValueError, RuntimeError) as exc:  # data set-up (a run's errors are recorded)
+        raise CommandError(one_line(exc)) from None
+
+
 def _print_failures(suite, ids: set) -> None:
     """The failed runs among ``ids`` with the first line of their recorded error."""
-    from mlbench.db import ResultsDB
-
-    with ResultsDB(suite.output) as db:
-        failed = [r for r in db.runs("failed") if r["id"] in ids]
+    failed = failures(suite.output, ids)
     print(f"\n{len(failed)} failed run(s):", file=sys.stderr)
     for r in failed:
-        first = (r["error"] or "").strip().splitlines()[:1] or ["(no error recorded)"]
         print(f"  {r['id']}  {r['backbone']} / {r['head']} / {r['loss']} / seed {r['seed']}: "
-              f"{first[0]}", file=sys.stderr)
+              f"{r['error'] or '(no error recorded)'}", file=sys.stderr)
     print("Run the same command with --retry-failed to run them again.", file=sys.stderr)
+
+
+def failures(output, ids: set) -> list[dict]:
+    """The failed runs of ``output`` among ``ids``: id, backbone, head, loss, seed and the
+    first line of the recorded error (``""`` when none)."""
+    from mlbench.db import ResultsDB
+
+    with ResultsDB(output, readonly=True) as db:
+        failed = [r for r in db.runs("failed") if r["id"] in ids]
+    return [{"id": r["id"], "backbone": r["backbone"], "head": r["head"], "loss": r["loss"],
+             "seed": r["seed"], "error": ((r["error"] or "").strip().splitlines() or [""])[0]}
+            for r in failed]
 
 
 def _statuses(suite) -> dict:

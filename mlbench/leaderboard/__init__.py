@@ -17,9 +17,10 @@ from mlbench.leaderboard.table import (
     finding_columns,
     footnote,
     leaderboard,
+    leaderboard_frame,
     render,
     short_name,
 )
 
-__all__ = ["FORMATS", "display_frame", "finding_columns", "footnote", "leaderboard", "render",
-           "short_name", "titled_tables"]
+__all__ = ["FORMATS", "display_frame", "finding_columns", "footnote", "leaderboard",
+           "leaderboard_frame", "render", "short_name", "titled_tables"]

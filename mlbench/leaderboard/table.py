@@ -21,8 +21,8 @@ from mlbench.leaderboard.render import FORMATS, titled_tables
 # FORMATS through it without numpy, pandas or the statistics; those load with the first
 # table (``analysis``).
 
-__all__ = ["display_frame", "finding_columns", "footnote", "leaderboard", "render",
-           "short_name"]
+__all__ = ["display_frame", "finding_columns", "footnote", "leaderboard", "leaderboard_frame",
+           "render", "short_name"]
 
 NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
                   "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
@@ -177,18 +177,14 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     AUC (with ``fmt="csv"``: that table alone).
     """
     from mlbench.db import ResultsDB
-    from mlbench.leaderboard.analysis import build, loss_key
-    from mlbench.leaderboard.tuned import SelectedRuns, annotate, render_settings
-    from mlbench.suite import stored_plan
+    from mlbench.leaderboard.analysis import loss_key
+    from mlbench.leaderboard.tuned import render_settings
 
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
-        reference = reference or db.get_meta("reference", "bce")
-        tuned = SelectedRuns(db) if stored_plan(db) else None
-        df = build(tuned or db, reference=reference, per_class=per_class)
-        if tuned is not None:
-            df = annotate(df, tuned.selections)
+        df, tuned = leaderboard_frame(db, reference, per_class)
+        reference = df.attrs.get("reference", reference or db.get_meta("reference", "bce"))
         every = render_settings(db, fmt, tuned and tuned.selections) if all_settings else ""
     if fmt == "csv" and all_settings:
         return every
@@ -200,3 +196,19 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
                      f"so Δ and p are empty; losses with finished runs: "
                      f"{sorted(set(done['loss']))}\n")
     return text
+
+
+def leaderboard_frame(db, reference: str | None = None, per_class: bool = True):
+    """The leaderboard's numbers of an open ``ResultsDB`` and the tuned suite's selection
+    (``SelectedRuns``, or None): :func:`analysis.build` with the suite's stored reference by
+    default; a tuned suite gets one row per loss from its chosen setting (:mod:`.tuned`)."""
+    from mlbench.leaderboard.analysis import build
+    from mlbench.leaderboard.tuned import SelectedRuns, annotate
+    from mlbench.suite import stored_plan
+
+    reference = reference or db.get_meta("reference", "bce")
+    tuned = SelectedRuns(db) if stored_plan(db) else None
+    df = build(tuned or db, reference=reference, per_class=per_class)
+    if tuned is not None:
+        df = annotate(df, tuned.selections)
+    return df, tuned

@@ -2,10 +2,11 @@
 
 Reads ``OUT/results.db`` read-only (``ResultsDB(path, readonly=True)``: no lock taken, no
 file written) and the run files ``OUT/logs/<run id>.jsonl`` of the running runs (which
-worker, device, epoch). ETA from the mean duration of the finished runs (claim to store): a
-running run has that mean's share of its epochs left (before its first epoch: the mean less
-its elapsed time; before any run finished: its own pace); the suite has its running runs'
-ETAs plus the pending runs' means, spread over the runs in flight.
+worker, device, epoch). ETA from the mean training time of the finished runs (their stored
+``train_seconds``: the epochs, not the worker's start-up, data loading or evaluation; claim to
+store for runs that lack it): a running run has that mean's share of its epochs left (before
+its first epoch: the whole mean; before any run finished: its own pace); the suite has its
+running runs' ETAs plus the pending runs' means, spread over the runs in flight.
 
 :func:`collect` returns a plain dict (``--format json`` prints it); :func:`render_text` is
 the screen; the command (``mlbench.commands.results``, ``--watch`` refreshes) prints them.
@@ -60,6 +61,14 @@ def _retry_all(out: Path, failed: list[dict], commands: list[dict]) -> list[str]
     return out_cmds
 
 
+def _train_seconds(db, runs: list[dict]) -> dict:
+    """Each finished run's stored ``train_seconds`` (its epochs, no worker start-up)."""
+    ids = {r["id"] for r in runs if r["status"] == "finished"}
+    return {m["run_id"]: float(m["value"]) for m in (db.metrics() if ids else ())
+            if m["name"] == "train_seconds" and not m["finding"] and m["run_id"] in ids
+            and m["value"] is not None}
+
+
 def _duration(run: dict) -> float | None:
     if run.get("started") and run.get("finished") and run["finished"] >= run["started"]:
         return float(run["finished"] - run["started"])
@@ -73,7 +82,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
     (per backbone/head: counts per status); ``running`` (id, axes, ``worker``, ``device``,
     ``gpu``, ``epochs_done``, ``epochs``, ``elapsed_s``, ``eta_s``, ``stale``: its lease ran
     out); ``failed`` (id, axes, ``error`` (first line), ``failed_step``, ``attempts``,
-    ``retry``: the command); ``mean_run_s`` (mean duration of the finished runs),
+    ``retry``: the command); ``mean_run_s`` (mean training time of the finished runs),
     ``eta_s`` (the suite's remaining time, None when no run has finished yet) and
     ``retry_failed`` (commands that rerun every failed run: one per ``run`` invocation that
     selected some, with its suite file and overrides).
@@ -86,6 +95,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
     with ResultsDB(out, readonly=True) as db:
         runs = db.runs()
         suite = db.get_meta("suite")
+        trained = _train_seconds(db, runs)
     commands = read_commands(out)
 
     counts = dict.fromkeys(STATUSES, 0)
@@ -99,7 +109,8 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         s["total"] = sum(s[k] for k in STATUSES)
     counts["total"] = len(runs)
 
-    durations = [d for r in runs if r["status"] == "finished" and (d := _duration(r)) is not None]
+    durations = [d for r in runs if r["status"] == "finished"
+                 and (d := trained.get(r["id"], _duration(r))) is not None]
     mean = sum(durations) / len(durations) if durations else None
 
     running = []
@@ -113,8 +124,8 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         eta = None
         if mean is not None and done and epochs:  # the epochs left of a mean run
             eta = mean * max(0.0, 1 - done / epochs)
-        elif mean is not None and elapsed is not None:  # no epoch done yet
-            eta = max(0.0, mean - elapsed)
+        elif mean is not None:  # no epoch done yet: its training is all ahead of it
+            eta = mean
         elif done and epochs and elapsed is not None:  # no finished run yet: its own pace
             eta = elapsed / done * max(0, epochs - done)
         lease = r.get("lease_until")

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,7 +376,7 @@ class Tracker:
         except Exception as exc:  # a tracker outage must not stop the study
             log.warning("tracking of run %s failed (%s: %s); fill it in later with "
                         "`python -m mlbench export %s %s`", run_id, type(exc).__name__, exc,
-                        "|".join(s.name for s in self.sinks), self.out)
+                        "|".join(s.name for s in self.sinks), shlex.quote(str(self.out)))
 
 
 def make_tracker(suite, out: str | Path | None = None,

@@ -7,6 +7,7 @@ and loss names against their registries (imports torch), the only source of vali
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
@@ -176,7 +177,7 @@ def data_problem(suite: Suite) -> str | None:
         "     (Data_Entry_2017_v2020.csv, train_val_list.txt, test_list.txt, images_001..012)\n"
         "  2. unpack everything into one folder, then point the suite at it:\n"
         "       export CXR14_ROOT=/path/to/ChestX-ray14\n"
-        f"       python -m mlbench run {suite.source or 'SUITE'}\n"
+        f"       python -m mlbench run {shlex.quote(str(suite.source)) if suite.source else 'SUITE'}\n"
         "     (or: --set dataset.root=/path/to/ChestX-ray14)\n\n"
         "No data at hand? The simulated suite (CXR14-sim, generated on the fly, ~8 min on CPU):\n"
         "       python -m mlbench run suites/quickstart.yaml\n"
