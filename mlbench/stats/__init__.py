@@ -12,15 +12,17 @@ Two sources of uncertainty enter every interval and test:
 For a loss L against the reference R on S seeds paired by index::
 
     delta   = mean_s [meanAUC(L, s) - meanAUC(R, s)]
-    V_seed  = s2 / S          s2: seed variance of the differences (own: ddof 1, S-1 df;
-                              pooled: two-way residual over the losses of a setup, (L-1)(S-1) df)
-    V_test  = sum_patients (sum_images_of_patient psi)^2,
-              psi = seed-averaged (L - R) influence, averaged over the classes used
-    se      = sqrt(V_seed + V_test),  df = (V_seed + V_test)^2 / (V_seed^2 / df_seed)
-              (Welch-Satterthwaite; df_seed itself when df_seed < 4, see ``t_df``)
+    V_seed  = s~2 / S         s~2: the seed variance of the paired differences, the pair's own
+                              (S-1 df) moderated with the setup's other comparisons only as far
+                              as their spreads agree, and not at all with 2 seeds
+                              (:mod:`mlbench.stats.seedvar`)
+    V_test  = mean over seed pairs s != s' of sum_patients Psi_s Psi_s' (Psi: patient sums of
+              the class-averaged (L - R) influence values), with its own df from the spread
+              of the per-patient terms
+    se      = sqrt(V_seed + V_test),  df: Satterthwaite of both terms (``seedvar.t_df``)
     CI      = delta ± t_{df, 1-alpha/2} se,  p = 2 P(T_df > |delta| / se)
 
-With one seed there is no seed term and the test uses the normal distribution (df = inf).
+With fewer than 2 matched seeds there is no seed term, so no CI and no test.
 
 Classes too sparse for these asymptotics are left out of every mean, the same way for every
 loss, by :class:`SparseRule` (it depends on the test labels and patients only). A class with a
@@ -31,19 +33,20 @@ vectorised over replicates (it lives with the per-run metrics, :mod:`mlbench.met
 is re-exported here). ``holm`` is Holm's step-down adjustment.
 
 One module per job: ``delong`` (classes used, influence values, patient clustering, a run's
-statistics), ``compare`` (comparisons, the df rule, pooled seed variance, Holm).
+statistics), ``seedvar`` (the seed term, the test term's df, the df rule), ``compare``
+(comparisons, Holm), ``simulate`` (simulated leaderboards for ``mlbench calibrate``).
 """
 
 from mlbench.metrics import WeightedAUC, bootstrap_ci, group_index
 from mlbench.stats.compare import (
-    MIN_WS_DF,  # noqa: F401
     Comparison,
+    SeedTerm,
     compare,
     holm,
     mean_ci,
     paired_comparison,
     pooled_seed_variance,
-    t_df,
+    seed_terms,
 )
 from mlbench.stats.delong import (
     RunStats,
@@ -56,24 +59,30 @@ from mlbench.stats.delong import (
     influence_rows,  # noqa: F401
     run_stats,
 )
+from mlbench.stats.seedvar import fit_prior, moderate, t_df, test_term
 
 __all__ = [
     "Comparison",
     "RunStats",
+    "SeedTerm",
     "SparseRule",
     "WeightedAUC",
     "bootstrap_ci",
     "clustered_variance",
     "compare",
     "dataset_ids",
+    "fit_prior",
     "group_index",
     "holm",
     "influence",
     "influence_levels",
     "mean_ci",
+    "moderate",
     "paired_comparison",
     "pooled_seed_variance",
     "run_stats",
+    "seed_terms",
     "t_df",
+    "test_term",
     "clustered_terms",
 ]
