@@ -37,8 +37,9 @@ def _register_calibrate(sub) -> None:
     p = sub.add_parser(
         "calibrate", help="check that the leaderboard's p-values mean what they say (no training)",
         description="Simulated A/A comparisons and true differences on a test split's real "
-        "structure (labels, patient ids): type-I error at 5%% and power of the leaderboard's "
-        "method beside image-level per-seed DeLong.",
+        "structure (labels, patient ids), losses equally or unequally stable over seeds: "
+        "type-I error at 5%%, FWER after Holm, power and CI coverage of the leaderboard's "
+        "method beside the alternatives (the pooled rule before issue 30, own seed variance).",
     )
     from mlbench.calibrate import add_arguments
 
