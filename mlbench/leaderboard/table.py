@@ -27,7 +27,8 @@ __all__ = ["display_frame", "finding_columns", "footnote", "leaderboard", "rende
 NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
                   "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
                   "df", "seed_term", "map", "lrap", "ranking_loss", "cost", "left_out",
-                  "p_holm", "significant", "setting", "budget", "val_auc")
+                  "p_holm", "significant", "setting", "budget", "val_auc", "matched",
+                  "sd_delta", "df_test", "seed_p", "unstable")
 
 
 def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
@@ -91,7 +92,9 @@ def display_frame(df, reference: str = "bce"):
         out["budget"] = df["budget"].fillna("")
         out["val AUC"] = [_fmt(v) for v in df["val_auc"]]
     out["mean AUC ± sd"] = [_fmt(m) + ("" if _isnan(s) else f" ± {s:.4f}")
-                            for m, s in zip(df["mean_auc"], _col(df, "std"), strict=True)]
+                            + (" †" if u is True else "")
+                            for m, s, u in zip(df["mean_auc"], _col(df, "std"),
+                                               _col(df, "unstable", False), strict=True)]
     out["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" if not (_isnan(lo) or _isnan(hi)) else ""
                      for lo, hi in zip(_col(df, "ci_lo"), _col(df, "ci_hi"), strict=True)]
     deltas = []
@@ -99,6 +102,8 @@ def display_frame(df, reference: str = "bce"):
                                   _col(df, "delta_lo"), _col(df, "delta_hi"), strict=True):
         if loss == reference and n:
             deltas.append("ref")
+        elif not _isnan(d) and _isnan(lo):
+            deltas.append(_fmt(d, signed=True) + " (no CI: 1 seed)")
         else:
             deltas.append(_fmt(d, signed=True)
                           + ("" if _isnan(lo) else f" [{lo:+.4f}, {hi:+.4f}]"))
@@ -130,12 +135,14 @@ def footnote(df) -> list[str]:
     if df.empty or "p_holm" not in df.columns:
         return []
     alpha = df.attrs.get("alpha", 0.05)
+    n = df.attrs.get("comparisons", 0)
     lines = [
-        "95% CI and p: seed-to-seed spread (pooled over a setup's losses with every seed) + "
-        "the test-set term shared by the seeds (DeLong influence values summed per patient), "
-        "Student t with Welch–Satterthwaite df (the seed term's own df below 4); p Holm: "
-        f"adjusted over the {df.attrs.get('comparisons', 0)} "
-        f"comparisons shown, * = adjusted p < {alpha:g}.",
+        "95% CI and p: seed-to-seed spread (each comparison's own, moderated with the setup's "
+        "others only as far as they agree, from 3 seeds on) + the test-set term shared by "
+        "the seeds (DeLong influence values summed per patient), Student t with the df of "
+        "both terms; no CI or p from fewer than 2 matched seeds; † = unstable over seeds "
+        f"(see below); p Holm: adjusted over the {n} comparison{'' if n == 1 else 's'} "
+        f"shown, * = adjusted p < {alpha:g}.",
         f"Mean AUC, Δ and CIs over the {df.attrs.get('rule', 'classes kept')}; (0.xxx) = "
         "left out of the means, n/e = not estimable (one label value in the test split); "
         "cost = train time / the reference's (same seed and device).",
