@@ -235,7 +235,7 @@ def _cost(block: Block, loss: str, reference: str) -> float:
 
 def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
           published: bool | None = None, alpha: float = 0.05,
-          rule: SparseRule | None = None) -> pd.DataFrame:
+          rule: SparseRule | None = None, analysis: dict | None = None) -> pd.DataFrame:
     """The leaderboard as a DataFrame (numbers unrounded), with the statistics of SPEC §5.1.
 
     One row per (backbone, head, loss[, setup]). ``mean_auc`` / ``std``: mean and SD over
@@ -245,11 +245,18 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     ``p_holm``: Holm over every comparison of the table; ``significant``: p_holm < alpha;
     ``incomplete``: fewer finished seeds than the setup's fullest loss; ``cost``: train time
     / the reference's (same seed and device). ``df.attrs["notes"]``: the footnotes.
+    ``analysis``: the suite's ``analysis`` section (default: stored with the results); its
+    primary contrasts form their own Holm family (:mod:`.primary`: ``family``, ``verdict``;
+    ``df.attrs["primary"]`` one row per contrast and setup), the rest are exploratory.
     """
+    from mlbench.leaderboard import primary as prim
     reference = loss_key(reference)
     blocks, failed = analyse(db, rule)
     findings = findings_of(db, blocks)
     many_setups = len({b.key[2] for b in blocks}) > 1
+    if analysis is None:
+        analysis = db.get_meta("analysis", {}) or {}
+    contrasts = prim.evaluate(blocks, analysis, reference, alpha, many_setups)
     rows, notes, tests = [], [], []
     for block in blocks:
         backbone, head, setup = block.key
@@ -269,6 +276,8 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
                    "incomplete": 0 < len(seeds) < len(seeds_all)}
             if many_setups:
                 row["setup"] = setup
+            if contrasts:
+                row["family"] = prim.family_of(contrasts, block.key, loss, reference)
             if block.classes:
                 mean, sd = _mean_sd([by_seed[s].mean_auc for s in seeds])
             else:  # no class passes the rule: the stored means (every class), no statistics
@@ -306,8 +315,11 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    df["p_holm"] = holm(df["p"].to_numpy(dtype=float))
-    df["significant"] = df["p_holm"] < alpha
+    if contrasts:
+        df = prim.adjust(df, contrasts, reference, alpha)
+    else:
+        df["p_holm"] = holm(df["p"].to_numpy(dtype=float))
+        df["significant"] = df["p_holm"] < alpha
     # groups in suite order, best mean AUC first within a group
     order = {g: i for i, g in enumerate(dict.fromkeys(zip(df["backbone"], df["head"], strict=False)))}
     df["_group"] = [order[g] for g in zip(df["backbone"], df["head"], strict=False)]
@@ -324,6 +336,8 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
         df = pd.concat([df, context], ignore_index=True)
     df.attrs["notes"] = notes
     df.attrs["comparisons"] = len(tests)
+    df.attrs["primary"] = contrasts
+    df.attrs["margin"] = analysis.get("margin")
     df.attrs["unstable"] = "†"
     df.attrs["alpha"] = alpha
     df.attrs["reference"] = reference
