@@ -310,6 +310,8 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
                 for f in findings:
                     row[f] = _mean_sd([r["auc"].get(f, math.nan) for r in recs])[0]
             rows.append(row)
+        if terms:
+            prim.add_p_best(block, rows[first:], terms)
         notes += _block_notes(block, findings, many_setups)
         notes += _seed_notes(block, rows[first:], terms, flags, reference, many_setups)
     df = pd.DataFrame(rows)
@@ -337,6 +339,8 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     df.attrs["notes"] = notes
     df.attrs["comparisons"] = len(tests)
     df.attrs["primary"] = contrasts
+    if "p_best" in df.columns:
+        df.attrs["p_best_note"] = prim.P_BEST_NOTE
     df.attrs["margin"] = analysis.get("margin")
     df.attrs["unstable"] = "†"
     df.attrs["alpha"] = alpha

@@ -134,3 +134,33 @@ def adjust(df, rows: list[dict], reference: str, alpha: float = 0.05):
     df["p_holm"] = adj
     df["significant"] = df["p_holm"] < alpha
     return df
+
+
+P_BEST_NOTE = (
+    "P(best): share of parametric draws in which the loss has the setup's highest mean AUC, "
+    "E[rank] its mean rank (1 = best); draws from each loss's seed term (moderated, its df "
+    "carried by a chi-square draw) and the test-set covariance the losses share (patient "
+    "sums of influence values), seed effects of one seed taken as independent between losses "
+    "(mlbench.stats.best; calibration in docs/HARNESS.md).")
+
+
+def add_p_best(block, rows: list[dict], terms: dict) -> None:
+    """``p_best`` / ``exp_rank`` on a block's rows: the losses with >= 2 seeds
+    (:func:`mlbench.stats.best.p_best`)."""
+    from mlbench.stats.best import p_best, patient_sums, test_cov
+
+    losses = [r["loss"] for r in rows if r["seeds"] >= 2 and r["loss"] in terms["mean"]
+              and np.isfinite(terms["mean"][r["loss"]].var)]
+    if len(losses) < 2 or block.groups is None:
+        return
+    gi, ng = group_index(block.groups)
+    psum = [patient_sums(np.stack([block.stats[x][s].psi for s in sorted(block.stats[x])]),
+                         gi, ng) for x in losses]
+    means = [np.mean([r.mean_auc for r in block.stats[x].values()]) for x in losses]
+    pb, rank = p_best(means, [terms["mean"][x].var for x in losses],
+                      [terms["mean"][x].df for x in losses],
+                      [len(block.stats[x]) for x in losses], test_cov(psum),
+                      rng=np.random.default_rng(0))
+    got = dict(zip(losses, zip(pb, rank, strict=True), strict=True))
+    for r in rows:
+        r["p_best"], r["exp_rank"] = (float(v) for v in got.get(r["loss"], (np.nan, np.nan)))

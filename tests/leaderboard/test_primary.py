@@ -103,3 +103,14 @@ def test_report_shows_them(primary_out):
 
     page = build_report(primary_out)
     assert "Primary contrasts" in page and "better" in page
+
+
+def test_p_best_on_the_leaderboard(primary_out):
+    with ResultsDB(primary_out) as db:
+        df = build(db, reference="bce")
+    for _, part in df.groupby("head"):
+        assert part["p_best"].sum() == pytest.approx(1.0)
+        assert part["exp_rank"].sum() == pytest.approx(6.0)
+        best = part.loc[part["p_best"].idxmax(), "loss"]
+        assert best == "bce+0.1*msml"  # the strongest planted signal
+    assert "P(best)" in leaderboard(primary_out, per_class=False)
