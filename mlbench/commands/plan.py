@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--replicates", type=int, default=400, metavar="N",
                    help="simulated setups per design (default 400)")
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
+    p.add_argument("--max-seeds", type=int, default=32, metavar="S",
+                   help="look for the seeds --effect needs up to S (default 32)")
     p.add_argument("--check", action="store_true",
                    help="also simulate each family's MDE with the effect drawn in the score "
                    "model (independent draws): its power should be 80%%")
@@ -61,6 +63,7 @@ def _cmd_plan(args) -> int:
         print(f"planning {suite.name} on {structure.describe()}", flush=True)
         rows = design.plan_table(suite, structure, seed_sd, effect=args.effect, epoch_h=epoch_h,
                                  replicates=args.replicates, seed=args.seed, rho=args.rho,
+                                 max_seeds=args.max_seeds,
                                  progress=True)
     except (SuiteError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+MAX_SEEDS = 32  # plan looks for the seeds an effect needs up to this many
+
 
 @dataclass
 class Family:
@@ -135,7 +137,7 @@ def structure_of(suite, results: str | None = None, test_list: str | None = None
 
 def plan_table(suite, structure, seed_sd: float, *, effect: float = 0.005,
                epoch_h: float | dict | None = None, replicates: int = 400, seed: int = 0,
-               rho: float = 0.0, alpha: float = 0.05, model=None, max_seeds: int = 64,
+               rho: float = 0.0, alpha: float = 0.05, model=None, max_seeds: int = MAX_SEEDS,
                progress: bool = False) -> list[dict]:
     """One row per family (module doc)."""
     from mlbench.stats import SparseRule
@@ -172,7 +174,7 @@ def plan_table(suite, structure, seed_sd: float, *, effect: float = 0.005,
             row["mde"], row["power"] = math.nan, 0.0
         need, pw = dz.seeds_needed(split, model, fam.losses, seed_sd, effect, fam.m,
                                    replicates, seed, rho, alpha, max_seeds, pm)
-        row.update(effect=effect, seeds_needed=need, power_needed=pw,
+        row.update(effect=effect, seeds_needed=need, power_needed=pw, max_seeds=max_seeds,
                    se_needed=dz.true_se(pm, seed_sd, need, rho) if need else math.nan,
                    runs=runs_at(suite, s0),
                    runs_needed=runs_at(suite, need, fam.cells) if need else None)
@@ -225,7 +227,8 @@ def render_plan(rows: list[dict], header: list[str]) -> str:
               f(r["se_limit"], ".4f"),
               f(r["mde"], ".4f"), f"{100 * r['power']:.0f}%",
               (str(r["seeds_needed"]) if r["seeds_needed"] else
-               f"> 64 ({100 * r['power_needed']:.0f}%)"),
+               "never (SE floor)" if r["power_needed"] == 0 else
+               f"> {r.get('max_seeds', MAX_SEEDS)} ({100 * r['power_needed']:.0f}%)"),
               f(r["se_needed"], ".4f"), r["runs"], f(r["gpu_hours"], ".0f"),
               r["runs_needed"] or "", f(r["gpu_hours_needed"], ".0f")] for r in rows]
     eff = rows[0]["effect"] if rows else 0

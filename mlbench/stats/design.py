@@ -132,7 +132,16 @@ def seeds_needed(split, model, losses: int, seed_sd: float, effect: float, m: in
                  replicates: int, seed: int = 0, rho: float = 0.0, alpha: float = 0.05,
                  max_seeds: int = 64, pm=None) -> tuple[int | None, float]:
     """Fewest seeds (2..max_seeds) with ``POWER`` power at ``effect``: (S, its power), or
-    (None, power at max_seeds). Each S has its own seeded draws."""
+    (None, power at the largest S tried). Each S has its own seeded draws; S doubles from 2
+    until the power is reached, then bisection. An effect below what even infinitely many
+    seeds find (the test term's floor, normal approximation: (z_{1-alpha/2m} + z_0.8) x
+    √V_test) is (None, 0.0) at once."""
+    from scipy import stats as _st
+
+    if pm is not None:
+        floor = float(np.sqrt(2 * pm.vu.sum()))
+        if effect < (_st.norm.ppf(1 - alpha / (2 * m)) + _st.norm.ppf(POWER)) * floor:
+            return None, 0.0
     cache: dict = {}
 
     def pw(s: int) -> float:
@@ -142,9 +151,11 @@ def seeds_needed(split, model, losses: int, seed_sd: float, effect: float, m: in
                              effect, m, alpha)
         return cache[s]
 
-    if pw(max_seeds) < POWER:
-        return None, pw(max_seeds)
-    lo, hi = 1, max_seeds  # pw(lo) < POWER (1 seed: no test), pw(hi) >= POWER
+    lo, hi = 1, 2  # pw(lo) < POWER (1 seed: no test)
+    while pw(hi) < POWER:
+        if hi >= max_seeds:
+            return None, pw(hi)
+        lo, hi = hi, min(2 * hi, max_seeds)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if pw(mid) >= POWER:
