@@ -225,7 +225,7 @@ def render_plan(rows: list[dict], header: list[str]) -> str:
 
     table = [[r["family"], r["comparisons"], f"{r['losses']} x {r['seeds']}", f(r["se"], ".4f"),
               f(r["se_limit"], ".4f"),
-              f(r["mde"], ".4f"), f"{100 * r['power']:.0f}%",
+              f(r["mde"], ".4f") or "> 0.3", f"{100 * r['power']:.0f}%",
               (str(r["seeds_needed"]) if r["seeds_needed"] else
                "never (SE floor)" if r["power_needed"] == 0 else
                f"> {r.get('max_seeds', MAX_SEEDS)} ({100 * r['power_needed']:.0f}%)"),
