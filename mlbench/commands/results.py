@@ -28,7 +28,7 @@ def _register_leaderboard(sub) -> None:
     from mlbench.leaderboard import FORMATS
 
     p.add_argument("--format", choices=FORMATS, default="text",
-                   help="text (default), md (Markdown), csv (raw numbers), html")
+                   help="text (default), md (Markdown), csv (raw numbers), html, json")
     p.add_argument("--out", dest="dest", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--reference", metavar="LOSS",
                    help="loss to compare against (default: the suite's eval.reference, bce)")
@@ -36,6 +36,10 @@ def _register_leaderboard(sub) -> None:
     p.add_argument("--all-settings", action="store_true",
                    help="tuned suites: also every tried setting's validation AUC (what selection "
                    "used) and test AUC (with --format csv: that table alone)")
+    p.add_argument("--primary", action="append", metavar="'A vs B'",
+                   help="a primary contrast (repeatable; default: the suite's analysis.primary)")
+    p.add_argument("--margin", type=float, metavar="M",
+                   help="equivalence margin in mean AUC (default: the suite's analysis.margin)")
     p.set_defaults(func=_cmd_leaderboard)
 
 
@@ -43,8 +47,18 @@ def _cmd_leaderboard(args) -> int:
     from mlbench.leaderboard import leaderboard
 
     try:
+        analysis = None
+        if args.primary or args.margin is not None:
+            from mlbench.suite import parse_contrasts
+
+            parse_contrasts(args.primary or [])  # a malformed contrast: one line, exit 2
+            analysis = {"primary": args.primary or [], "margin": args.margin}
         text = leaderboard(args.out, fmt=args.format, reference=args.reference,
-                           per_class=not args.no_per_class, all_settings=args.all_settings)
+                           per_class=not args.no_per_class, all_settings=args.all_settings,
+                           analysis=analysis)
+    except ValueError as exc:  # SuiteError: a malformed --primary
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

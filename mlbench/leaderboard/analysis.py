@@ -4,9 +4,11 @@ statistics of SPEC §5.1 (``mlbench.stats``).
 Runs are grouped into *blocks*: one (backbone, head, setup), where the setup is a hash of the
 rest of the run config, so one test set and one set of classes. Per block, each run's stored
 test scores give its per-class AUC and DeLong influence values over the classes the sparse-
-class rule keeps; the seed variance is pooled over the block's losses that have every seed;
-each loss gets the CI of its mean AUC and a paired comparison with the reference loss on the
-seeds both have; Holm adjusts the p-values over every comparison of the table. Rendering:
+class rule keeps; each loss gets the CI of its mean AUC and a paired comparison with the
+reference loss on the seeds both have, their seed terms moderated over the block's losses /
+comparisons (:func:`mlbench.stats.seed_terms`: only as far as their seed spreads agree, and
+not at all with 2 seeds); a loss whose seed spread the others' cannot explain is flagged
+unstable; Holm adjusts the p-values over every comparison of the table. Rendering:
 :mod:`mlbench.leaderboard.table`.
 
 On the real ChestX-ray14 the published results of SPEC §6 are added as context rows,
@@ -32,9 +34,12 @@ from mlbench.stats import (
     group_index,
     holm,
     mean_ci,
-    pooled_seed_variance,
     run_stats,
+    seed_terms,
 )
+from mlbench.stats.seedvar import bartlett
+
+UNSTABLE_P = 0.01  # a loss is flagged unstable when its seed spread's outlier p is below this
 
 # SPEC §6: published mean AUC on ChestX-ray14, with the split they were measured on.
 PUBLISHED = (
@@ -94,15 +99,28 @@ class Block:
         """The seeds of the loss with most finished seeds (a complete loss has them all)."""
         return max((sorted(s) for s in self.stats.values()), key=len, default=[])
 
-    def pooled(self) -> tuple | None:
-        """Seed variances pooled over the losses that have every seed (``pooled_seed_variance``)."""
-        seeds = self.seeds
-        full = [loss for loss, by in self.stats.items() if sorted(by) == seeds]
-        if len(full) < 2 or len(seeds) < 2:
-            return None
-        table = np.array([[self.stats[loss][s].mean_auc for s in seeds] for loss in full])
-        var_d, df_d, var_m, df_m = pooled_seed_variance(table)
-        return {"diff": (var_d, df_d, len(full)), "mean": (var_m, df_m, len(full))}
+    def seed_terms(self, reference: str) -> dict:
+        """Seed terms of the block's losses (their mean AUC over seeds) and comparisons with
+        ``reference`` (paired differences on the seeds both have), each moderated over its
+        kind (:func:`mlbench.stats.seed_terms`); plus Bartlett's test of equal seed spreads of
+        the paired differences. {"mean": {loss: SeedTerm}, "diff": {loss: SeedTerm},
+        "matched": {loss: seeds}, "bartlett": (stat, p)}."""
+        losses = [loss for loss in self.stats if self.stats[loss]]
+        means = [np.array([self.stats[loss][s].mean_auc for s in sorted(self.stats[loss])])
+                 for loss in losses]
+        out = {"mean": dict(zip(losses, seed_terms(means), strict=True)), "diff": {},
+               "matched": {}, "bartlett": (np.nan, np.nan)}
+        ref = self.stats.get(reference, {})
+        others = [loss for loss in losses if loss != reference]
+        matched = {loss: [s for s in sorted(self.stats[loss]) if s in ref] for loss in others}
+        diffs = [np.array([self.stats[loss][s].mean_auc - ref[s].mean_auc for s in matched[loss]])
+                 for loss in others]
+        if others:
+            terms = seed_terms(diffs)
+            out["diff"] = dict(zip(others, terms, strict=True))
+            out["matched"] = matched
+            out["bartlett"] = bartlett([t.own_var for t in terms], [t.own_df for t in terms])
+        return out
 
 
 def _records(db: ResultsDB) -> dict:
@@ -218,7 +236,7 @@ def _cost(block: Block, loss: str, reference: str) -> float:
 
 def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
           published: bool | None = None, alpha: float = 0.05,
-          rule: SparseRule | None = None) -> pd.DataFrame:
+          rule: SparseRule | None = None, analysis: dict | None = None) -> pd.DataFrame:
     """The leaderboard as a DataFrame (numbers unrounded), with the statistics of SPEC §5.1.
 
     One row per (backbone, head, loss[, setup]). ``mean_auc`` / ``std``: mean and SD over
@@ -228,19 +246,28 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     ``p_holm``: Holm over every comparison of the table; ``significant``: p_holm < alpha;
     ``incomplete``: fewer finished seeds than the setup's fullest loss; ``cost``: train time
     / the reference's (same seed and device). ``df.attrs["notes"]``: the footnotes.
+    ``analysis``: the suite's ``analysis`` section (default: stored with the results); its
+    primary contrasts form their own Holm family (:mod:`.primary`: ``family``, ``verdict``;
+    ``df.attrs["primary"]`` one row per contrast and setup), the rest are exploratory.
     """
+    from mlbench.leaderboard import primary as prim
     reference = loss_key(reference)
     blocks, failed = analyse(db, rule)
     findings = findings_of(db, blocks)
     many_setups = len({b.key[2] for b in blocks}) > 1
+    if analysis is None:
+        analysis = db.get_meta("analysis", {}) or {}
+    contrasts = prim.evaluate(blocks, analysis, reference, alpha, many_setups)
     rows, notes, tests = [], [], []
     for block in blocks:
         backbone, head, setup = block.key
-        pooled = block.pooled()
         gi, ng = group_index(block.groups) if block.groups is not None else (None, 0)
         seeds_all = block.seeds
         ref_stats = block.stats.get(reference, {})
         kw = dict(alpha=alpha, classes=block.classes, left_out=block.left_out)
+        terms = block.seed_terms(reference) if block.classes else None
+        flags = unstable_flags(terms) if terms else {}
+        first = len(rows)
         for loss in block.runs:
             by_seed = block.stats.get(loss, {})
             seeds = sorted(by_seed)
@@ -250,26 +277,31 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
                    "incomplete": 0 < len(seeds) < len(seeds_all)}
             if many_setups:
                 row["setup"] = setup
+            if contrasts:
+                row["family"] = prim.family_of(contrasts, block.key, loss, reference)
             if block.classes:
                 mean, sd = _mean_sd([by_seed[s].mean_auc for s in seeds])
             else:  # no class passes the rule: the stored means (every class), no statistics
                 mean, sd = _mean_sd([r.get("mean_auc", math.nan) for r in recs])
             row.update(mean_auc=mean, std=sd, ci_lo=math.nan, ci_hi=math.nan, delta=math.nan,
                        delta_lo=math.nan, delta_hi=math.nan, p=math.nan, df=math.nan,
-                       seed_term="")
+                       seed_term="", matched=0, sd_delta=math.nan, df_test=math.nan,
+                       seed_p=math.nan, unstable=bool(flags.get(loss)))
             if seeds and block.classes:
-                ci = mean_ci([by_seed[s] for s in seeds], gi, ng,
-                             pooled=pooled and pooled["mean"], **kw)
-                row.update(ci_lo=ci.ci_lo, ci_hi=ci.ci_hi, seed_term=ci.seed_term)
+                ci = mean_ci([by_seed[s] for s in seeds], gi, ng, seed=terms["mean"][loss], **kw)
+                row.update(ci_lo=ci.ci_lo, ci_hi=ci.ci_hi, seed_term=ci.seed_term,
+                           seed_p=ci.outlier_p)
             matched = [s for s in seeds if s in ref_stats]
             if loss == reference and seeds:
                 row["delta"] = 0.0
             elif matched and block.classes:
                 c = compare([by_seed[s] for s in matched], [ref_stats[s] for s in matched], gi,
-                            ng, pooled=pooled and pooled["diff"], **kw)
+                            ng, seed=terms["diff"][loss], **kw)
                 row.update(delta=c.delta, delta_lo=c.ci_lo, delta_hi=c.ci_hi, p=c.p_value,
-                           df=c.df, seed_term=c.seed_term)
-                tests.append(len(rows))
+                           df=c.df, seed_term=c.seed_term, matched=len(matched),
+                           sd_delta=c.sd_seed, df_test=c.df_test, seed_p=c.outlier_p)
+                if np.isfinite(c.p_value):
+                    tests.append(len(rows))
             for name in ("map", "lrap", "ranking_loss"):
                 row[name] = _mean_sd([r.get(name, math.nan) for r in recs])[0]
             row["cost"] = _cost(block, loss, reference)
@@ -279,12 +311,18 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
                 for f in findings:
                     row[f] = _mean_sd([r["auc"].get(f, math.nan) for r in recs])[0]
             rows.append(row)
+        if terms:
+            prim.add_p_best(block, rows[first:], terms)
         notes += _block_notes(block, findings, many_setups)
+        notes += _seed_notes(block, rows[first:], terms, flags, reference, many_setups)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    df["p_holm"] = holm(df["p"].to_numpy(dtype=float))
-    df["significant"] = df["p_holm"] < alpha
+    if contrasts:
+        df = prim.adjust(df, contrasts, reference, alpha)
+    else:
+        df["p_holm"] = holm(df["p"].to_numpy(dtype=float))
+        df["significant"] = df["p_holm"] < alpha
     # groups in suite order, best mean AUC first within a group
     order = {g: i for i, g in enumerate(dict.fromkeys(zip(df["backbone"], df["head"], strict=False)))}
     df["_group"] = [order[g] for g in zip(df["backbone"], df["head"], strict=False)]
@@ -303,10 +341,69 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
         df = pd.concat([df, context], ignore_index=True)
     df.attrs["notes"] = notes
     df.attrs["comparisons"] = len(tests)
+    df.attrs["primary"] = contrasts
+    if "p_best" in df.columns:
+        df.attrs["p_best_note"] = prim.P_BEST_NOTE
+    df.attrs["margin"] = analysis.get("margin")
+    df.attrs["unstable"] = "†"
     df.attrs["alpha"] = alpha
     df.attrs["reference"] = reference
     df.attrs["rule"] = (rule or SparseRule()).describe()
     return df
+
+
+def unstable_flags(terms: dict) -> dict:
+    """{loss: True} for losses whose seed spread the others' cannot explain: the outlier p of
+    its paired differences' or its own mean AUC's seed variance (:func:`seed_terms`),
+    Holm-adjusted over the block's comparisons / losses, below ``UNSTABLE_P`` x 5."""
+    out = {}
+    for kind in ("diff", "mean"):
+        losses = list(terms[kind])
+        p = holm([terms[kind][loss].outlier_p for loss in losses])
+        for loss, q in zip(losses, p, strict=True):
+            if np.isfinite(q) and q < 5 * UNSTABLE_P:
+                out[loss] = True
+    return out
+
+
+def _seed_notes(block: Block, rows: list[dict], terms, flags: dict, reference: str,
+                many: bool) -> list[str]:
+    """Footnotes on the seed terms: unstable losses, too few matched seeds, the pooling."""
+    if not terms or len(block.seeds) < 2:
+        return []
+    from mlbench.stats.seedvar import MIN_POOL_SEEDS
+
+    where = " / ".join(block.key if many else block.key[:2])
+    out = []
+    sds = {r["loss"]: r["std"] for r in rows if r["seeds"] >= 2}
+    for r in rows:
+        loss = r["loss"]
+        if flags.get(loss):
+            others = [v for k, v in sds.items() if k != loss and np.isfinite(v)]
+            med = f"{np.median(others):.4f}" if others else "n/a"
+            d = terms["diff"].get(loss)
+            m = terms["mean"].get(loss)
+            ps = [x.outlier_p for x in (d, m) if x is not None and np.isfinite(x.outlier_p)]
+            out.append(
+                f"{where}: † {loss} is unstable over seeds: SD {r['std']:.4f} of its mean AUC "
+                f"(median of the others {med})"
+                + (f", SD {r['sd_delta']:.4f} of its paired differences" if np.isfinite(
+                    r.get("sd_delta", np.nan)) else "")
+                + (f"; outlier p = {min(ps):.2g}" if ps else "")
+                + ": its CI and test use its own seed spread, not the others'")
+        elif 0 < r.get("matched", 0) < 2 and loss != reference:
+            out.append(f"{where}: {loss}: {r['matched']} seed matched with {reference}: Δ of "
+                       "one pair of networks, no seed spread, so no CI and no test")
+    stat, p = terms["bartlett"]
+    if np.isfinite(p) and p < 0.05:
+        out.append(f"{where}: the losses' seed spreads of Δ differ (Bartlett p = {p:.2g}); "
+                   "seed terms are pooled only as far as they agree")
+    if len(block.seeds) < MIN_POOL_SEEDS:
+        out.append(f"{where}: {len(block.seeds)} seeds: every CI and test uses its own seed "
+                   f"spread ({len(block.seeds) - 1} df; pooling needs >= {MIN_POOL_SEEDS} "
+                   "seeds to tell an unstable loss from a stable one), so the tests are "
+                   "conservative")
+    return out
 
 
 def _block_notes(block: Block, findings: list[str], many: bool) -> list[str]:
@@ -315,7 +412,8 @@ def _block_notes(block: Block, findings: list[str], many: bool) -> list[str]:
     if block.ids_note:
         out.append(f"{where}: {block.ids_note}")
     if block.stats and len(block.seeds) == 1:
-        out.append(f"{where}: 1 seed: no seed term, CIs and p from the test-set term alone")
+        out.append(f"{where}: 1 seed: no seed term, so no CIs and no tests (with one seed a "
+                   "difference is about two trained networks, not two losses)")
     if block.stats and not block.classes:
         out.append(f"{where}: no class passes the sparse-class rule on this test split: mean "
                    "AUC over every estimable class, no CIs or tests")

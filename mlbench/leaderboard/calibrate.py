@@ -1,49 +1,35 @@
 """Calibration of the leaderboard's statistics on a test split's real structure (SPEC §5.1).
 
-No training: on the test split's labels and patient ids, scores are simulated for L losses ×
-S seeds with patient-level and seed-level random effects, and the leaderboard's comparison is
-run on them. Loss 0 is the reference, losses 1 .. L-2 are identical to it (A/A: every
-rejection is a false positive) and loss L-1 is better by ``effect`` in population mean AUC
-(its rejections measure power). The same replicates are scored by the leaderboard's method
-(seed variance pooled over the losses), by the same with each pair's own seed variance
-(Welch-Satterthwaite), and by image-level per-seed DeLong with the largest p over seeds (the
-rule the leaderboard used before).
+No training: on the test split's labels and patient ids, L losses x S seeds are simulated with
+patient-level, loss x patient and seed-level random effects (the score model of
+:mod:`mlbench.stats.simulate`), and the leaderboard's tests are run on them beside the
+alternatives (``mlbench.stats.simulate.RULES``: the pooled rule of before issue 30, the own
+seed variance with Welch-Satterthwaite df, ...). Loss 0 is the reference; in the null
+replicates every loss equals it in population mean AUC (A/A: every rejection is a false
+positive); in as many power replicates the last loss is better by ``effect`` (spread over
+every class, or confined to ``effect_classes``). Seed spreads may differ by loss (``spread``:
+a multiple of ``seed_sd`` per loss; ``--unstable 3`` makes loss 1 three times as unstable) and
+seed effects may be correlated between the losses of one seed (``rho``).
 
-Score model for run r = (loss l, seed s), image i of patient p, class c::
-
-    z = (mu_c + effect_l + b_s + g_r + h_rc) * y_ic + a_pc + w_rpc + e_ric
-
-with a_pc ~ N(0, patient_sd^2) shared by every run (patients differ in how hard they are),
-w_rpc ~ N(0, run_patient_sd^2) the run's own patient effect (it makes a run's errors on a
-patient's films move together, the reason to cluster by patient), e ~ N(0, 1), and seed
-effects on the signal: b_s ~ N(0, tau^2) shared by the losses of one seed, g_r ~ N(0, tau^2)
-per run and h_rc ~ N(0, tau^2) per run and class. tau is set so that the seed-to-seed SD of
-a run's mean AUC is ``seed_sd``; mu_c so that the population AUC is ``auc``.
+Reported per rule: the per-comparison type-I error (all A/A comparisons, and those of the
+unstable losses alone), the family-wise error after Holm, the power, and the coverage of the
+per-loss 95% CI of mean AUC; and, to check the model, the SD over seeds of a run's mean AUC
+the simulated runs show beside the ``seed_sd`` asked for. With OUT the losses, seeds, mean AUC
+and every loss's own seed spread come from the results (:func:`spreads_of`).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# scipy and mlbench.stats load inside the functions: the command line imports this module
-# for its options (add_arguments) and stays fast.
+# scipy and mlbench.stats load inside the functions: importing this module stays fast.
 
-# method: (seed term, test term); the first is the leaderboard's
-METHODS = {  # name: (seed term, test term, df rule of stats.t_df); the first is the leaderboard's
-    "leaderboard: pooled seed term + cross-seed test term": ("pooled", "cross", "ws-guard"),
-    "same, Welch-Satterthwaite df always": ("pooled", "cross", "ws"),
-    "same, seed-term df always": ("pooled", "cross", "seed"),
-    "own seed term + cross-seed test term, Welch-Satterthwaite": ("own", "cross", "ws"),
-    "pooled seed term + seed-averaged test term": ("pooled", "avg", "ws"),
-    "own seed term + seed-averaged test term, W-S (SPEC formula)": ("own", "avg", "ws"),
-    "image-level DeLong per seed, largest p (old rule)": (None, None, None),
-}
-LEADERBOARD = next(iter(METHODS))
-LEVELS = 16384  # simulated scores are quantised to this many levels (ties: midranks)
+LEADERBOARD = "leaderboard"  # the key of the leaderboard's rule in simulate.RULES
 
 
 @dataclass
@@ -118,163 +104,227 @@ def dataset_structure(root: str | Path) -> Structure:
 
 def results_structure(out: str | Path) -> tuple[Structure, dict]:
     """The test split stored in ``OUT/results.db`` (targets and patient ids of its largest
-    block of finished runs) and what the results say of the suite: losses and seeds of that
-    block, the runs' mean AUC and the pooled seed SD of a run's mean AUC."""
+    block of finished runs) and what the results say of the suite (:func:`spreads_of`)."""
     from mlbench.db import ResultsDB
     from mlbench.leaderboard.analysis import analyse
 
     path = Path(out)
     with ResultsDB(path if path.suffix == ".db" else path / "results.db", readonly=True) as db:
         blocks, _ = analyse(db)
+        reference = db.get_meta("reference", "bce")
     blocks = [b for b in blocks if b.stats]
     if not blocks:
         raise ValueError(f"{out}: no finished run with stored test predictions")
     block = max(blocks, key=lambda b: sum(len(s) for s in b.stats.values()))
     if block.ids_note.startswith("no patient ids"):
         raise ValueError(f"{out}: {block.ids_note}")
-    pooled = block.pooled()
-    means = [r.mean_auc for by in block.stats.values() for r in by.values()]
-    info = {"losses": len(block.stats), "seeds": len(block.seeds),
-            "auc": float(np.mean(means)),
-            "seed_sd": float(np.sqrt(pooled["mean"][0])) if pooled else None}
+    info = spreads_of(block, reference)
     return Structure(block.targets > 0, block.groups, f"test split stored in {out}"), info
+
+
+def spreads_of(block, reference: str) -> dict:
+    """Each loss's own seed spread in a block of results and what the leaderboard did with it.
+
+    Returns:
+        dict: ``losses``, ``seeds``, ``auc`` (mean of the runs' mean AUC), ``seed_sd`` (the
+        reference's SD over seeds of a run's mean AUC, else the median loss's), ``spread``
+        (per loss, reference first: its seed SD / ``seed_sd``), ``rows`` (per loss: seeds, SD
+        of mean AUC, SD of the paired differences with the reference, outlier p, the seed term
+        the leaderboard used), ``bartlett`` (stat, p) of equal spreads of the differences.
+    """
+    from mlbench.leaderboard.analysis import unstable_flags
+
+    terms = block.seed_terms(reference)
+    losses = list(terms["mean"])
+    if reference in losses:
+        losses.remove(reference)
+        losses.insert(0, reference)
+    sd = {loss: float(np.sqrt(terms["mean"][loss].own_var)) for loss in losses}
+    finite = [v for v in sd.values() if np.isfinite(v)]
+    base = sd.get(reference) if np.isfinite(sd.get(reference, np.nan)) else (
+        float(np.median(finite)) if finite else None)
+    flags = unstable_flags(terms)
+    rows = []
+    for loss in losses:
+        d = terms["diff"].get(loss)
+        m = terms["mean"][loss]
+        rows.append({"loss": loss, "seeds": len(block.stats[loss]), "sd": sd[loss],
+                     "sd_delta": float(np.sqrt(d.own_var)) if d else np.nan,
+                     "p": d.outlier_p if d else m.outlier_p,
+                     "unstable": bool(flags.get(loss)),
+                     "term": (d or m).label})
+    means = [r.mean_auc for by in block.stats.values() for r in by.values()]
+    spread = [(sd[loss] / base) if base and np.isfinite(sd[loss]) else 1.0 for loss in losses]
+    return {"losses": len(losses), "seeds": len(block.seeds), "auc": float(np.mean(means)),
+            "seed_sd": base, "spread": spread, "rows": rows, "bartlett": terms["bartlett"]}
+
+
+def spread_report(info: dict) -> str:
+    """The results folder's seed spreads as text."""
+    from tabulate import tabulate
+
+    rows = [[r["loss"], r["seeds"], f"{r['sd']:.4f}" if np.isfinite(r["sd"]) else "",
+             f"{r['sd_delta']:.4f}" if np.isfinite(r["sd_delta"]) else "",
+             f"{r['p']:.2g}" if np.isfinite(r["p"]) else "",
+             "unstable" if r["unstable"] else "", r["term"]] for r in info["rows"]]
+    stat, p = info["bartlett"]
+    text = tabulate(rows, headers=["loss", "seeds", "SD of mean AUC", "SD of Δ vs ref",
+                                   "outlier p", "", "seed term the leaderboard used"],
+                    disable_numparse=True)
+    het = (f"Bartlett's test of equal seed spreads of Δ: chi2 = {stat:.2f}, p = {p:.3g} -- "
+           + ("they differ: the leaderboard pools a comparison's seed term only as far as "
+              "the others' agree with it (flagged losses: their own)" if p < 0.05 else
+              "no evidence that they differ")) if np.isfinite(p) else \
+        "Bartlett's test of equal seed spreads: needs >= 2 comparisons with >= 2 seeds"
+    return text + "\n" + het + "\n"
 
 
 # --------------------------------------------------------------------------- simulation
 
 
-def _latent(auc: float, patient_sd: float, run_patient_sd: float) -> tuple[float, float]:
-    """(signal mu giving population AUC ``auc``, scale sqrt(2 v) of a pos-neg difference)."""
-    from scipy import stats as _st
+@dataclass
+class Scenario:
+    """One simulated design (see :class:`mlbench.stats.simulate.Design`)."""
 
-    scale = np.sqrt(2 * (patient_sd**2 + run_patient_sd**2 + 1.0))
-    return float(_st.norm.ppf(auc) * scale), float(scale)
+    losses: int = 4
+    seeds: int = 3
+    seed_sd: float | None = None  # None: 0.004, or 1.25 x the split's floor when that is more
+    spread: tuple = ()
+    rho: float = 0.0
+    effect: float = 0.01
+    effect_classes: tuple = ()
+    clip: bool = False  # raise a loss's seed SD below the split's floor to the floor
+
+    @property
+    def label(self) -> str:
+        k = [x for x in self.spread if x != 1]
+        if len(k) > 1 or any(x < 1 for x in k):
+            kind = "seed spreads " + "/".join(f"{x:.2g}" for x in self.spread)
+        else:
+            kind = "equal spreads" if not k else f"one loss {k[0]:g}x as unstable"
+        sd = "auto" if self.seed_sd is None else f"{self.seed_sd:g}"
+        return f"{self.losses} losses x {self.seeds} seeds, {kind}, rho {self.rho:g}, seed SD {sd}"
 
 
-def simulate(structure: Structure, *, replicates: int = 400, losses: int = 4, seeds: int = 3,
-             seed_sd: float = 0.003, effect: float = 0.01, auc: float = 0.8,
-             patient_sd: float = 0.7, run_patient_sd: float = 0.5, alpha: float = 0.05,
-             rule=None, seed: int = 0, threads: int = 2,
-             progress: bool = False) -> dict:
-    """Rejection rates of the methods of ``METHODS`` over simulated replicates.
+def simulate(structure: Structure, scenario: Scenario | None = None, *, replicates: int = 400,
+             model=None, engine: str = "patient", rules=None, alpha: float = 0.05, rule=None,
+             seed: int = 0, chunk_elements: int = 40_000_000, progress: bool = False,
+             power: bool = True, **kwargs) -> dict:
+    """Rejection rates and CI coverage of the rules of ``simulate.RULES`` in one scenario.
 
-    Replicate ``i`` draws from ``numpy.random.default_rng([seed, i])``, so the result does
-    not depend on ``threads``.
+    ``replicates`` null replicates (L-1 A/A comparisons each) and as many with the last loss
+    better by ``scenario.effect`` (none with ``power=False``: ``power`` is NaN). Replicate draws come from ``numpy.random.default_rng([seed,
+    block])``, so results are seeded. ``kwargs`` set fields of ``scenario`` (``losses=...``).
 
     Returns:
-        dict with ``type1`` and ``power`` ({method: rate}), ``null_tests`` (A/A comparisons
-        scored, (losses - 2) per replicate), ``replicates``, ``se_ratio`` (mean patient-
-        clustered over image-level test SE of a one-seed difference), ``sd_delta`` (SD of the
-        null deltas across replicates) and ``mean_se`` (mean SE of the leaderboard's method
-        on them), the classes used, the parameters and the seconds taken.
+        dict: per rule ``type1`` (all A/A comparisons), ``type1_unstable`` / ``type1_stable``
+        (comparisons of the losses with spread != 1 / == 1; NaN when none), ``fwer`` (any
+        rejection after Holm in a null replicate), ``power`` (the last loss), ``coverage`` /
+        ``coverage_unstable`` (per-loss 95% CI of mean AUC holds its true mean); and
+        ``null_tests``, ``unstable_tests``, ``replicates``, ``sd_asked`` / ``sd_seen`` (per
+        loss: seed SD asked, SD over seeds of a run's mean AUC the runs show), ``floor`` (SD
+        a run's own test noise alone gives), ``se_ratio``, ``classes``, ``left_out``,
+        ``params``, ``seconds``.
     """
-    from scipy import stats as _st
+    from mlbench.stats import SparseRule
+    from mlbench.stats import simulate as sim
 
-    from mlbench.stats import (
-        SparseRule,
-        clustered_terms,
-        group_index,
-        influence_levels,
-        pooled_seed_variance,
-        t_df,
-    )
-
-    if losses < 3:
-        raise ValueError(f"Expected `losses` >= 3 (reference, a null copy, an effect), got {losses}")
-    if seeds < 1:
-        raise ValueError(f"Expected `seeds` >= 1, got {seeds}")
+    scenario = scenario or Scenario()
+    if kwargs:
+        scenario = Scenario(**{**scenario.__dict__, **kwargs})
+    if scenario.losses < 2:
+        raise ValueError(f"Expected `losses` >= 2 (a reference and one more), got {scenario.losses}")
+    if scenario.seeds < 2:
+        raise ValueError(f"Expected `seeds` >= 2 (no test from one seed), got {scenario.seeds}")
     if replicates < 1:
         raise ValueError(f"Expected `replicates` >= 1, got {replicates}")
+    if engine not in ("patient", "full"):
+        raise ValueError(f"Expected `engine` to be one of ['patient', 'full'] but got {engine!r}")
+    model = model or sim.ScoreModel()
     rule = rule or SparseRule()
+    rules = list(rules or sim.RULES)
+    unknown = [r for r in rules if r not in sim.RULES]
+    if unknown:
+        raise ValueError(f"Expected rules among {list(sim.RULES)} but got {unknown}")
     classes, left = rule.check(structure.targets, structure.groups)
     if not classes:
         raise ValueError(f"{structure.name}: no class passes the rule ({rule.describe()})")
-    yt = np.ascontiguousarray(structure.targets[:, classes].T)  # (K, N)
-    k, n = yt.shape
-    gi, ng = group_index(structure.groups)
-    mu, scale = _latent(auc, patient_sd, run_patient_sd)
-    dens = _st.norm.pdf(_st.norm.ppf(auc)) / scale  # d AUC / d signal
-    tau = seed_sd / dens / np.sqrt(1 + 1 / k)  # run-level + class-level seed effects
-    mu_eff = float(_st.norm.ppf(min(auc + effect, 0.999)) * scale) - mu
-    n_runs = losses * seeds
-    t_rows = np.tile(yt, (n_runs, 1))
-
-    def one(rep: int) -> tuple[dict, list, float]:
-        rng = np.random.default_rng([seed, rep])
-        sig = np.full((losses, seeds, k), mu)
-        sig[-1] += mu_eff
-        sig += rng.normal(0, tau, (1, seeds, 1))  # shared by the losses of a seed
-        sig += rng.normal(0, tau, (losses, seeds, 1)) + rng.normal(0, tau, (losses, seeds, k))
-        z = rng.standard_normal((n_runs, k, n))
-        z += rng.normal(0, patient_sd, (k, ng))[:, gi]
-        z += rng.normal(0, run_patient_sd, (n_runs, k, ng))[:, :, gi]
-        z += sig.reshape(n_runs, k, 1) * yt
-        z = z.reshape(n_runs * k, n)
-        lo, hi = z.min(), z.max()  # one monotone map for all rows: 16384 score levels
-        levels = ((z - lo) * ((LEVELS - 1) / (hi - lo))).astype(np.intp)
-        aucs, phi = influence_levels(t_rows, levels, LEVELS)
-        means = aucs.reshape(losses, seeds, k).mean(axis=2)  # (L, S)
-        psi = phi.reshape(losses, seeds, k, n).mean(axis=2)  # (L, S, N)
-        pooled = pooled_seed_variance(means)
-        out, nulls, ratios = {}, [], []
-        for target in range(1, losses):
-            d = means[target] - means[0]
-            dpsi = psi[target] - psi[0]  # (S, N)
-            terms = dict(zip(("cross", "avg"), clustered_terms(dpsi, gi, ng), strict=True))
-            ps = {}
-            for method, (seed_term, test_term, df_rule) in METHODS.items():
-                if seed_term is None:  # images independent, each seed alone, largest p
-                    v_img = (dpsi**2).sum(axis=1)
-                    ps[method] = float(np.max(2 * _st.norm.sf(np.abs(d) / np.sqrt(v_img))))
-                    continue
-                if seeds == 1:
-                    vs, df = 0.0, np.inf
-                elif seed_term == "pooled":
-                    vs, df = pooled[0] / seeds, pooled[1]
-                else:
-                    vs, df = d.var(ddof=1) / seeds, seeds - 1
-                var = vs + terms[test_term]
-                dfw = t_df(vs, df, terms[test_term], df_rule)
-                ps[method] = 2 * _st.t.sf(abs(d.mean()) / np.sqrt(var), dfw) if var > 0 else 1.0
-                if method == LEADERBOARD and target < losses - 1:
-                    nulls.append((d.mean(), np.sqrt(var)))
-            v_clu = np.array([clustered_terms(x[None], gi, ng)[0] for x in dpsi])
-            ratios.append(float(np.mean(np.sqrt(v_clu / (dpsi**2).sum(axis=1)))))
-            out[target] = {m: ps[m] < alpha for m in METHODS}
-        return out, nulls, float(np.mean(ratios))
-
+    split = sim.Split.of(structure.targets[:, classes], structure.groups, structure.name)
+    n_l, n_s = scenario.losses, scenario.seeds
+    spread = tuple(scenario.spread)[:n_l]
+    effect_classes = tuple(scenario.effect_classes)
+    eff = [0.0] * n_l
+    eff[-1] = scenario.effect
+    k = len(classes)
+    auc_e = sim.class_aucs(sim.Design(n_l, n_s, effect=tuple(eff),
+                                      effect_classes=effect_classes), model, k)[-1]
+    pm = sim.patient_model(split, model, {tuple(np.round(auc_e, 12)): auc_e})
+    floors = np.array([pm.floor()] * (n_l - 1) + [pm.floor(tuple(np.round(auc_e, 12)))])
+    seed_sd = scenario.seed_sd
+    if seed_sd is None:
+        seed_sd = max(0.004, 1.25 * float(np.sqrt(floors.max())))
+    if scenario.clip:  # measured spreads: none below what a run's own test noise gives
+        low = float(np.sqrt(floors.max())) * 1.001 / seed_sd
+        spread = tuple(max(x, low) for x in (list(spread) + [1.0] * (n_l - len(spread))))
+    null = sim.Design(n_l, n_s, seed_sd, spread, scenario.rho)
+    power_design = sim.Design(n_l, n_s, seed_sd, spread, scenario.rho, tuple(eff),
+                              effect_classes)
+    truth_null = np.array([a.mean() for a in sim.class_aucs(null, model, k)])
+    truth_pow = np.array([a.mean() for a in sim.class_aucs(power_design, model, k)])
+    unstable = np.array([x != 1 for x in null.spreads()[1:]])
+    per = n_l * n_s * split.n_groups
+    chunk = max(1, chunk_elements // per) if engine == "patient" else 8
     t0 = time.perf_counter()
-    rej = {m: [] for m in METHODS}
-    pow_ = {m: [] for m in METHODS}
-    nulls, ratios = [], []
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max(1, threads)) as pool:  # numpy sorts release the GIL
-        for rep, (out, nl, ratio) in enumerate(pool.map(one, range(replicates))):
-            for target, rejected in out.items():
-                dest = pow_ if target == losses - 1 else rej
-                for m in METHODS:
-                    dest[m].append(rejected[m])
-            nulls += nl
-            ratios.append(ratio)
-            if progress and (rep + 1) % max(1, replicates // 10) == 0:
-                print(f"  {rep + 1}/{replicates} replicates, {time.perf_counter() - t0:.0f} s",
-                      flush=True)
-    null_d = np.array([x[0] for x in nulls])
-    return {
-        "type1": {m: float(np.mean(v)) for m, v in rej.items()},
-        "power": {m: float(np.mean(v)) for m, v in pow_.items()},
-        "null_tests": len(rej[LEADERBOARD]),
-        "replicates": replicates,
-        "se_ratio": float(np.mean(ratios)),
-        "sd_delta": float(np.std(null_d, ddof=1)) if len(null_d) > 1 else float("nan"),
-        "mean_se": float(np.mean([x[1] for x in nulls])) if nulls else float("nan"),
-        "classes": classes, "left_out": left,
-        "params": dict(replicates=replicates, losses=losses, seeds=seeds, seed_sd=seed_sd,
-                       effect=effect, auc=auc, patient_sd=patient_sd,
-                       run_patient_sd=run_patient_sd, alpha=alpha, seed=seed),
-        "seconds": time.perf_counter() - t0,
-    }
+    acc = {r: {"p0": [], "p1": [], "c0": []} for r in rules}
+    seen = []
+    parts = ((null, truth_null), (power_design, truth_pow))[: 2 if power else 1]
+    for part, (design, truth) in enumerate(parts):
+        done, block = 0, 0
+        while done < replicates:
+            r = min(chunk, replicates - done)
+            rng = np.random.default_rng([seed, part, block])
+            if engine == "patient":
+                auc, psum = sim.draw_patient(split, model, design, r, rng, pm)
+            else:
+                auc, psum = sim.draw_full(split, model, design, r, rng,
+                                          floors if part else floors[:1].repeat(n_l))
+            res = sim.evaluate(auc, psum, truth, rules, alpha)
+            if part == 0:
+                seen.append(auc.var(axis=-1, ddof=1))
+            for name in rules:
+                acc[name]["p1" if part else "p0"].append(res[name]["p"])
+                if part == 0:
+                    acc[name]["c0"].append(res[name]["cover"])
+            done += r
+            block += 1
+            if progress:
+                print(f"  {'power' if part else 'null'}: {done}/{replicates} replicates, "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+    out = {"rules": rules, "null_tests": replicates * (n_l - 1),
+           "unstable_tests": replicates * int(unstable.sum()), "replicates": replicates}
+    for name in rules:
+        p0 = np.concatenate(acc[name]["p0"])
+        p1 = np.concatenate(acc[name]["p1"]) if power else np.full((1, n_l - 1), np.nan)
+        c0 = np.concatenate(acc[name]["c0"])
+        rej = p0 < alpha
+        nan = float("nan")
+        out[name] = {
+            "type1": float(rej.mean()),
+            "type1_unstable": float(rej[:, unstable].mean()) if unstable.any() else nan,
+            "type1_stable": float(rej[:, ~unstable].mean()) if (~unstable).any() else nan,
+            "fwer": float(sim.holm_any(p0, alpha).mean()),
+            "power": float((p1[:, -1] < alpha).mean()) if power else nan,
+            "coverage": float(c0.mean()),
+            "coverage_unstable": float(c0[:, 1:][:, unstable].mean()) if unstable.any() else nan,
+        }
+    out["sd_asked"] = list(null.spreads() * seed_sd)
+    out["sd_seen"] = list(np.sqrt(np.concatenate(seen).mean(axis=0)))
+    out["floor"] = float(np.sqrt(pm.floor()))
+    out["se_ratio"] = sim.se_ratio(split, model)
+    out.update(classes=classes, left_out=left, seconds=time.perf_counter() - t0,
+               params=dict(scenario.__dict__, replicates=replicates, engine=engine, seed=seed,
+                           model=model.__dict__ if hasattr(model, "__dict__") else str(model)))
+    return out
 
 
 def binomial_ci(rate: float, n: int) -> tuple[float, float]:
@@ -287,42 +337,89 @@ def binomial_ci(rate: float, n: int) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _pct(rate, n=None) -> str:
+    if rate != rate:
+        return "–"
+    if n:
+        lo, hi = binomial_ci(rate, n)
+        return f"{100 * rate:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{100 * rate:.1f}%"
+
+
 def report(structure: Structure, results: list[tuple[str, dict]]) -> str:
-    """The calibration table as text."""
+    """The calibration tables as text: one row per scenario and rule."""
     from tabulate import tabulate
 
-    lines = [structure.describe()]
+    from mlbench.stats.simulate import RULES
+
     first = results[0][1]
-    names = [f"{c}" for c in first["classes"]]
+    lines = [structure.describe()]
     if first["left_out"]:
         lines.append(f"classes left out: {first['left_out']}")
-    lines.append(f"{len(names)} classes used")
+    lines.append(f"{len(first['classes'])} classes used; clustered / image-level SE of an A/A "
+                 f"difference {first['se_ratio']:.2f}; a run's own test-set noise alone makes "
+                 f"its mean AUC vary by SD {first['floor']:.4f} over seeds")
     rows = []
     for label, r in results:
-        p = r["params"]
-        for m in METHODS:
-            lo, hi = binomial_ci(r["type1"][m], r["null_tests"])
-            rows.append([label, m, f"{100 * r['type1'][m]:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]",
-                         f"{100 * r['power'][m]:.1f}%"])
-        lines.append(
-            f"{label}: {p['replicates']} replicates x {p['losses'] - 2} A/A comparisons, "
-            f"{p['losses']} losses x {p['seeds']} seeds, seed SD of mean AUC {p['seed_sd']:g}, "
-            f"AUC {p['auc']:g}, power at +{p['effect']:g}; clustered / image-level SE "
-            f"{r['se_ratio']:.2f}; SD of null deltas {r['sd_delta']:.5f} vs mean SE "
-            f"{r['mean_se']:.5f}; {r['seconds']:.0f} s")
-    table = tabulate(rows, headers=["scenario", "method", f"type-I error at {100 * first['params']['alpha']:g}% (95% CI)",
-                                    "power"], tablefmt="simple", disable_numparse=True)
-    return "\n".join(lines) + "\n\n" + table + "\n"
+        for name in r["rules"]:
+            x = r[name]
+            rows.append([label, name, _pct(x["type1"], r["null_tests"]),
+                         _pct(x["type1_unstable"], r["unstable_tests"]),
+                         _pct(x["type1_stable"]), _pct(x["fwer"]), _pct(x["power"]),
+                         _pct(x["coverage"]) + (f" / {_pct(x['coverage_unstable'])}"
+                                                if x["coverage_unstable"] == x["coverage_unstable"]
+                                                else "")])
+        asked = ", ".join(f"{a:.4f}" for a in r["sd_asked"])
+        seen = ", ".join(f"{a:.4f}" for a in r["sd_seen"])
+        lines.append(f"{label}: {r['replicates']} null replicates ({r['null_tests']} A/A "
+                     f"comparisons, {r['unstable_tests']} of an unstable loss) + "
+                     f"{r['replicates']} with the last loss +{r['params']['effect']:g}; seed SD "
+                     f"of a run's mean AUC asked {asked}, seen {seen}; {r['seconds']:.0f} s")
+    alpha = "5%"
+    table = tabulate(rows, headers=["scenario", "rule", f"type-I at {alpha} (95% CI)",
+                                    "unstable loss (95% CI)", "stable losses",
+                                    "FWER after Holm", "power", "CI coverage (unstable)"],
+                     tablefmt="simple", disable_numparse=True)
+    legend = "\n".join(f"  {k}: {v[1]}" for k, v in RULES.items()
+                       if any(k in r["rules"] for _, r in results))
+    return "\n".join(lines) + "\n\n" + table + "\n\nrules:\n" + legend + "\n"
 
 
-def calibrate(structure: Structure, *, scenarios: list[tuple[str, float]] | None = None,
+def scenarios_of(losses, seeds, seed_sds, unstable, rho, spread=None, effect=0.01,
+                 effect_classes=(), clip=False) -> list[Scenario]:
+    """Every combination of the lists (``spread``, when given, replaces ``unstable``)."""
+    out = []
+    for n_l, n_s, sd, k, r in itertools.product(losses, seeds, seed_sds,
+                                                [None] if spread else unstable, rho):
+        sp = tuple(spread) if spread else ((1.0, float(k)) if k and k != 1 else ())
+        out.append(Scenario(n_l, n_s, sd, sp, r, effect, tuple(effect_classes), clip))
+    return out
+
+
+def calibrate(structure: Structure, scenarios: list[Scenario] | None = None, *,
               progress: bool = True, **kwargs) -> str:
-    """Run ``simulate`` for each (label, seed SD) scenario and return the report."""
-    scenarios = scenarios or [("seed SD 0.0005 (test-set noise dominates)", 0.0005),
-                              ("seed SD 0.005 (seed noise dominates)", 0.005)]
+    """Run :func:`simulate` for each scenario and return the report."""
+    scenarios = scenarios or [Scenario()]
     results = []
-    for label, sd in scenarios:
+    for sc in scenarios:
         if progress:
-            print(f"{label} ...", flush=True)
-        results.append((label, simulate(structure, seed_sd=sd, progress=progress, **kwargs)))
+            print(f"{sc.label} ...", flush=True)
+        results.append((sc.label, simulate(structure, sc, **kwargs)))
     return report(structure, results)
+
+
+def class_indices(structure: Structure, names: list[str]) -> tuple:
+    """Indices among the classes used of findings named ``names``."""
+    from mlbench.data import FINDINGS
+    from mlbench.stats import SparseRule
+
+    classes, _ = SparseRule().check(structure.targets, structure.groups)
+    out = []
+    for name in names:
+        if name not in FINDINGS:
+            raise ValueError(f"Expected --effect-class among {list(FINDINGS)} but got {name!r}")
+        c = FINDINGS.index(name)
+        if c not in classes:
+            raise ValueError(f"--effect-class {name}: left out of the means on this split")
+        out.append(classes.index(c))
+    return tuple(out)

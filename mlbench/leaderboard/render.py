@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 
-FORMATS = ("text", "md", "csv", "html")
+FORMATS = ("text", "md", "csv", "html", "json")
 TABLEFMT = {"text": "simple", "md": "github", "html": "html"}  # tabulate's name per format
 
 

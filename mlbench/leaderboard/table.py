@@ -27,7 +27,9 @@ __all__ = ["display_frame", "finding_columns", "footnote", "leaderboard", "leade
 NUMBER_COLUMNS = ("backbone", "head", "loss", "setup", "seeds", "failed", "incomplete",
                   "mean_auc", "std", "ci_lo", "ci_hi", "delta", "delta_lo", "delta_hi", "p",
                   "df", "seed_term", "map", "lrap", "ranking_loss", "cost", "left_out",
-                  "p_holm", "significant", "setting", "budget", "val_auc")
+                  "p_holm", "significant", "setting", "budget", "val_auc", "matched",
+                  "sd_delta", "df_test", "seed_p", "unstable", "family", "verdict", "p_equiv",
+                  "p_noninf", "margin", "p_best", "exp_rank")
 
 
 def short_name(finding: str, others: list[str] | tuple[str, ...] = ()) -> str:
@@ -91,7 +93,9 @@ def display_frame(df, reference: str = "bce"):
         out["budget"] = df["budget"].fillna("")
         out["val AUC"] = [_fmt(v) for v in df["val_auc"]]
     out["mean AUC ± sd"] = [_fmt(m) + ("" if _isnan(s) else f" ± {s:.4f}")
-                            for m, s in zip(df["mean_auc"], _col(df, "std"), strict=True)]
+                            + (" †" if u is True else "")
+                            for m, s, u in zip(df["mean_auc"], _col(df, "std"),
+                                               _col(df, "unstable", False), strict=True)]
     out["95% CI"] = [f"[{lo:.3f}, {hi:.3f}]" if not (_isnan(lo) or _isnan(hi)) else ""
                      for lo, hi in zip(_col(df, "ci_lo"), _col(df, "ci_hi"), strict=True)]
     deltas = []
@@ -99,6 +103,8 @@ def display_frame(df, reference: str = "bce"):
                                   _col(df, "delta_lo"), _col(df, "delta_hi"), strict=True):
         if loss == reference and n:
             deltas.append("ref")
+        elif not _isnan(d) and _isnan(lo):
+            deltas.append(_fmt(d, signed=True) + " (no CI: 1 seed)")
         else:
             deltas.append(_fmt(d, signed=True)
                           + ("" if _isnan(lo) else f" [{lo:+.4f}, {hi:+.4f}]"))
@@ -107,6 +113,12 @@ def display_frame(df, reference: str = "bce"):
     out["p Holm"] = [_fmt_p(p) + (" *" if s is True else "")
                      for p, s in zip(_col(df, "p_holm"), _col(df, "significant", False),
                                      strict=True)]
+    if "family" in df.columns:  # primary contrasts: their own Holm family, with a verdict
+        out["family"] = [f if isinstance(f, str) else "" for f in df["family"]]
+        out["verdict"] = [v if isinstance(v, str) else "" for v in _col(df, "verdict", "")]
+    if "p_best" in df.columns:
+        out["P(best)"] = [_fmt(x, 2) for x in df["p_best"]]
+        out["E[rank]"] = [_fmt(x, 1) for x in _col(df, "exp_rank")]
     out["mAP"] = [_fmt(x) for x in _col(df, "map")]
     out["LRAP"] = [_fmt(x) for x in _col(df, "lrap")]
     out["rank loss"] = [_fmt(x) for x in _col(df, "ranking_loss")]
@@ -130,12 +142,19 @@ def footnote(df) -> list[str]:
     if df.empty or "p_holm" not in df.columns:
         return []
     alpha = df.attrs.get("alpha", 0.05)
+    n = df.attrs.get("comparisons", 0)
+    primary = df.attrs.get("primary") or []
+    family = (f"p Holm: the {len(primary)} primary contrast"
+              f"{'' if len(primary) == 1 else 's'} adjusted as one family, the other "
+              f"{max(n - sum(1 for v in _col(df, 'family', '') if v == 'primary'), 0)} "
+              "(exploratory) as another") if primary else \
+        f"p Holm: adjusted over the {n} comparison{'' if n == 1 else 's'} shown"
     lines = [
-        "95% CI and p: seed-to-seed spread (pooled over a setup's losses with every seed) + "
-        "the test-set term shared by the seeds (DeLong influence values summed per patient), "
-        "Student t with Welch–Satterthwaite df (the seed term's own df below 4); p Holm: "
-        f"adjusted over the {df.attrs.get('comparisons', 0)} "
-        f"comparisons shown, * = adjusted p < {alpha:g}.",
+        "95% CI and p: seed-to-seed spread (each comparison's own, moderated with the setup's "
+        "others only as far as they agree, from 3 seeds on) + the test-set term shared by "
+        "the seeds (DeLong influence values summed per patient), Student t with the df of "
+        "both terms; no CI or p from fewer than 2 matched seeds; † = unstable over seeds "
+        f"(see below); {family}, * = adjusted p < {alpha:g}.",
         f"Mean AUC, Δ and CIs over the {df.attrs.get('rule', 'classes kept')}; (0.xxx) = "
         "left out of the means, n/e = not estimable (one label value in the test split); "
         "cost = train time / the reference's (same seed and device).",
@@ -144,7 +163,47 @@ def footnote(df) -> list[str]:
                    for x in v.split(";")})
     if left:
         lines.append(f"Left out of the means: {', '.join(left)}.")
+    if primary:
+        lines.append(verdict_note(df.attrs.get("margin"), alpha))
+    if "p_best" in df.columns:
+        lines.append(df.attrs.get("p_best_note", ""))
     return lines + list(df.attrs.get("notes", []))
+
+
+def verdict_note(margin, alpha: float) -> str:
+    """How a primary contrast's verdict is read off its tests."""
+    m = "" if margin is None else f"{margin:g}"
+    eq = (f"; equivalent: both one-sided tests of |Δ| >= {m} reject (TOST, Holm over the "
+          f"family; the {100 * (1 - 2 * alpha):g}% CI inside ±{m}); non-inferior: the one-sided "
+          f"test of Δ <= -{m} rejects") if margin is not None else \
+        " (no analysis.margin: no equivalence or non-inferiority verdicts)"
+    return (f"Verdicts of the primary contrasts: better / worse: p Holm < {alpha:g} in the "
+            f"primary family, by the sign of Δ{eq}; otherwise inconclusive (not significant "
+            "is not evidence of equality); no test with fewer than 2 matched seeds.")
+
+
+def primary_frame(df, fmt: str):
+    """The primary contrasts (``df.attrs["primary"]``) as a display table."""
+    import pandas as pd
+
+    rows = df.attrs.get("primary") or []
+    out = []
+    for r in rows:
+        lo, hi = r.get("delta_lo", math.nan), r.get("delta_hi", math.nan)
+        out.append({
+            "setup": " / ".join(x for x in (r["backbone"], r["head"], r.get("setup", "")) if x),
+            "contrast": f"{r['loss']} vs {r['versus']}",
+            "seeds": str(r["matched"]),
+            "Δ [95% CI]": _fmt(r["delta"], signed=True)
+            + ("" if _isnan(lo) else f" [{lo:+.4f}, {hi:+.4f}]"),
+            "p": _fmt_p(r["p"]),
+            "p Holm": _fmt_p(r.get("p_holm", math.nan)) + (" *" if r.get("significant") else ""),
+            "margin": "" if r.get("margin") is None else f"±{r['margin']:g}",
+            "p equiv": _fmt_p(r.get("p_equiv", math.nan)),
+            "p non-inf": _fmt_p(r.get("p_noninf", math.nan)),
+            "verdict": r.get("verdict", ""),
+        })
+    return pd.DataFrame(out)
 
 
 def render(df, fmt: str = "text", reference: str = "bce") -> str:
@@ -155,8 +214,15 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
         return "no finished runs yet\n"
     if fmt == "csv":
         return df.to_csv(index=False)
+    if fmt == "json":
+        return as_json(df)
     shown = display_frame(df, reference)
-    parts = titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
+    parts = []
+    if df.attrs.get("primary"):
+        n = len(df.attrs["primary"])
+        parts += titled_tables([(f"Primary contrasts (one Holm family of {n})",
+                                 primary_frame(df, fmt))], fmt)
+    parts += titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
                            for (backbone, head), group
                            in shown.groupby(["backbone", "head"], sort=False)), fmt)
     notes = footnote(df)
@@ -167,14 +233,34 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
     return "\n".join(parts) + "\n"
 
 
+def as_json(df) -> str:
+    """The leaderboard as JSON: rows (raw numbers), primary contrasts, notes."""
+    import json
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        if hasattr(x, "item"):
+            return clean(x.item())
+        return x
+
+    rows = [{k: clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
+    primary = [{k: clean(v) for k, v in r.items()} for r in df.attrs.get("primary") or []]
+    return json.dumps({"rows": rows, "primary": primary, "margin": df.attrs.get("margin"),
+                       "alpha": df.attrs.get("alpha"), "reference": df.attrs.get("reference"),
+                       "notes": footnote(df)}, indent=1, ensure_ascii=False) + "\n"
+
+
 def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = None,
-                per_class: bool = True, all_settings: bool = False) -> str:
+                per_class: bool = True, all_settings: bool = False,
+                analysis: dict | None = None) -> str:
     """Open ``OUT/results.db`` and render its leaderboard.
 
     ``reference`` defaults to the suite's ``eval.reference`` stored with the results. A tuned
     suite gets one row per loss from its chosen setting (:mod:`.tuned`), with the chosen
     values and the budget; ``all_settings`` adds every tried setting's validation and test
-    AUC (with ``fmt="csv"``: that table alone).
+    AUC (with ``fmt="csv"``: that table alone). ``analysis``: primary contrasts and margin
+    (default: the suite's ``analysis`` stored with the results).
     """
     from mlbench.db import ResultsDB
     from mlbench.leaderboard.analysis import loss_key
@@ -183,7 +269,7 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
-        df, tuned = leaderboard_frame(db, reference, per_class)
+        df, tuned = leaderboard_frame(db, reference, per_class, analysis=analysis)
         reference = df.attrs.get("reference", reference or db.get_meta("reference", "bce"))
         every = render_settings(db, fmt, tuned and tuned.selections) if all_settings else ""
     if fmt == "csv" and all_settings:
@@ -198,17 +284,19 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     return text
 
 
-def leaderboard_frame(db, reference: str | None = None, per_class: bool = True):
+def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,
+                      analysis: dict | None = None):
     """The leaderboard's numbers of an open ``ResultsDB`` and the tuned suite's selection
     (``SelectedRuns``, or None): :func:`analysis.build` with the suite's stored reference by
-    default; a tuned suite gets one row per loss from its chosen setting (:mod:`.tuned`)."""
+    default; a tuned suite gets one row per loss from its chosen setting (:mod:`.tuned`);
+    ``analysis``: primary contrasts and margin (default: the suite's, stored)."""
     from mlbench.leaderboard.analysis import build
     from mlbench.leaderboard.tuned import SelectedRuns, annotate
     from mlbench.suite import stored_plan
 
     reference = reference or db.get_meta("reference", "bce")
     tuned = SelectedRuns(db) if stored_plan(db) else None
-    df = build(tuned or db, reference=reference, per_class=per_class)
+    df = build(tuned or db, reference=reference, per_class=per_class, analysis=analysis)
     if tuned is not None:
         df = annotate(df, tuned.selections)
     return df, tuned

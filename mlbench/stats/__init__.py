@@ -1,10 +1,7 @@
-"""Statistics: one run's metrics and the leaderboard's comparisons (SPEC §5.1). ``metrics``
-(per-class AUC/AP, mean AUC, mAP, label ranking, the patient-clustered bootstrap CI and
-``metric_records``, one run's rows for the results store), ``delong`` (classes used,
-influence values, patient clustering, a run's statistics), ``compare`` (comparisons, the df
-rule, pooled seed variance, Holm). Imports numpy, scipy and scikit-learn, nothing of mlbench
-outside this package and no torch: the engine, the one-run worker and the leaderboard take
-their numbers from the names below.
+"""Statistics: one run's metrics and the leaderboard's comparisons (SPEC §5.1). Imports numpy,
+scipy and scikit-learn, nothing of mlbench outside this package and no torch: the engine, the
+one-run worker and the leaderboard take their numbers from the names below (modules at the
+end).
 
 The comparisons: seeds × patient-clustered test set. Two sources of uncertainty enter every interval and test:
 
@@ -18,15 +15,17 @@ The comparisons: seeds × patient-clustered test set. Two sources of uncertainty
 For a loss L against the reference R on S seeds paired by index::
 
     delta   = mean_s [meanAUC(L, s) - meanAUC(R, s)]
-    V_seed  = s2 / S          s2: seed variance of the differences (own: ddof 1, S-1 df;
-                              pooled: two-way residual over the losses of a setup, (L-1)(S-1) df)
-    V_test  = sum_patients (sum_images_of_patient psi)^2,
-              psi = seed-averaged (L - R) influence, averaged over the classes used
-    se      = sqrt(V_seed + V_test),  df = (V_seed + V_test)^2 / (V_seed^2 / df_seed)
-              (Welch-Satterthwaite; df_seed itself when df_seed < 4, see ``t_df``)
+    V_seed  = s~2 / S         s~2: the seed variance of the paired differences, the pair's own
+                              (S-1 df) moderated with the setup's other comparisons only as far
+                              as their spreads agree, and not at all with 2 seeds
+                              (:mod:`mlbench.stats.seedvar`)
+    V_test  = mean over seed pairs s != s' of sum_patients Psi_s Psi_s' (Psi: patient sums of
+              the class-averaged (L - R) influence values), with its own df from the spread
+              of the per-patient terms
+    se      = sqrt(V_seed + V_test),  df: Satterthwaite of both terms (``seedvar.t_df``)
     CI      = delta ± t_{df, 1-alpha/2} se,  p = 2 P(T_df > |delta| / se)
 
-With one seed there is no seed term and the test uses the normal distribution (df = inf).
+With fewer than 2 matched seeds there is no seed term, so no CI and no test.
 
 Classes too sparse for these asymptotics are left out of every mean, the same way for every
 loss, by :class:`SparseRule` (it depends on the test labels and patients only). A class with a
@@ -37,17 +36,24 @@ Missing labels (a test set's mask, ``mlbench.data.testsets``): the per-run metri
 (N, C), True where a label is known; each class is then computed on its labelled rows
 (influence 0 elsewhere). ``transfer``: does a loss ranking transfer between test sets
 (Kendall's tau over seeds x patients).
+
+One module per job: ``metrics`` (per-class AUC/AP, mean AUC, mAP, label ranking, the
+patient-clustered bootstrap CI and ``metric_records``, one run's rows for the results store),
+``delong`` (classes used, influence values, patient clustering, a run's statistics),
+``seedvar`` (the seed term, the test term's df, the df rule), ``compare`` (comparisons, Holm,
+the pooled seed variance of the rule before issue 30, kept for calibration), ``simulate``
+(simulated leaderboards for ``mlbench calibrate``), ``transfer`` (ranking agreement).
 """
 
 from mlbench.stats.compare import (
-    MIN_WS_DF,
     Comparison,
+    SeedTerm,
     compare,
     holm,
     mean_ci,
     paired_comparison,
     pooled_seed_variance,
-    t_df,
+    seed_terms,
 )
 from mlbench.stats.delong import (
     RunStats,
@@ -72,13 +78,15 @@ from mlbench.stats.metrics import (
     per_class_auc,
     skipped_classes,
 )
+from mlbench.stats.seedvar import fit_prior, moderate, t_df, test_term
 from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, kendall_tau_b, ranking_agreement
 
 __all__ = [
     "RankingAgreement", "ScoredTestSet", "kendall_tau_b", "ranking_agreement",
-    "MIN_WS_DF", "Comparison", "RunStats", "SparseRule", "WeightedAUC", "bootstrap_ci",
+    "Comparison", "RunStats", "SeedTerm", "SparseRule", "WeightedAUC", "bootstrap_ci",
     "clustered_terms", "clustered_variance", "compare", "dataset_ids", "evaluate_scores",
-    "group_index", "holm", "influence", "influence_levels", "influence_rows", "label_ranking",
-    "mean_auc", "mean_ci", "metric_records", "paired_comparison", "per_class_ap",
-    "per_class_auc", "pooled_seed_variance", "run_stats", "skipped_classes", "t_df",
+    "fit_prior", "group_index", "holm", "influence", "influence_levels", "influence_rows",
+    "label_ranking", "mean_auc", "mean_ci", "metric_records", "moderate", "paired_comparison",
+    "per_class_ap", "per_class_auc", "pooled_seed_variance", "run_stats", "seed_terms",
+    "skipped_classes", "t_df", "test_term",
 ]

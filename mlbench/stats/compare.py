@@ -1,6 +1,8 @@
 """Comparisons of losses: the paired comparison and one loss's CI with a seed term and a
-patient-clustered test-set term, the degrees-of-freedom rule (:func:`t_df`), the pooled seed
-variance and Holm's adjustment. See :mod:`mlbench.stats` for the formulas."""
+patient-clustered test-set term (:mod:`mlbench.stats.seedvar`: the moderated seed variance,
+the test term's df and the df rule), the pooled seed variance of the rule before issue 30
+(``pooled_seed_variance``, kept for calibration) and Holm's adjustment. See
+:mod:`mlbench.stats` for the formulas."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import stats as _st
 
-from mlbench.stats.delong import RunStats, SparseRule, clustered_terms, run_stats
+from mlbench.stats import seedvar
+from mlbench.stats.delong import RunStats, SparseRule, run_stats
 from mlbench.stats.metrics import group_index
 
 # --------------------------------------------------------------------------- comparison
@@ -18,7 +21,9 @@ from mlbench.stats.metrics import group_index
 @dataclass
 class Comparison:
     """A paired comparison of two losses (``delta`` = a - b, in mean AUC over ``classes``),
-    or, from :func:`mean_ci`, one loss's mean AUC (``delta`` = the mean)."""
+    or, from :func:`mean_ci`, one loss's mean AUC (``delta`` = the mean). With fewer than two
+    matched seeds there is no seed term and no test: ``se``, the CI and ``p_value`` are NaN
+    and ``seed_term`` says why."""
 
     delta: float
     se: float
@@ -27,131 +32,146 @@ class Comparison:
     p_value: float
     df: float
     n_seeds: int
-    var_seed: float  # seed term (NaN with one seed: absent)
-    var_test: float  # patient-clustered DeLong term
-    seed_term: str  # "own (S-1 df)", "pooled over k losses (df)", "none (1 seed)"
+    var_seed: float  # seed term, variance of the seed mean (NaN with one seed: absent)
+    var_test: float  # patient-clustered test-set term shared by the seeds
+    seed_term: str  # "own (2 df)", "moderated (own 4 df + prior 6.2 df)", "none (1 seed) ..."
     classes: list[int] = field(default_factory=list)
     left_out: dict[int, str] = field(default_factory=dict)
+    df_seed: float = float("nan")
+    df_test: float = float("nan")
+    sd_seed: float = float("nan")  # SD over seeds of the paired differences (or of the means)
+    outlier_p: float = float("nan")  # upper-tail p of that spread under the other units' prior
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-MIN_WS_DF = 4  # below this many seed-term df, the test keeps the seed term's own df
+@dataclass
+class SeedTerm:
+    """The seed term of one comparison (or one loss's mean), from :func:`seed_terms`."""
+
+    var: float  # variance of one seed's value (moderated); NaN: fewer than 2 seeds
+    df: float
+    own_var: float
+    own_df: float
+    prior_df: float  # d0 it got (0: own variance only)
+    prior_var: float  # s0^2 of the others (NaN: none)
+    outlier_p: float  # upper-tail p of own_var under the others' prior (NaN: none)
+
+    @property
+    def label(self) -> str:
+        if not np.isfinite(self.var):
+            return "none (1 seed): no test"
+        if self.prior_df > 0.05:
+            return f"moderated (own {self.own_df:g} df + prior {self.prior_df:.1f} df)"
+        return f"own ({self.own_df:g} df)"
 
 
-def t_df(var_seed: float, df_seed: float, var_test: float, rule: str = "ws-guard") -> float:
-    """Degrees of freedom of the t statistic with a seed term and a test-set term.
-
-    ``"ws"``: Welch-Satterthwaite, the test term with infinite df,
-    (vs + vt)^2 / (vs^2 / df_seed). ``"seed"``: df_seed. ``"ws-guard"`` (the leaderboard's):
-    Welch-Satterthwaite when df_seed >= MIN_WS_DF, else df_seed -- the Welch-Satterthwaite df
-    treats the estimated test term as exact, which with 2 seed df rejected 6.4% of simulated
-    A/A nulls at 5% (3.9% with the seed df; ``mlbench calibrate``). No seed term: infinite.
-    """
-    vs = 0.0 if not np.isfinite(var_seed) else float(var_seed)
-    if vs <= 0:
-        return np.inf
-    if rule == "seed" or (rule == "ws-guard" and df_seed < MIN_WS_DF):
-        return float(df_seed)
-    return (vs + float(var_test)) ** 2 / (vs**2 / df_seed)
-
-
-def _t_result(delta, var_seed, df_seed, var_test, alpha, n_seeds, seed_term, classes,
-              left_out) -> Comparison:
-    vs = 0.0 if not np.isfinite(var_seed) else float(var_seed)
-    var = vs + float(var_test)
-    df = t_df(var_seed, df_seed, var_test)
-    se = float(np.sqrt(var))
-    if se > 0:
-        q = _st.t.ppf(1 - alpha / 2, df)
-        p = float(2 * _st.t.sf(abs(delta) / se, df))
-    else:
-        q, p = 0.0, 1.0 if delta == 0 else 0.0
-    return Comparison(float(delta), se, float(delta - q * se), float(delta + q * se), p,
-                      float(df), n_seeds, float(var_seed), float(var_test), seed_term,
-                      list(classes), dict(left_out))
-
-
-def pooled_seed_variance(table: np.ndarray) -> tuple[float, float, float, float]:
-    """Seed variances pooled over the losses of one setup (mixed model: loss fixed, seed random).
+def seed_terms(samples: list, **kw) -> list[SeedTerm]:
+    """Seed terms of a setup's comparisons, or of its losses' means, moderated together.
 
     Args:
-        table: (L, S) mean AUC per loss and seed, complete (no NaN).
+        samples: one array per unit: the per-seed paired differences of a comparison (or the
+            per-seed mean AUC of a loss); fewer than 2 values: no seed term.
+        **kw: ``min_seeds`` / ``alpha`` of :func:`mlbench.stats.seedvar.moderate`.
 
     Returns:
-        (var_diff, df_diff, var_mean, df_mean): the variance of a difference of two losses on
-        one seed, 2 x the two-way residual mean square with (L-1)(S-1) df, and the variance of
-        one loss's mean AUC on one seed, the within-loss mean square with L(S-1) df.
+        One :class:`SeedTerm` per unit. A unit moderated alone (e.g. the two losses of
+        :func:`paired_comparison`) keeps its own variance (S - 1 df): there is nothing to pool
+        from.
     """
-    a = np.asarray(table, dtype=np.float64)
-    n_l, n_s = a.shape
-    if n_l < 2 or n_s < 2:
-        return np.nan, 0.0, np.nan, 0.0
-    resid = a - a.mean(axis=1, keepdims=True) - a.mean(axis=0, keepdims=True) + a.mean()
-    df_d = (n_l - 1) * (n_s - 1)
-    within = a - a.mean(axis=1, keepdims=True)
-    df_m = n_l * (n_s - 1)
-    return 2 * (resid**2).sum() / df_d, float(df_d), (within**2).sum() / df_m, float(df_m)
+    own = np.array([np.var(x, ddof=1) if len(x) >= 2 else np.nan for x in samples], float)
+    d = np.array([max(len(x) - 1, 0) for x in samples], float)
+    m = seedvar.moderate(own, d, **kw)
+    return [SeedTerm(float(m["var"][k]), float(m["df"][k]), float(own[k]), float(d[k]),
+                     float(m["d0"][k]), float(m["s0"][k]), float(m["p"][k]))
+            for k in range(len(samples))]
 
 
-def _seed_term(values: np.ndarray, pooled) -> tuple[float, float, str]:
-    n_seeds = len(values)
-    if n_seeds == 1:
-        return np.nan, np.inf, "none (1 seed)"
-    if pooled is not None and np.isfinite(pooled[0]):
-        return pooled[0] / n_seeds, pooled[1], f"pooled over {pooled[2]} losses ({pooled[1]:g} df)"
-    return values.var(ddof=1) / n_seeds, n_seeds - 1, f"own ({n_seeds - 1} df)"
+def _patient_sums(psi: np.ndarray, group_idx: np.ndarray, n_groups: int) -> np.ndarray:
+    """(S, N) per-seed influence values -> (S, G) their sums per patient."""
+    psi = np.atleast_2d(np.asarray(psi, dtype=np.float64))
+    s = psi.shape[0]
+    offs = (np.arange(s) * n_groups)[:, None]
+    return np.bincount((group_idx[None, :] + offs).ravel(), psi.ravel(),
+                       s * n_groups).reshape(s, n_groups)
+
+
+def _result(values, psi, group_idx, n_groups, seed: SeedTerm | None, alpha, classes,
+            left_out, centre: float = 0.0) -> Comparison:
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    seed = seed or seed_terms([values])[0]
+    var_test, df_test = (float(x) for x in seedvar.test_term(_patient_sums(psi, group_idx,
+                                                                           n_groups)))
+    delta = float(values.mean())
+    sd = float(np.sqrt(seed.own_var)) if np.isfinite(seed.own_var) else np.nan
+    common = dict(classes=list(classes), left_out=dict(left_out), sd_seed=sd,
+                  outlier_p=seed.outlier_p)
+    nan = float("nan")
+    if n < 2 or not np.isfinite(seed.var):  # no seed term: no CI, no test (issue 30)
+        return Comparison(delta, nan, nan, nan, nan, nan, n, nan, var_test, seed.label,
+                          df_test=df_test, **common)
+    vs = seed.var / n
+    df = float(seedvar.t_df(vs, seed.df, var_test, df_test))
+    se = float(np.sqrt(vs + var_test))
+    if se > 0:
+        q = _st.t.ppf(1 - alpha / 2, df)
+        p = float(2 * _st.t.sf(abs(delta - centre) / se, df))
+    else:
+        q, p = 0.0, 1.0 if delta == centre else 0.0
+    return Comparison(delta, se, float(delta - q * se), float(delta + q * se), p, df, n,
+                      float(vs), var_test, seed.label, df_seed=seed.df, df_test=df_test,
+                      **common)
 
 
 def compare(a: list[RunStats], b: list[RunStats], group_idx: np.ndarray, n_groups: int, *,
-            alpha: float = 0.05, pooled: tuple[float, float, int] | None = None,
-            classes=(), left_out=None) -> Comparison:
+            alpha: float = 0.05, seed: SeedTerm | None = None, classes=(),
+            left_out=None) -> Comparison:
     """The paired comparison a - b from per-seed :class:`RunStats` (seeds paired by index).
 
-    ``pooled``: (variance of a one-seed difference, its df, number of losses pooled), used
-    instead of the pair's own seed variance when given and S >= 2.
+    ``seed``: the comparison's seed term moderated with the setup's other comparisons
+    (:func:`seed_terms`); default: its own seed variance.
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"Expected the same number (>= 1) of seeds, got {len(a)} and {len(b)}")
     d = np.array([x.mean_auc - y.mean_auc for x, y in zip(a, b, strict=True)])
     psi = np.stack([x.psi - y.psi for x, y in zip(a, b, strict=True)])
-    var_test, _ = clustered_terms(psi, group_idx, n_groups)
-    var_seed, df_seed, term = _seed_term(d, pooled)
-    return _t_result(d.mean(), var_seed, df_seed, var_test, alpha, len(d), term, classes,
-                     left_out or {})
+    return _result(d, psi, group_idx, n_groups, seed, alpha, classes, left_out or {})
 
 
 def mean_ci(runs: list[RunStats], group_idx: np.ndarray, n_groups: int, *,
-            alpha: float = 0.05, pooled: tuple[float, float, int] | None = None,
-            classes=(), left_out=None) -> Comparison:
+            alpha: float = 0.05, seed: SeedTerm | None = None, classes=(),
+            left_out=None) -> Comparison:
     """CI of one loss's mean AUC over seeds, with the same two terms as :func:`compare`
-    (``p_value`` is that of mean AUC = 0.5, rarely useful)."""
+    (``p_value`` is that of mean AUC = 0.5, rarely useful); ``seed`` moderated with the
+    setup's other losses (:func:`seed_terms`), default its own."""
     means = np.array([r.mean_auc for r in runs])
-    var_test, _ = clustered_terms(np.stack([r.psi for r in runs]), group_idx, n_groups)
-    var_seed, df_seed, term = _seed_term(means, pooled)
-    res = _t_result(means.mean() - 0.5, var_seed, df_seed, var_test, alpha, len(means), term,
-                    classes, left_out or {})
-    res.delta, res.ci_lo, res.ci_hi = res.delta + 0.5, res.ci_lo + 0.5, res.ci_hi + 0.5
-    return res
+    psi = np.stack([r.psi for r in runs])
+    return _result(means, psi, group_idx, n_groups, seed, alpha, classes, left_out or {},
+                   centre=0.5)
 
 
 def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.05,
                       rule: SparseRule | None = None, mask=None) -> Comparison:
     """Paired comparison of two losses' mean AUC on one test set (SPEC §5.1).
 
+    The leaderboard's computation for a setup of two losses: with nothing to pool from, the
+    seed term is the pair's own seed variance of the paired differences (S - 1 df); the
+    patient-clustered test term with its own df; Student t with the df of
+    :func:`mlbench.stats.seedvar.t_df`. One seed: no seed term, so no CI and no p (NaN).
+
     Args:
         targets: (N, C) in {0, 1}.
         groups: (N,) patient id of every image.
-        scores_a, scores_b: (S, N, C) or (N, C): S seeds paired by index (S = 1 allowed).
+        scores_a, scores_b: (S, N, C) or (N, C): S seeds paired by index.
         alpha: 1 - confidence level of the CI.
         rule: which classes are used (default :class:`SparseRule()`).
         mask: optional (N, C) bool, True where a label is known: each class over its
             labelled rows (``mlbench.stats.metrics``).
 
     Returns:
-        :class:`Comparison` of a - b with the seed term (own seed variance of the differences,
-        S - 1 df; absent with S = 1) and the patient-clustered DeLong term.
+        :class:`Comparison` of a - b.
     """
     rule = rule or SparseRule()
     sa, sb = np.asarray(scores_a), np.asarray(scores_b)
@@ -170,6 +190,32 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
     ra = [run_stats(t, s, classes, mask) for s in sa]
     rb = [run_stats(t, s, classes, mask) for s in sb]
     return compare(ra, rb, gi, ng, alpha=alpha, classes=classes, left_out=left)
+
+
+# --------------------------------------------------------------------------- before issue 30
+
+
+def pooled_seed_variance(table: np.ndarray) -> tuple[float, float, float, float]:
+    """Seed variances pooled over the losses of one setup (mixed model: loss fixed, seed
+    random) -- the leaderboard's rule before issue 30, kept for ``mlbench calibrate``.
+
+    Args:
+        table: (L, S) mean AUC per loss and seed, complete (no NaN).
+
+    Returns:
+        (var_diff, df_diff, var_mean, df_mean): the variance of a difference of two losses on
+        one seed, 2 x the two-way residual mean square with (L-1)(S-1) df, and the variance of
+        one loss's mean AUC on one seed, the within-loss mean square with L(S-1) df.
+    """
+    a = np.asarray(table, dtype=np.float64)
+    n_l, n_s = a.shape
+    if n_l < 2 or n_s < 2:
+        return np.nan, 0.0, np.nan, 0.0
+    resid = a - a.mean(axis=1, keepdims=True) - a.mean(axis=0, keepdims=True) + a.mean()
+    df_d = (n_l - 1) * (n_s - 1)
+    within = a - a.mean(axis=1, keepdims=True)
+    df_m = n_l * (n_s - 1)
+    return 2 * (resid**2).sum() / df_d, float(df_d), (within**2).sum() / df_m, float(df_m)
 
 
 # --------------------------------------------------------------------------- multiplicity

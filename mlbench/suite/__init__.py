@@ -12,6 +12,7 @@ evaluation settings. One module per job:
 - ``load``: reading a suite through those layers into one ``Run`` per grid cell x seed;
   ``--only`` filters and the ``--dry-run`` table.
 - ``identity``: canonical JSON of a run config -> its run id.
+- ``contrasts``: the primary contrasts of ``analysis.primary`` ('A vs B'), checked at load.
 - ``checks``: preflight checks (dataset presence, registry names) before anything runs.
 - ``tuning``: what to try (``tune:`` settings per loss, equal budget, seeded draw, stages).
 - ``selection``: what was chosen (each cell's setting, from stored validation AUCs only).
@@ -21,6 +22,7 @@ reported at once; ``check_names`` imports the registries, the only source of val
 """
 
 from mlbench.suite.checks import check_names, data_problem, sim_root_problem
+from mlbench.suite.contrasts import Contrast, parse_contrast, parse_contrasts
 from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
 from mlbench.suite.identity import canonical_json, path_run_id, run_id
 from mlbench.suite.load import (
@@ -58,6 +60,7 @@ from mlbench.suite.selection import (
 from mlbench.suite.tuning import Cell, Plan, Setting, plan_suite, unique_runs
 
 __all__ = [
+    "Contrast", "parse_contrast", "parse_contrasts",
     "DATASET", "EVAL", "GRID", "GRID_AXES", "META_KEY", "MODEL", "SIM", "TOP",
     "TRAIN_HARNESS", "Cell", "Key", "Plan", "Run", "Selection", "Setting", "Suite",
     "SuiteError", "apply_overrides", "canonical_json", "check_names", "data_problem",

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from mlbench.suite.contrasts import check_analysis
 from mlbench.suite.grid import Run, expand
 from mlbench.suite.schema import (
     GRID_AXES,
@@ -92,6 +93,7 @@ def load_suite(
     if cfg["output"] is None:
         cfg["output"] = str(Path("runs") / cfg["name"])
     _check_dataset(cfg)
+    check_analysis(cfg)
     if isinstance(cfg["train"], dict) and "augment" in cfg["train"]:
         cfg["train"]["augment"] = normalise_augment(cfg["train"]["augment"])
     plan = plan_suite(cfg, schema["train"] if isinstance(schema["train"], dict) else None)

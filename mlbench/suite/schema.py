@@ -91,6 +91,15 @@ EVAL = {
     "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),
     "reference": Key((str,), "bce", doc="loss the leaderboard compares against (Δ, DeLong)"),
 }
+# What the leaderboard tests first (mlbench.suite.contrasts); not part of any run id.
+ANALYSIS = {
+    "primary": Key((list, str), [],
+                   doc="primary contrasts 'A vs B' (grid.loss labels; optional ' @ backbone[/head]'"
+                   "), their own Holm family; every other comparison is exploratory"),
+    "margin": Key((float, int, type(None)), None, minimum=0,
+                  doc="equivalence margin in mean AUC: verdicts equivalent / non-inferior "
+                  "(two one-sided tests at the same level)"),
+}
 # Where runs execute (mlbench.driver); not part of any run id. Derived from the executors'
 # options classes (``mlbench.execution``), as the CLI flags that override these are.
 def _option_key(option: Option) -> Key:
@@ -152,6 +161,7 @@ TOP = {
     "model": MODEL,
     "train": TRAIN_HARNESS,
     "eval": EVAL,
+    "analysis": ANALYSIS,
     "output": Key((str, type(None)), None, doc="output folder (default runs/<name>)"),
     "workers": _option_key(OPTIONS["workers"]),
     "cluster": CLUSTER,

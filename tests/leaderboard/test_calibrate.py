@@ -1,10 +1,19 @@
-"""Calibration (SPEC §5.1): simulated A/A comparisons on real test-split structures reject at
-the nominal rate, within [1%, 8%] over >= 400 replicates, seeded."""
+"""Calibration (SPEC §5.1, issue 30): simulated A/A comparisons on real test-split structures,
+seeded. Per comparison the leaderboard's type-I error lies in [2.5%, 7.5%] (the unstable
+loss's own comparisons included) and the family-wise error after Holm is <= 7.5%, over >= 800
+null comparisons each. A representative grid runs here; the full grid (L = 2, 4, 8, 13; S = 2,
+3, 5; equal, 3x, 10x; rho 0, 0.5; both splits) is `mlbench calibrate`'s, in docs/HARNESS.md.
+
+With 2 seeds the leaderboard is conservative on purpose (one df per comparison: a
+per-comparison rate near 5% cannot be had without a tail that breaks Holm), so those scenarios
+check the upper bounds only; with 3 seeds it is mildly conservative (``LOWER``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlbench.leaderboard import calibrate as cal
@@ -12,50 +21,108 @@ from mlbench.leaderboard import calibrate as cal
 OFFICIAL_TEST_LIST = Path(__file__).resolve().parents[3] / "shared/data/nih-official-split/test_list.txt"
 LEADERBOARD = cal.LEADERBOARD
 
+# (losses, seeds, loss 1's spread, rho): every L, S, spread and rho of the issue appears
+GRID_OFFICIAL = [(2, 3, 1, 0.0), (4, 2, 3, 0.5), (8, 3, 10, 0.0), (13, 3, 10, 0.5),
+                 (4, 5, 10, 0.5), (13, 5, 3, 0.0), (8, 5, 1, 0.5)]
+GRID_SIM = [(2, 2, 1, 0.0), (4, 3, 10, 0.0), (13, 3, 1, 0.5), (13, 5, 1, 0.0), (8, 5, 3, 0.5)]
+# lower bounds of the per-comparison rate: with 2 seeds the rule is conservative on purpose,
+# with 3 somewhat (measured 1.8-3.4%, docs/HARNESS.md), from 5 seeds on calibrated
+LOWER = {2: 0.0, 3: 0.015, 5: 0.025}
 
-def _check(result):
-    assert result["null_tests"] >= 400 and result["replicates"] >= 400
-    assert 0.01 <= result["type1"][LEADERBOARD] <= 0.08, result["type1"]
-    assert result["power"][LEADERBOARD] > result["type1"][LEADERBOARD]
+
+@pytest.fixture(scope="module")
+def official():
+    if not OFFICIAL_TEST_LIST.is_file():
+        pytest.skip(f"{OFFICIAL_TEST_LIST} is absent")
+    try:
+        return cal.real_test_structure(OFFICIAL_TEST_LIST)
+    except (ImportError, OSError) as exc:  # torchxrayvision's label table
+        pytest.skip(f"no label table: {exc}")
+
+
+def _check(r, seeds):
+    x = r[LEADERBOARD]
+    lo = LOWER[seeds]
+    assert r["null_tests"] >= 800
+    assert lo <= x["type1"] <= 0.075, x
+    if r["unstable_tests"]:
+        assert r["unstable_tests"] >= 800
+        assert lo <= x["type1_unstable"] <= 0.075, x
+    assert x["fwer"] <= 0.075, x
+    assert x["coverage"] >= 0.925 and (r["unstable_tests"] == 0 or x["coverage_unstable"] >= 0.925)
+
+
+def _run(structure, losses, seeds, k, rho, seed, seed_sd=None):
+    spread = (1.0, float(k)) if k != 1 else ()
+    reps = 800 if spread else int(np.ceil(800 / (losses - 1)))
+    sc = cal.Scenario(losses, seeds, seed_sd, spread, rho)
+    r = cal.simulate(structure, sc, replicates=reps, seed=seed, power=seeds == 3,
+                     rules=[LEADERBOARD, "pooled"])
+    print(f"{sc.label}: leaderboard {r[LEADERBOARD]}, pooled (before) {r['pooled']}")
+    return r
 
 
 @pytest.mark.slow
-def test_type1_error_on_the_cxr14_sim_split():
+@pytest.mark.parametrize("losses,seeds,k,rho", GRID_OFFICIAL)
+def test_type1_error_on_the_official_test_split(official, losses, seeds, k, rho):
+    r = _run(official, losses, seeds, k, rho, seed=1, seed_sd=0.004)
+    _check(r, seeds)
+    assert r["se_ratio"] > 1.2  # 9 films per patient: clustering matters
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("losses,seeds,k,rho", GRID_SIM)
+def test_type1_error_on_the_cxr14_sim_split(losses, seeds, k, rho):
     s = cal.sim_test_structure(3000, 0)  # the quickstart's test split (labels, patients)
-    _check(cal.simulate(s, replicates=400, losses=3, seeds=2, seed_sd=0.003, seed=0))
+    _check(_run(s, losses, seeds, k, rho, seed=2), seeds)
 
 
 @pytest.mark.slow
-def test_type1_error_on_a_split_of_the_real_label_table():
-    # official test patients (whole film histories) when the list is here, else any patients
-    split = OFFICIAL_TEST_LIST if OFFICIAL_TEST_LIST.is_file() else None
-    s = cal.real_test_structure(split, patients=150, seed=0)
-    assert len(s.groups) / len(set(s.groups)) > 2  # patients with several films
-    r = cal.simulate(s, replicates=400, losses=3, seeds=2, seed_sd=0.003, seed=1)
-    _check(r)
-    assert r["se_ratio"] > 1.05  # clustering by patient matters on this structure
+def test_the_rule_before_issue_30_fails_where_the_issue_says(official):
+    """One loss 10x as unstable, 8 losses x 3 seeds: the pooled rule calls it significant
+    about a third of the time; the leaderboard's does not."""
+    r = cal.simulate(official, cal.Scenario(8, 3, 0.004, (1.0, 10.0)), replicates=800,
+                     power=False, rules=[LEADERBOARD, "pooled"], seed=3)
+    assert r["pooled"]["type1_unstable"] > 0.2 and r["pooled"]["fwer"] > 0.1
+    assert r[LEADERBOARD]["type1_unstable"] <= 0.075
 
 
-def test_replicates_do_not_depend_on_threads():
+def test_replicates_are_seeded():
     s = cal.sim_test_structure(3000, 0)
-    a = cal.simulate(s, replicates=12, losses=3, seeds=2, threads=1)
-    b = cal.simulate(s, replicates=12, losses=3, seeds=2, threads=2)
-    assert a["type1"] == b["type1"] and a["sd_delta"] == b["sd_delta"]
+    a = cal.simulate(s, cal.Scenario(3, 3), replicates=30, seed=4)
+    b = cal.simulate(s, cal.Scenario(3, 3), replicates=30, seed=4)
+    c = cal.simulate(s, cal.Scenario(3, 3), replicates=30, seed=5)
+    for key in ("type1", "fwer", "power", "coverage"):
+        assert a[LEADERBOARD][key] == b[LEADERBOARD][key]
+    assert a["sd_seen"] == b["sd_seen"] != c["sd_seen"]
 
 
 def test_command_on_a_results_folder(tmp_path, capsys):
-    import numpy as np
-
     from mlbench.cli import main
 
     from .test_statistics import make_db
 
+    shift = np.random.default_rng(3).normal(0, 1, (3, 3))
+
     def scores(t, rng, groups):
-        return {(loss, s): 1 / (1 + np.exp(-(t + rng.normal(0, 1, t.shape))))
-                for loss in ("bce", "msml", "lsep") for s in (0, 1)}
+        return {(loss, s): 1 / (1 + np.exp(-(t * (1.5 + (0.5 if loss == "lsep" else 0.05)
+                                                   * shift[i, s]) + rng.normal(0, 1, t.shape))))
+                for i, loss in enumerate(("bce", "msml", "lsep")) for s in (0, 1, 2)}
 
     make_db(tmp_path / "results.db", scores, n=800, patients=200)
     assert main(["calibrate", str(tmp_path), "--replicates", "20"]) == 0
     text = capsys.readouterr().out
-    assert "as measured in OUT" in text and LEADERBOARD in text and "type-I error" in text
+    assert "seed spreads in" in text and "SD of Δ vs ref" in text and "Bartlett" in text
+    assert LEADERBOARD in text and "type-I at 5%" in text and "FWER after Holm" in text
     assert main(["calibrate"]) == 2
+
+
+def test_command_grid_and_rare_class_effect(capsys):
+    from mlbench.cli import main
+
+    assert main(["calibrate", "--sim-split", "3000", "--losses", "3,4", "--seeds", "3",
+                 "--unstable", "1,3", "--replicates", "10", "--rules", "leaderboard,pooled",
+                 "--effect-class", "Mass"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("leaderboard  ") >= 4 and "one loss 3x as unstable" in text
+    assert main(["calibrate", "--sim-split", "3000", "--effect-class", "Hernia"]) == 2

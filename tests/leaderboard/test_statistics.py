@@ -160,8 +160,9 @@ def test_incomplete_sparse_not_estimable_and_cost(tmp_path):
     assert "1 incomplete" in text and "1.75×" in text and "—" in text
     assert "n/e" in text and re.search(r"\(0\.\d{3}\)", text)  # F3 shown, left out of the mean
     assert "Left out of the means: F2, F3" in text
-    # p Holm over the 2 comparisons shown
-    assert "adjusted over the 2 comparisons" in text
+    # p Holm over the comparisons with a test: lsep's one seed gets none (issue 30)
+    assert "adjusted over the 1 comparison shown" in text
+    assert np.isnan(by.loc["lsep", "p"]) and "(no CI: 1 seed)" in text
 
 
 def test_no_class_passes_the_rule_keeps_the_stored_means(tmp_path):
@@ -173,3 +174,48 @@ def test_no_class_passes_the_rule_keeps_the_stored_means(tmp_path):
         df = build(db)
     assert df["mean_auc"].notna().all() and df["p"].isna().all()
     assert "no class passes the sparse-class rule" in leaderboard(tmp_path)
+
+
+def test_one_matched_seed_gets_no_test_and_no_mark(tmp_path):
+    """A loss with one finished seed in a multi-seed table: Δ only (issue 30: its p came from
+    the test-set term alone and rejected 13% of nulls)."""
+    def scores(t, rng, groups):
+        out = {(loss, s): _sig(t, rng, 1.0) for loss in ("bce", "msml") for s in (0, 1, 2)}
+        out[("bpmll", 0)] = _sig(t, rng, 3.0)  # far better, one seed
+        return out
+
+    make_db(tmp_path / "results.db", scores)
+    with ResultsDB(tmp_path / "results.db", readonly=True) as db:
+        df = build(db)
+    row = df.set_index("loss").loc["bpmll"]
+    assert row["delta"] > 0.05 and np.isnan(row["p"]) and np.isnan(row["delta_lo"])
+    assert not row["significant"] and row["matched"] == 1
+    assert np.isnan(row["ci_lo"])  # its mean AUC has no seed term either
+    assert df.attrs["comparisons"] == 1  # Holm over the comparisons with a test
+    text = leaderboard(tmp_path)
+    assert "(no CI: 1 seed)" in text and "1 seed matched with bce" in text
+
+
+def test_unstable_loss_is_marked_and_keeps_its_own_seed_spread(tmp_path):
+    """Six seeds; one loss's runs spread 8x as much as the others': marked †, footnoted, and
+    its comparison uses its own seed variance while the stable ones are moderated."""
+    seeds = range(6)
+    shift = np.random.default_rng(7).normal(0, 1, (5, 6))
+
+    def scores(t, rng, groups):
+        out = {}
+        for i, loss in enumerate(("bce", "msml", "lsep", "asl", "zlpr")):
+            for s in seeds:
+                sd = 0.4 if loss == "lsep" else 0.05
+                out[(loss, s)] = _sig(t, rng, 1.5 + sd * shift[i, s])
+        return out
+
+    make_db(tmp_path / "results.db", scores, n=2000, patients=800)
+    with ResultsDB(tmp_path / "results.db", readonly=True) as db:
+        df = build(db)
+    by = df.set_index("loss")
+    assert by.loc["lsep", "unstable"] and not by.loc["msml", "unstable"]
+    assert by.loc["lsep", "seed_term"].startswith("own")
+    assert by.loc["msml", "seed_term"].startswith("moderated")
+    text = leaderboard(tmp_path)
+    assert "†" in text and "lsep is unstable over seeds" in text

@@ -41,8 +41,11 @@ def test_numbers_equal_db(filled):
             assert classes == list(range(14))
             rs = {k: stats.run_stats(targets, p[0], classes) for k, p in preds.items()}
             losses = ["bce", "msml", "bce+0.1*msml"]
-            table = np.array([[rs[(loss, s)].mean_auc for s in (0, 1)] for loss in losses])
-            var_d, df_d, var_m, df_m = stats.pooled_seed_variance(table)
+            means = {loss: np.array([rs[(loss, s)].mean_auc for s in (0, 1)]) for loss in losses}
+            mean_terms = dict(zip(losses, stats.seed_terms([means[x] for x in losses]),
+                                  strict=True))
+            diff_terms = dict(zip(losses[1:], stats.seed_terms(
+                [means[x] - means["bce"] for x in losses[1:]]), strict=True))
             for _, row in part.iterrows():
                 seeds = _db_values(db, row["backbone"], row["head"], row["loss"])
                 stored = [m[("mean_auc", "")]["value"] for _, m in seeds.values()]
@@ -54,7 +57,7 @@ def test_numbers_equal_db(filled):
                 for f in FINDINGS:
                     assert row[f] == np.mean([m[("auc", f)]["value"] for _, m in seeds.values()])
                 mine = [rs[(row["loss"], s)] for s in (0, 1)]
-                ci = stats.mean_ci(mine, groups, len(groups), pooled=(var_m, df_m, 3))
+                ci = stats.mean_ci(mine, groups, len(groups), seed=mean_terms[row["loss"]])
                 assert (row["ci_lo"], row["ci_hi"]) == pytest.approx((ci.ci_lo, ci.ci_hi))
                 if row["loss"] == "bce":
                     assert row["delta"] == 0 and math.isnan(row["p"])
@@ -62,7 +65,7 @@ def test_numbers_equal_db(filled):
                 # the paired comparison over both seeds (it was the largest per-seed image-level
                 # DeLong p, which hid sign flips across seeds: issue 12)
                 c = stats.compare(mine, [rs[("bce", s)] for s in (0, 1)], groups, len(groups),
-                                  pooled=(var_d, df_d, 3))
+                                  seed=diff_terms[row["loss"]])
                 assert row["delta"] == pytest.approx(c.delta) and row["p"] == pytest.approx(c.p_value)
                 assert (row["delta_lo"], row["delta_hi"]) == pytest.approx((c.ci_lo, c.ci_hi))
     ps = df["p"].to_numpy(dtype=float)

@@ -160,15 +160,17 @@ def test_masked_comparison_equals_the_subset_comparison():
     g = np.repeat(np.arange(n_pat), per)
     n = len(g)
     t = (rng.random((n, 1)) < 0.35).astype(float)
-    a = t + rng.normal(0, 1.0, (n, 1))
-    b = t + rng.normal(0, 1.4, (n, 1))
+    a = t + rng.normal(0, 1.0, (3, n, 1))  # 3 seeds: a seed term, so a p (none from one seed)
+    b = t + rng.normal(0, 1.4, (3, n, 1))
     known = rng.random((n, 1)) < 0.6
     t[~known] = np.nan
     masked = stats.paired_comparison(t, g, a, b, rule=ANY, mask=known)
     rows = known[:, 0]
-    sub = stats.paired_comparison(t[rows], g[rows], a[rows], b[rows], rule=ANY)
+    sub = stats.paired_comparison(t[rows], g[rows], a[:, rows], b[:, rows], rule=ANY)
     assert masked.delta == pytest.approx(sub.delta, abs=1e-12)
     assert masked.var_test == pytest.approx(sub.var_test, rel=1e-10)
+    assert masked.var_seed == pytest.approx(sub.var_seed, rel=1e-10)
+    assert np.isfinite(masked.p_value)
     assert masked.p_value == pytest.approx(sub.p_value, rel=1e-9)
 
 

@@ -61,7 +61,8 @@ def test_single_valued_class_is_nan_skipped_and_silent():
     expect = np.mean([roc_auc_score(t[:, c], s[:, c]) for c in (0, 2)])
     assert out["mean_auc"] == pytest.approx(expect)
     assert np.isnan(ci["auc_lo"][[1, 3]]).all() and not np.isnan(ci["auc_lo"][[0, 2]]).any()
-    assert sorted(dl.left_out) == [1, 3] and dl.classes == [0, 2] and np.isfinite(dl.p_value)
+    assert sorted(dl.left_out) == [1, 3] and dl.classes == [0, 2] and np.isfinite(dl.var_test)
+    assert np.isnan(dl.p_value)  # one seed: no seed term, no test (issue 30)
 
 
 def test_all_classes_single_valued():

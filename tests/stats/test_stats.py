@@ -15,17 +15,18 @@ def _runs(rng, n=300, c=3, seeds=3, signal=1.0, seed_shift=None):
     return t, s
 
 
-def test_one_seed_has_no_seed_term():
+def test_one_seed_has_no_seed_term_so_no_ci_and_no_test():
+    """With one seed a p-value is about two trained networks, not two losses (issue 30)."""
     rng = np.random.default_rng(0)
     t, a = _runs(rng, seeds=1)
     _, b = _runs(rng, seeds=1)
     res = stats.paired_comparison(t, np.arange(len(t)), a, b)
-    assert res.n_seeds == 1 and np.isnan(res.var_seed) and res.df == np.inf
-    assert res.se == pytest.approx(np.sqrt(res.var_test))
-    assert res.ci_hi - res.delta == pytest.approx(st.norm.ppf(0.975) * res.se)
+    assert res.n_seeds == 1 and np.isnan(res.var_seed) and np.isfinite(res.delta)
+    assert np.isnan(res.p_value) and np.isnan(res.ci_lo) and np.isnan(res.se)
+    assert res.var_test > 0 and "no test" in res.seed_term
 
 
-def test_seed_term_and_welch_satterthwaite_df():
+def test_seed_term_and_df_counting_both_terms():
     rng = np.random.default_rng(1)
     t = (rng.random((400, 3)) < 0.3).astype(int)
     a = np.stack([t * (1 + 0.3 * k) + rng.normal(0, 1, t.shape) for k in range(6)])
@@ -35,14 +36,15 @@ def test_seed_term_and_welch_satterthwaite_df():
     d = np.array([stats.run_stats(t, x, classes).mean_auc - stats.run_stats(t, y, classes).mean_auc
                   for x, y in zip(a, b, strict=True)])
     assert res.delta == pytest.approx(d.mean())
-    assert res.var_seed == pytest.approx(d.var(ddof=1) / 6)
+    assert res.var_seed == pytest.approx(d.var(ddof=1) / 6)  # two losses: their own
+    assert res.seed_term == "own (5 df)" and res.df_seed == 5
     v = res.var_seed + res.var_test
     assert res.se == pytest.approx(np.sqrt(v))
-    assert res.df == pytest.approx(v**2 / (res.var_seed**2 / 5))
+    assert res.df == pytest.approx(float(stats.t_df(res.var_seed, 5, res.var_test, res.df_test)))
+    assert 5 <= res.df <= v**2 / (res.var_seed**2 / 5)  # never above Welch-Satterthwaite's
     assert res.p_value == pytest.approx(2 * st.t.sf(abs(res.delta) / res.se, res.df))
-    # fewer than 4 seed df: the seed term's own df (conservative; see stats.t_df)
     few = stats.paired_comparison(t, np.arange(400), a[:3], b[:3])
-    assert few.df == 2
+    assert few.df >= 2 and few.seed_term == "own (2 df)"
 
 
 def test_sign_flip_across_seeds_is_not_significant():
@@ -52,7 +54,8 @@ def test_sign_flip_across_seeds_is_not_significant():
     a = np.stack([1.6 * t + rng.normal(0, 1, t.shape), 1.0 * t + rng.normal(0, 1, t.shape)])
     b = np.stack([1.0 * t + rng.normal(0, 1, t.shape), 1.6 * t + rng.normal(0, 1, t.shape)])
     g = np.arange(3000)
-    per_seed = [stats.paired_comparison(t, g, a[k], b[k]).p_value for k in range(2)]
+    one = [stats.paired_comparison(t, g, a[k], b[k]) for k in range(2)]
+    per_seed = [2 * st.norm.sf(abs(r.delta) / np.sqrt(r.var_test)) for r in one]  # DeLong
     assert max(per_seed) < 1e-6
     res = stats.paired_comparison(t, g, a, b)
     assert res.p_value > 0.3 and res.ci_lo < 0 < res.ci_hi
@@ -94,6 +97,20 @@ def test_holm_hand_checked():
     np.testing.assert_allclose(stats.holm([0.5, 0.9]), [1.0, 1.0])
     np.testing.assert_allclose(stats.holm([0.001]), [0.001])
     assert stats.holm([]).size == 0
+
+
+def test_seed_terms_moderate_only_from_three_seeds_and_not_an_outlier():
+    rng = np.random.default_rng(5)
+    diffs = [rng.normal(0, 0.003, 5) for _ in range(7)] + [rng.normal(0, 0.03, 5)]
+    terms = stats.seed_terms(diffs)
+    assert all(t.prior_df > 0 and t.df > 4 for t in terms[:7])
+    assert terms[7].outlier_p < 0.01 and terms[7].prior_df < 0.5  # the unstable one: its own
+    assert terms[7].var == pytest.approx(np.var(diffs[7], ddof=1), rel=0.05)
+    few = stats.seed_terms([x[:2] for x in diffs])  # 2 seeds: every comparison its own
+    assert all(t.prior_df == 0 and t.var == pytest.approx(t.own_var) for t in few)
+    assert few[0].label == "own (1 df)" and "moderated" in terms[0].label
+    one = stats.seed_terms([diffs[0][:1]])[0]
+    assert np.isnan(one.var) and "no test" in one.label
 
 
 def test_pooled_seed_variance_is_the_two_way_residual():

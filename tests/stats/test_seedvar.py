@@ -1,0 +1,110 @@
+"""The seed term, the test term's df and the df rule (mlbench.stats.seedvar, issue 30)."""
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from mlbench import stats
+from mlbench.stats import seedvar
+
+
+def test_test_term_is_the_cross_seed_covariance_with_a_df():
+    rng = np.random.default_rng(0)
+    n, g = 3000, 600
+    groups = rng.integers(0, g, n)
+    shared = rng.normal(0, 1e-3, g)[groups]
+    psi = shared + rng.normal(0, 2e-3, (3, n))  # (S, N): a shared part and run noise
+    gi, ng = stats.group_index(groups)
+    sums = np.stack([np.bincount(gi, x, ng) for x in psi])
+    v, df = seedvar.test_term(sums)
+    cross, _ = stats.clustered_terms(psi, gi, ng)
+    assert v == pytest.approx(cross, rel=1e-10)
+    assert 1 < df < ng  # estimated, not exact
+    one, df1 = seedvar.test_term(sums[:1])
+    assert one == pytest.approx((sums[0] ** 2).sum()) and np.isfinite(df1)
+    # more run noise on the same shared part: the estimate gets fewer df
+    _, df_noisy = seedvar.test_term(np.stack([np.bincount(gi, shared + rng.normal(0, 8e-3, n), ng)
+                                              for _ in range(3)]))
+    assert df_noisy < df
+
+
+def test_test_term_df_matches_its_spread_over_replicates():
+    """df = 2 v^2 / Var(v): across simulated replicates the estimate's relative variance is
+    about 2 / df."""
+    rng = np.random.default_rng(1)
+    g = 800
+    w = rng.gamma(2.0, 1.0, g)  # patients of unequal weight
+    shared = rng.normal(0, 1, (4000, 1, g)) * 0.5 * w
+    sums = shared + rng.normal(0, 1, (4000, 3, g)) * w
+    v, df = seedvar.test_term(sums)
+    rel = v.var() / v.mean() ** 2
+    assert rel == pytest.approx(np.mean(2 / df), rel=0.25)
+
+
+def test_fit_prior_recovers_a_scaled_inverse_chi2_prior():
+    rng = np.random.default_rng(2)
+    d0, s0, d, n = 6.0, 2.0, 4.0, 20000
+    sigma2 = s0 * d0 / rng.chisquare(d0, n)
+    v = sigma2 * rng.chisquare(d, n) / d
+    e0, es = seedvar.fit_prior(v, d)
+    assert e0 == pytest.approx(d0, rel=0.15) and es == pytest.approx(s0, rel=0.05)
+    equal = 2.0 * rng.chisquare(d, n) / d  # one variance for all: d0 = inf
+    e0, es = seedvar.fit_prior(equal, d)
+    assert e0 > 100 and es == pytest.approx(2.0, rel=0.03)
+
+
+def test_moderate_keeps_own_with_two_seeds_and_an_outlier_its_own():
+    rng = np.random.default_rng(3)
+    v = rng.chisquare(4, 12) / 4
+    few = seedvar.moderate(v, 1.0)  # 2 seeds: own variances, own df
+    np.testing.assert_allclose(few["var"], v)
+    np.testing.assert_allclose(few["df"], 1.0)
+    assert np.all(few["d0"] == 0) and np.all(np.isfinite(few["p"]))
+    many = seedvar.moderate(v, 4.0)  # 5 seeds, equal spreads: pooled towards the others
+    assert np.all(many["df"] > 4) and np.all(many["df"] <= 4 * (1 + seedvar.MAX_PRIOR_RATIO))
+    assert np.std(many["var"]) < np.std(v)
+    out = v.copy()
+    out[0] = 40.0  # 6x the SD of the others
+    mod = seedvar.moderate(out, 4.0)
+    assert mod["p"][0] < 1e-3 and mod["d0"][0] < 0.01 and mod["var"][0] == pytest.approx(40, rel=0.01)
+    assert np.all(mod["d0"][1:] > 0.5)  # the others still pool (leave-one-out priors)
+    nan = seedvar.moderate(np.array([np.nan, 1.0, 1.2, 0.9]), np.array([0.0, 4, 4, 4]))
+    assert np.isnan(nan["var"][0]) and np.all(np.isfinite(nan["var"][1:]))
+
+
+def test_t_df_counts_both_terms_and_never_drops_below_the_seed_df():
+    vs, ds, vt, dt = 1.0, 4.0, 1.0, 10.0
+    df = float(seedvar.t_df(vs, ds, vt, dt))
+    ws = float(seedvar.satterthwaite(vs, ds, vt, np.inf))
+    both = float(seedvar.satterthwaite(vs, ds, vt, dt))
+    assert ds <= df < both < ws  # the seed term at its upper bound, the test term not exact
+    assert float(seedvar.t_df(1e-9, ds, vt, dt)) == pytest.approx(dt, rel=1e-3)
+    assert float(seedvar.t_df(vs, ds, 0.0, np.inf)) == ds  # seeds alone: Student's own df
+    assert float(seedvar.t_df(np.nan, np.nan, vt, dt)) == dt
+
+
+def test_bartlett_agrees_with_scipy():
+    rng = np.random.default_rng(4)
+    samples = [rng.normal(0, sd, 5) for sd in (1, 1, 1, 3)]
+    v = [np.var(x, ddof=1) for x in samples]
+    stat, p = seedvar.bartlett(v, 4)
+    ref = st.bartlett(*samples)
+    assert stat == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_t_df_keeps_the_type1_error_when_the_seed_term_dominates(d):
+    """The failure of Satterthwaite with estimated weights: a chance-small seed variance
+    gives a large df. Seed term 90% of the variance, test term on 8 df. With one seed df
+    (2 seeds) the rule is conservative on purpose: its tail must hold for Holm."""
+    rng = np.random.default_rng(5)
+    r = 200_000
+    vs_true, vt_true = 0.9, 0.1
+    x = rng.normal(0, 1, r)
+    vs = vs_true * rng.chisquare(d, r) / d
+    vt = vt_true * rng.chisquare(8, r) / 8
+    p = 2 * st.t.sf(np.abs(x) / np.sqrt(vs + vt), seedvar.t_df(vs, d, vt, 8))
+    ws = 2 * st.t.sf(np.abs(x) / np.sqrt(vs + vt), seedvar.satterthwaite(vs, d, vt, 8))
+    assert (0.005 if d == 1 else 0.02) <= np.mean(p < 0.05) <= 0.06
+    assert np.mean(p < 0.005) <= 0.009  # the tail Holm uses
+    assert np.mean(p < 0.05) < np.mean(ws < 0.05)
