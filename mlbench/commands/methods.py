@@ -80,7 +80,7 @@ def _register_calibrate(sub) -> None:
     p.add_argument("--loss-patient-sd", type=float, metavar="SD",
                    help="SD of the loss x patient effect of the score model (default 0.3)")
     p.add_argument("--run-patient-sd", type=float, metavar="SD",
-                   help="SD of the run x patient effect (default 0.5)")
+                   help="SD of the run x patient effect (default 0.3)")
     p.add_argument("--rules", metavar="NAME[,NAME...]",
                    help="which rules to score (default: all; 'pooled' is the leaderboard's rule "
                    "before issue 30)")

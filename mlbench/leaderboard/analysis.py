@@ -39,7 +39,7 @@ from mlbench.stats import (
 )
 from mlbench.stats.seedvar import bartlett
 
-UNSTABLE_P = 0.01  # a loss is flagged unstable when its seed spread's outlier p is below this
+UNSTABLE_P = 0.05  # flagged unstable: Holm-adjusted outlier p of its seed spread below this
 
 # SPEC §6: published mean AUC on ChestX-ray14, with the split they were measured on.
 PUBLISHED = (
@@ -355,13 +355,13 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
 def unstable_flags(terms: dict) -> dict:
     """{loss: True} for losses whose seed spread the others' cannot explain: the outlier p of
     its paired differences' or its own mean AUC's seed variance (:func:`seed_terms`),
-    Holm-adjusted over the block's comparisons / losses, below ``UNSTABLE_P`` x 5."""
+    Holm-adjusted over the block's comparisons / losses, below ``UNSTABLE_P``."""
     out = {}
     for kind in ("diff", "mean"):
         losses = list(terms[kind])
         p = holm([terms[kind][loss].outlier_p for loss in losses])
         for loss, q in zip(losses, p, strict=True):
-            if np.isfinite(q) and q < 5 * UNSTABLE_P:
+            if np.isfinite(q) and q < UNSTABLE_P:
                 out[loss] = True
     return out
 

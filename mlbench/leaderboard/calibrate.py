@@ -209,12 +209,16 @@ class Scenario:
 def simulate(structure: Structure, scenario: Scenario | None = None, *, replicates: int = 400,
              model=None, engine: str = "patient", rules=None, alpha: float = 0.05, rule=None,
              seed: int = 0, chunk_elements: int = 40_000_000, progress: bool = False,
-             power: bool = True, **kwargs) -> dict:
+             power: bool = True, on_draw=None, **kwargs) -> dict:
     """Rejection rates and CI coverage of the rules of ``simulate.RULES`` in one scenario.
 
     ``replicates`` null replicates (L-1 A/A comparisons each) and as many with the last loss
-    better by ``scenario.effect`` (none with ``power=False``: ``power`` is NaN). Replicate draws come from ``numpy.random.default_rng([seed,
-    block])``, so results are seeded. ``kwargs`` set fields of ``scenario`` (``losses=...``).
+    better by ``scenario.effect`` (none with ``power=False``: ``power`` is NaN). Replicate
+    draws come from ``numpy.random.default_rng([seed, part, block])``, so results are seeded.
+    ``kwargs`` set fields of ``scenario`` (``losses=...``). ``rules``: names of
+    ``simulate.RULES`` or a mapping of such rules (``simulate.evaluate_terms``). ``on_draw``:
+    called as ``on_draw(part, auc, terms, truth)`` for every block of draws (part 0 null, 1
+    power; ``terms`` of ``simulate.test_terms``), to keep them (``tools.seed_knobs``).
 
     Returns:
         dict: per rule ``type1`` (all A/A comparisons), ``type1_unstable`` / ``type1_stable``
@@ -242,8 +246,9 @@ def simulate(structure: Structure, scenario: Scenario | None = None, *, replicat
         raise ValueError(f"Expected `engine` to be one of ['patient', 'full'] but got {engine!r}")
     model = model or sim.ScoreModel()
     rule = rule or SparseRule()
+    table = dict(rules) if isinstance(rules, dict) else None
     rules = list(rules or sim.RULES)
-    unknown = [r for r in rules if r not in sim.RULES]
+    unknown = [] if table else [r for r in rules if r not in sim.RULES]
     if unknown:
         raise ValueError(f"Expected rules among {list(sim.RULES)} but got {unknown}")
     classes, left = rule.check(structure.targets, structure.groups)
@@ -288,7 +293,10 @@ def simulate(structure: Structure, scenario: Scenario | None = None, *, replicat
             else:
                 auc, psum = sim.draw_full(split, model, design, r, rng,
                                           floors if part else floors[:1].repeat(n_l))
-            res = sim.evaluate(auc, psum, truth, rules, alpha)
+            terms = sim.test_terms(psum)
+            if on_draw is not None:
+                on_draw(part, auc, terms, truth)
+            res = sim.evaluate_terms(auc, terms, truth, table or rules, alpha)
             if part == 0:
                 seen.append(auc.var(axis=-1, ddof=1))
             for name in rules:

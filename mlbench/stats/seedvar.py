@@ -98,11 +98,12 @@ def satterthwaite(vs, ds, vt, dt) -> np.ndarray:
         return np.where(den > 0, (vs + vt) ** 2 / den, np.inf)
 
 
-def t_df(vs, ds, vt, dt) -> np.ndarray:
+def t_df(vs, ds, vt, dt, quantiles=None) -> np.ndarray:
     """The leaderboard's df of a seed term vs (on ds df) plus a test term vt (on dt df).
 
     Satterthwaite with the seed term at its upper confidence bound (see the module doc),
-    never below ds; no seed term (vs NaN or 0): dt.
+    never below ds; no seed term (vs NaN or 0): dt. ``quantiles``: ((df below, q), ...) in
+    place of ``DF_QUANTILES`` (for calibration).
     """
     from scipy import stats as _st
 
@@ -111,7 +112,8 @@ def t_df(vs, ds, vt, dt) -> np.ndarray:
     ok = np.isfinite(vs) & (vs > 0) & (ds > 0)
     vs0 = np.where(ok, vs, 0.0)
     ds0 = np.where(ok, ds, 1.0)
-    q = np.select([ds0 < b for b, _ in DF_QUANTILES], [x for _, x in DF_QUANTILES])
+    table = DF_QUANTILES if quantiles is None else quantiles
+    q = np.select([ds0 < b for b, _ in table], [x for _, x in table])
     with np.errstate(invalid="ignore"):
         scale = np.where(np.isfinite(ds0), ds0 / _st.chi2.ppf(q, np.minimum(ds0, 1e9)), 1.0)
     df = satterthwaite(vs0 * scale, ds0, vt, dt)

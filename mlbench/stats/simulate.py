@@ -412,37 +412,61 @@ RULES = {
 }
 
 
+def test_terms(psum) -> dict:
+    """The test terms a setup's statistics read: (R, L, S, G) patient sums -> ``diff`` (v, df)
+    (R, L-1) of each loss's paired differences with loss 0, ``mean`` (v, df) (R, L) of each
+    loss's runs (:func:`mlbench.stats.seedvar.test_term`)."""
+    from mlbench.stats import seedvar
+
+    return {"diff": seedvar.test_term(psum[:, 1:] - psum[:, :1]),
+            "mean": seedvar.test_term(psum)}
+
+
 def evaluate(auc, psum, truth, rules=None, alpha: float = 0.05) -> dict:
     """The rules' tests on simulated setups (loss 0 the reference).
 
     Args:
         auc: (R, L, S) mean AUC of every run; psum: (R, L, S, G) its patient sums.
         truth: (L,) population mean AUC of every loss (for the CI coverage).
+        rules: names of :data:`RULES`, or a mapping name -> (function, what it is) of rules
+            of that form (default: all of :data:`RULES`).
 
     Returns:
         {rule: {"p": (R, L-1) p of each loss vs the reference, "cover": (R, L) whether each
         loss's mean-AUC CI holds its true mean}}.
     """
+    return evaluate_terms(auc, test_terms(psum), truth, rules, alpha)
+
+
+def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> dict:
+    """:func:`evaluate` from the test terms (:func:`test_terms`) instead of the patient sums.
+
+    A rule's function maps (auc (R, L, S), delta (R, L-1, S)) to ((var, df) of the
+    comparisons' seed terms, (var, df) of the losses', df rule): ``"new"`` (the leaderboard's,
+    :func:`mlbench.stats.seedvar.t_df`), ``"old"`` (before issue 30), ``"ws"``
+    (Welch-Satterthwaite, exact test term) or a function (vs, ds, vt, dt) -> df.
+    """
     from scipy import stats as _st
 
     from mlbench.stats import seedvar
 
-    rules = rules or list(RULES)
+    table = rules if isinstance(rules, dict) else {r: RULES[r] for r in (rules or RULES)}
     delta = auc[:, 1:] - auc[:, :1]
     n_s = auc.shape[-1]
-    vt_d, dt_d = seedvar.test_term(psum[:, 1:] - psum[:, :1])
-    vt_m, dt_m = seedvar.test_term(psum)
+    (vt_d, dt_d), (vt_m, dt_m) = terms["diff"], terms["mean"]
     est = delta.mean(-1)
     mean = auc.mean(-1)
     out = {}
-    for name in rules:
-        (vd, dd), (vm, dm), dfrule = RULES[name][0](auc, delta)
+    for name, (fn, _) in table.items():
+        (vd, dd), (vm, dm), dfrule = fn(auc, delta)
         res = {}
         for key, (v, ds, vt, dt, x, centre) in {
                 "p": (vd, dd, vt_d, dt_d, est, 0.0),
                 "cover": (vm, dm, vt_m, dt_m, mean, np.asarray(truth)[None, :])}.items():
             vs = v / n_s
-            if dfrule == "new":
+            if callable(dfrule):
+                df = dfrule(vs, ds, vt, dt)
+            elif dfrule == "new":
                 df = seedvar.t_df(vs, ds, vt, dt)
             elif dfrule == "old":
                 df = _old_df(vs, ds, vt)

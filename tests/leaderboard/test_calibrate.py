@@ -84,7 +84,25 @@ def test_the_rule_before_issue_30_fails_where_the_issue_says(official):
     r = cal.simulate(official, cal.Scenario(8, 3, 0.004, (1.0, 10.0)), replicates=800,
                      power=False, rules=[LEADERBOARD, "pooled"], seed=3)
     assert r["pooled"]["type1_unstable"] > 0.2 and r["pooled"]["fwer"] > 0.1
-    assert r[LEADERBOARD]["type1_unstable"] <= 0.075
+    assert r["unstable_tests"] >= 800
+    assert 0.025 <= r[LEADERBOARD]["type1_unstable"] <= 0.075, r[LEADERBOARD]
+    assert r[LEADERBOARD]["fwer"] <= 0.075, r[LEADERBOARD]
+
+
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_an_unstable_loss_is_not_called_significant(seeds):
+    """The issue's failing scenario, fast: one loss 10x as unstable, 800 A/A comparisons of it
+    on the quickstart's split. The leaderboard's type-I for it stays in [2.5%, 7.5%] (tuning
+    draws, seed 11: 3.8% / 4.5% with 2 / 3 seeds) and its FWER <= 7.5%; the pooled rule of
+    before issue 30 rejects it far more often (there 23% / 20%)."""
+    s = cal.sim_test_structure(3000, 0)
+    r = cal.simulate(s, cal.Scenario(4, seeds, None, (1.0, 10.0)), replicates=800, power=False,
+                     rules=[LEADERBOARD, "pooled"], seed=5)
+    assert r["unstable_tests"] == 800
+    x = r[LEADERBOARD]
+    assert 0.025 <= x["type1_unstable"] <= 0.075, x
+    assert x["fwer"] <= 0.075 and x["type1"] <= 0.075, x
+    assert r["pooled"]["type1_unstable"] > 0.12, r["pooled"]
 
 
 def test_replicates_are_seeded():

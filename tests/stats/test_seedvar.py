@@ -83,6 +83,14 @@ def test_t_df_counts_both_terms_and_never_drops_below_the_seed_df():
     assert float(seedvar.t_df(np.nan, np.nan, vt, dt)) == dt
 
 
+def test_t_df_quantiles_replace_the_table():
+    vs, ds, vt, dt = np.array([0.2, 0.5, 1.0]), np.array([1.0, 2.0, 4.0]), 1.0, 20.0
+    base = seedvar.t_df(vs, ds, vt, dt)
+    np.testing.assert_allclose(seedvar.t_df(vs, ds, vt, dt, quantiles=seedvar.DF_QUANTILES), base)
+    wide = seedvar.t_df(vs, ds, vt, dt, quantiles=((np.inf, 0.9),))
+    assert np.all(wide > base) and np.all(wide >= ds)
+
+
 def test_bartlett_agrees_with_scipy():
     rng = np.random.default_rng(4)
     samples = [rng.normal(0, sd, 5) for sd in (1, 1, 1, 3)]
