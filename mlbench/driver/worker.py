@@ -59,7 +59,7 @@ def state_identity(run: dict) -> dict:
             "config": hashlib.sha256(canonical_json(cfg).encode()).hexdigest()[:16]}
 
 
-def _hold_checkpoints(folder: Path) -> Callable[[Path, int], None]:
+def hold_checkpoints(folder: Path) -> Callable[[Path, int], None]:
     """Write this attempt's token to ``folder/holder``; returns the check made before each
     checkpoint write: it raises :class:`RunTakenOver` once another attempt wrote its own
     (a stopped worker that wakes up after its run was handed to another)."""
@@ -247,7 +247,7 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
         train_cfg = _train_config(tcfg)
         identity = state_identity(run)
         resume = load_training_state(paths["last"], expect=identity)
-        held = _hold_checkpoints(paths["last"].parent)
+        held = hold_checkpoints(paths["last"].parent)
 
         def checked(path: Path, epoch: int) -> None:
             held(path, epoch)

@@ -107,9 +107,9 @@ def test_a_full_disk_while_checkpointing_leaves_the_runs_pending(sim_root, tmp_p
 
 def test_a_worker_whose_run_was_taken_over_writes_no_checkpoint(tmp_path):
     folder = tmp_path / "abc"
-    check = worker._hold_checkpoints(folder)
+    check = worker.hold_checkpoints(folder)
     check(folder / "last.pt", 0)  # still ours
-    worker._hold_checkpoints(folder)  # another attempt took the run
+    worker.hold_checkpoints(folder)  # another attempt took the run
     with pytest.raises(worker.RunTakenOver, match="run abc was taken over by another worker"):
         check(folder / "best.pt", 1)
     shutil.rmtree(folder)  # the run was stored and its checkpoints pruned
