@@ -136,12 +136,11 @@ class ResultsDB(RunTestSetsMixin):
             if not readonly:
                 path.mkdir(parents=True, exist_ok=True)
             path = path / DB_NAME
-        self.path = path
+        self.path, self.timeout = path, timeout
         if readonly:
             self.conn = connect_readonly(path, timeout)
             self.conn.row_factory = sqlite3.Row
             return
-        self.timeout = timeout
         self.conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
