@@ -219,7 +219,14 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
     import losses
     from mlbench.data import FINDINGS
     from mlbench.models import build_model
-    from mlbench.train import deterministic, evaluate, fit, load_training_state, loader_kwargs
+    from mlbench.train import (
+        EpochLoader,
+        deterministic,
+        evaluate,
+        fit,
+        load_training_state,
+        loader_kwargs,
+    )
 
     cfg = run["config"]
     seed = cfg["seed"]
@@ -258,8 +265,8 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
         if resume is not None:
             bar.update(min(bar.total, bar.total * (resume["epoch"] + 1) // train_cfg.epochs))
         try:
-            fitted = fit(model, loss_fn, _EpochLoader(train_loader, bar, seed), val_loader,
-                         train_cfg, device=device, on_epoch_end=on_epoch,
+            train = EpochLoader(train_loader, seed, on_batch=lambda: bar.update(1))
+            fitted = fit(model, loss_fn, train, val_loader, train_cfg, device=device, on_epoch_end=on_epoch,
                          checkpoint_path=paths["best"], last_path=paths["last"], resume=resume,
                          channels_last=cuda, identity=identity, before_save=checked)
         finally:
@@ -484,27 +491,6 @@ _ACTIONS: dict[str, Callable[[Fault, dict], None]] = {
     "enospc": _enospc}
 # action -> (is its ARG valid, what it needs, an example) for those that need one
 _ARGS = {"hold": (bool, "a file", "/tmp/held"), "sleep": (_seconds, "seconds", "2")}
-
-
-class _EpochLoader:
-    """The train loader for ``fit``: reseeded per epoch from (seed, epoch), so a resumed run
-    sees the same batches; advances a progress bar per batch."""
-
-    def __init__(self, loader, bar, seed: int):
-        self.loader, self.bar, self.seed = loader, bar, seed
-
-    def set_epoch(self, epoch: int) -> None:
-        from mlbench.train import reseed_loader
-
-        reseed_loader(self.loader, self.seed, epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for batch in self.loader:
-            yield batch
-            self.bar.update(1)
 
 
 def _run_bar(run: dict, loader, train_cfg, position: int, progress: bool):

@@ -25,6 +25,7 @@ from mlbench.train.config import (
 )
 from mlbench.train.engine import FitResult, evaluate, fit, train_one_epoch
 from mlbench.train.seeding import (
+    EpochLoader,
     deterministic,
     epoch_seed,
     get_rng_state,
@@ -37,7 +38,8 @@ from mlbench.train.seeding import (
 )
 
 __all__ = [
-    "AMP_DTYPES", "OPTIMIZERS", "SCHEDULES", "STATE_FORMAT", "FitResult", "TrainConfig",
+    "AMP_DTYPES", "OPTIMIZERS", "SCHEDULES", "STATE_FORMAT", "EpochLoader", "FitResult",
+    "TrainConfig",
     "build_optimizer", "deterministic", "epoch_seed", "evaluate", "fit", "get_rng_state",
     "load_checkpoint", "load_training_state", "loader_kwargs", "lr_at", "make_generator",
     "reseed_loader", "save_checkpoint", "save_training_state", "seed_everything",

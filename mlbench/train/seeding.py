@@ -86,6 +86,27 @@ def reseed_loader(loader, seed: int, epoch: int) -> None:
     gen.manual_seed(epoch_seed(seed, epoch))
 
 
+class EpochLoader:
+    """A train loader for ``fit``: reseeded per epoch from ``(seed, epoch)``
+    (:func:`reseed_loader`), so a resumed run sees the same batches; ``on_batch`` (e.g. a
+    progress bar's update) is called after each batch."""
+
+    def __init__(self, loader, seed: int, on_batch=None):
+        self.loader, self.seed, self.on_batch = loader, seed, on_batch
+
+    def set_epoch(self, epoch: int) -> None:
+        reseed_loader(self.loader, self.seed, epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            yield batch
+            if self.on_batch is not None:
+                self.on_batch()
+
+
 def get_rng_state() -> dict:
     """The global RNG states (Python, NumPy, torch CPU, every CUDA device) as tensors and
     plain values, so a checkpoint holding them loads with ``weights_only=True``."""

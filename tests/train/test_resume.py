@@ -9,13 +9,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from mlbench.train import (
+    EpochLoader,
     TrainConfig,
     deterministic,
     fit,
     load_checkpoint,
     load_training_state,
     loader_kwargs,
-    reseed_loader,
 )
 
 pytestmark = pytest.mark.scale
@@ -25,21 +25,6 @@ class _Stop(Exception):
     pass
 
 
-class _Epochs:
-    """A train loader reseeded per epoch (as the worker's)."""
-
-    def __init__(self, loader, seed):
-        self.loader, self.seed = loader, seed
-
-    def set_epoch(self, epoch):
-        reseed_loader(self.loader, self.seed, epoch)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        return iter(self.loader)
-
 
 def _fit(tmp_path, stop_after=None, resume=False):
     """3 epochs of a small MLP with dropout (uses the global RNG) on shuffled data."""
@@ -47,7 +32,7 @@ def _fit(tmp_path, stop_after=None, resume=False):
         g = torch.Generator().manual_seed(1)
         x, y = torch.randn(96, 8, generator=g), (torch.rand(96, 3, generator=g) < 0.4).float()
         model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
-        train = _Epochs(DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,
+        train = EpochLoader(DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True,
                                    **loader_kwargs(0)), 0)
         val = DataLoader(TensorDataset(x[:48], y[:48]), batch_size=48)
         cfg = TrainConfig(epochs=3, lr=1e-2, warmup_epochs=0.5)

@@ -14,34 +14,19 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 import losses
 from losses import _registry
 from mlbench.train import (
+    EpochLoader,
     TrainConfig,
     deterministic,
     evaluate,
     fit,
     load_training_state,
     loader_kwargs,
-    reseed_loader,
 )
 
 
 class _Stop(Exception):
     pass
 
-
-class _Epochs:
-    """A train loader reseeded per epoch (as the runner's)."""
-
-    def __init__(self, loader, seed=0):
-        self.loader, self.seed = loader, seed
-
-    def set_epoch(self, epoch):
-        reseed_loader(self.loader, self.seed, epoch)
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        return iter(self.loader)
 
 
 class _Indexed(Dataset):
@@ -80,7 +65,7 @@ def _fit(spec, tmp_path=None, *, stop_after=None, resume=False, cfg=None, indexe
         )
         model = _model()
         dataset = _Indexed(x, y) if indexed else TensorDataset(x, y)
-        train = _Epochs(DataLoader(dataset, batch_size=16, shuffle=True, **loader_kwargs(0)))
+        train = EpochLoader(DataLoader(dataset, batch_size=16, shuffle=True, **loader_kwargs(0)), 0)
         val = DataLoader(TensorDataset(x[:48], y[:48]), batch_size=48)
         cfg = cfg or TrainConfig(epochs=3, lr=0.05, warmup_epochs=0.5, optimizer="sgd")
 
