@@ -9,7 +9,7 @@ docs/ARCHITECTURE.md (``mlbench.data``).
 """
 
 from mlbench.data.cache import prepare_cache
-from mlbench.data.nih import ChestXray14
+from mlbench.data.nih import ChestXray14, WithNoFinding
 from mlbench.data.release import FINDINGS, DatasetError
 from mlbench.data.sim import generate_sim
 from mlbench.data.transforms import build_transforms
@@ -18,6 +18,7 @@ __all__ = [
     "FINDINGS",
     "ChestXray14",
     "DatasetError",
+    "WithNoFinding",
     "prepare_cache",
     "generate_sim",
     "build_transforms",

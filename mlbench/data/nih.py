@@ -200,3 +200,32 @@ class ChestXray14(torch.utils.data.Dataset):
     def stats(self) -> dict:
         """Dataset statistics for the loss factory (SPEC §3.4)."""
         return {"class_counts": self.class_counts(), "num_samples": len(self)}
+
+    def no_finding(self) -> np.ndarray:
+        """The "No Finding" label of each image, float32 (N,): 1 where the release's
+        'Finding Labels' is "No Finding" (no finding of the 14: the release allows no other
+        combination, ``release.parse_labels``), else 0. CXR14-sim writes its healthy films
+        the same way (``mlbench.data.sim``)."""
+        return (self.labels.sum(axis=1) == 0).astype(np.float32)
+
+
+class WithNoFinding(torch.utils.data.Dataset):
+    """A split with the "No Finding" label appended as a 15th target (``model.no_finding``):
+    ``ds[i]`` is ``(image, label float32 (15,))``, ``stats()`` counts it as a class. The
+    metrics leave it out (the harness scores the 14 findings only)."""
+
+    def __init__(self, base: ChestXray14):
+        self.base = base
+        self.labels = np.concatenate([base.labels, base.no_finding()[:, None]], axis=1)
+        self.metadata = base.metadata
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img, _ = self.base[i]
+        return img, torch.from_numpy(self.labels[i].copy())
+
+    def stats(self) -> dict:
+        return {"class_counts": self.labels.sum(axis=0).astype(np.int64),
+                "num_samples": len(self)}

@@ -217,15 +217,18 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
     from torch.utils.data import DataLoader
 
     import losses
-    from mlbench.data import FINDINGS
+    from mlbench.data import FINDINGS, WithNoFinding
     from mlbench.models import build_model
     from mlbench.train import (
+        ClassAwareSampler,
         EpochLoader,
         deterministic,
         evaluate,
         fit,
+        is_recipe,
         load_training_state,
         loader_kwargs,
+        recipe_stages,
     )
 
     cfg = run["config"]
@@ -236,22 +239,34 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
     result = RunResult(run_id=run["id"], status="failed", device=device_name(device),
                        worker=worker_name(),
                        checkpoints={k: str(p) for k, p in paths.items()})
+    no_finding = bool(mcfg.get("no_finding"))  # a 15th output, trained, not scored
     with deterministic(seed, algorithms=tcfg.get("deterministic", True)):
-        model = build_model(cfg["backbone"], cfg["head"], num_classes=len(FINDINGS),
+        model = build_model(cfg["backbone"], cfg["head"],
+                            num_classes=len(FINDINGS) + no_finding,
                             pretrained=mcfg["pretrained"], in_chans=mcfg["in_chans"],
                             weights=mcfg["weights"], head_kwargs=mcfg["head_kwargs"] or None)
         sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std, cache)
-        loss_fn = losses.create_loss(cfg["loss"], stats=sets["train"].stats())
+        train_set, val_set = sets["train"], sets["val"]
+        if no_finding:
+            train_set, val_set = WithNoFinding(train_set), WithNoFinding(val_set)
+        train_cfg = _train_config(tcfg)
+        if is_recipe(cfg["loss"]):
+            stages, loss_fn = recipe_stages(cfg["loss"], train_cfg, train_set.stats()), None
+        else:
+            stages, loss_fn = None, losses.create_loss(cfg["loss"], stats=train_set.stats())
         workers = tcfg["num_workers"]
         common = {"num_workers": workers, "pin_memory": cuda}
-        train_loader = DataLoader(sets["train"], batch_size=tcfg["batch_size"], shuffle=True,
-                                  drop_last=len(sets["train"]) > tcfg["batch_size"],
-                                  **common, **loader_kwargs(seed))
+        order = {"shuffle": True, **loader_kwargs(seed)}
+        if tcfg.get("sampler") == "class_aware":
+            order["shuffle"] = False
+            order["sampler"] = ClassAwareSampler(sets["train"].labels, order["generator"])
+        train_loader = DataLoader(train_set, batch_size=tcfg["batch_size"],
+                                  drop_last=len(train_set) > tcfg["batch_size"],
+                                  **common, **order)
         eval_kw = dict(batch_size=tcfg["eval_batch_size"], shuffle=False, **common)
-        val_loader = DataLoader(sets["val"], **eval_kw, **loader_kwargs(seed))
+        val_loader = DataLoader(val_set, **eval_kw, **loader_kwargs(seed))
         test_loader = DataLoader(sets["test"], **eval_kw, **loader_kwargs(seed))
-
-        train_cfg = _train_config(tcfg)
+        scored = len(FINDINGS) if no_finding else None
         identity = state_identity(run)
         resume = load_training_state(paths["last"], expect=identity)
         held = hold_checkpoints(paths["last"].parent)
@@ -266,9 +281,11 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
             bar.update(min(bar.total, bar.total * (resume["epoch"] + 1) // train_cfg.epochs))
         try:
             train = EpochLoader(train_loader, seed, on_batch=lambda: bar.update(1))
-            fitted = fit(model, loss_fn, train, val_loader, train_cfg, device=device, on_epoch_end=on_epoch,
+            fitted = fit(model, loss_fn, train, val_loader, train_cfg, device=device,
+                         on_epoch_end=on_epoch,
                          checkpoint_path=paths["best"], last_path=paths["last"], resume=resume,
-                         channels_last=cuda, identity=identity, before_save=checked)
+                         channels_last=cuda, identity=identity, before_save=checked,
+                         stages=stages, eval_classes=scored)
         finally:
             bar.close()
         result.history, result.resumed_from = fitted.history, fitted.resumed_from
@@ -281,7 +298,8 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
             result.failed_step = fitted.failed_step
             return result
         with torch.no_grad():
-            out = evaluate(model, test_loader, device, cfg=train_cfg, channels_last=cuda)
+            out = evaluate(model, test_loader, device, cfg=train_cfg, channels_last=cuda,
+                           classes=scored)
     from mlbench.stats import dataset_ids, metric_records  # the bootstrap resamples patients
 
     images, patients = dataset_ids(sets["test"])

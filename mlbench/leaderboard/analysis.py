@@ -69,7 +69,19 @@ def setup_of(config: dict) -> str:
     from mlbench.suite import run_id
 
     rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
-    return run_id(rest)[:6]
+    return " ".join([*setup_tags(config), run_id(rest)[:6]])
+
+
+def setup_tags(config: dict) -> list[str]:
+    """The readable part of a setup label: the training options a reader must see beside the
+    hash (``train.sampler``, ``model.no_finding``; absent when not set)."""
+    tags = []
+    sampler = config.get("train", {}).get("sampler")
+    if sampler not in (None, "random"):
+        tags.append(f"sampler={sampler}")
+    if config.get("model", {}).get("no_finding"):
+        tags.append("no_finding")
+    return tags
 
 
 # ------------------------------------------------------------------ records -> blocks

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import loss_label, normalise_loss
+from mlbench.suite.grid import loss_label, normalise_loss, stage_losses
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -24,7 +24,7 @@ def check_names(suite: Suite) -> None:
     """
     import losses
     from mlbench.models import check_backbone, create_head, list_heads
-    from mlbench.train import TrainConfig
+    from mlbench.train import TrainConfig, is_recipe, recipe_stages
 
     for i, name in enumerate(as_list(suite.config["grid"]["backbone"])):
         try:
@@ -52,16 +52,24 @@ def check_names(suite: Suite) -> None:
     for i, spec in enumerate(as_list(suite.config["grid"]["loss"])):
         if suite.plan is not None:
             break  # tuned: the grid entries may hold {placeholders}, checked per setting above
-        try:
-            loss = losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"),
-                                      stats=dummy_stats())
-        except ValueError as exc:
-            raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
-        problem = try_loss(loss)
-        if problem:
-            raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}) fails on a tiny batch: "
-                             f"{problem}; check its options (python -m mlbench losses lists "
-                             "the losses; each loss's class documents its options)")
+        spec = normalise_loss(spec, f"grid.loss[{i}]")
+        if is_recipe(spec):  # a recipe's stage settings (a bad schedule) fail here
+            try:
+                recipe_stages(spec, TrainConfig.from_dict(suite.config["train"],
+                                                          ignore_unknown=True), dummy_stats())
+            except ValueError as exc:
+                raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
+        for term in stage_losses(spec):
+            try:
+                loss = losses.create_loss(term, stats=dummy_stats())
+            except ValueError as exc:
+                raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
+            problem = try_loss(loss)
+            if problem:
+                raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}) fails on a tiny "
+                                 f"batch: {problem}; check its options (python -m mlbench "
+                                 "losses lists the losses; each loss's class documents its "
+                                 "options)")
     ref = suite.config["eval"]["reference"]
     tuned = {c.loss for c in suite.plan.cells} if suite.plan is not None else set()
     try:

@@ -73,7 +73,16 @@ MODEL = {
     "weights": Key((str, type(None)), None, doc="local weights file for the backbone"),
     "in_chans": Key((int,), 1, choices=(1, 3), doc="1: one-channel stem; 3: gray replicated"),
     "head_kwargs": Key((dict,), {}),
+    "no_finding": Key((bool,), False,
+                      doc="train an extra 'No Finding' output (healthy images give pairwise "
+                      "losses a signal); left out of evaluation and the mean AUC"),
 }
+# ``train.sampler`` (mlbench.train.sampler); unset or "random" is the uniform shuffle, left out
+# of the run config (so the run ids from before the key are kept).
+SAMPLERS = (None, "random", "class_aware")
+# Keys that enter a run's config only when they differ from the default (added after run ids
+# existed: a run that does not use them keeps its id): section -> key -> the defaults.
+OPTIONAL_KEYS = {"train": {"sampler": (None, "random")}, "model": {"no_finding": (False,)}}
 # Harness-level training keys; the engine's TrainConfig fields are added to these.
 TRAIN_HARNESS = {
     "batch_size": Key((int,), 32, minimum=1),
@@ -86,6 +95,9 @@ TRAIN_HARNESS = {
                          doc="deterministic algorithms, no cuDNN autotuning (false: faster on GPU)"),
     "threads": Key((int,), 1, minimum=1,
                    doc="torch threads per run (fixed, so CPU numbers do not depend on workers)"),
+    "sampler": Key((str, type(None)), None, choices=SAMPLERS,
+                   doc="training order: random (a uniform shuffle, the default) or class_aware "
+                   "(a finding or 'no finding' drawn uniformly, then an image of it)"),
 }
 EVAL = {
     "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),

@@ -23,7 +23,9 @@ from mlbench.train.config import (
     build_optimizer,
     lr_at,
 )
-from mlbench.train.engine import FitResult, evaluate, fit, train_one_epoch
+from mlbench.train.engine import FitResult, Stage, evaluate, fit, train_one_epoch
+from mlbench.train.recipe import is_recipe, recipe_stages
+from mlbench.train.sampler import SAMPLERS, ClassAwareSampler
 from mlbench.train.seeding import (
     EpochLoader,
     deterministic,
@@ -38,9 +40,11 @@ from mlbench.train.seeding import (
 )
 
 __all__ = [
-    "AMP_DTYPES", "OPTIMIZERS", "SCHEDULES", "STATE_FORMAT", "EpochLoader", "FitResult",
-    "TrainConfig",
+    "AMP_DTYPES", "OPTIMIZERS", "SAMPLERS", "SCHEDULES", "STATE_FORMAT", "ClassAwareSampler",
+    "EpochLoader", "FitResult",
+    "Stage", "TrainConfig",
     "build_optimizer", "deterministic", "epoch_seed", "evaluate", "fit", "get_rng_state",
+    "is_recipe", "recipe_stages",
     "load_checkpoint", "load_training_state", "loader_kwargs", "lr_at", "make_generator",
     "reseed_loader", "save_checkpoint", "save_training_state", "seed_everything",
     "set_rng_state", "train_one_epoch", "worker_init_fn",

@@ -42,10 +42,9 @@ from .config import (
     TrainConfig,
     build_optimizer,
     lr_at,
-    optimizer_name,
 )
 
-__all__ = ["FitResult", "evaluate", "fit", "train_one_epoch"]
+__all__ = ["FitResult", "Stage", "evaluate", "fit", "train_one_epoch"]
 
 log = logging.getLogger("mlbench.engine")
 
@@ -151,6 +150,7 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     channels_last: bool = False,
     contract=None,
+    stage_start: int = 0,
 ) -> dict:
     """One pass over ``loader`` (at most ``cfg.max_steps_per_epoch`` steps).
 
@@ -170,6 +170,8 @@ def train_one_epoch(
         channels_last: move the images to the device in channels-last memory format.
         contract: the loss's ``losses.LossContract`` (default: read off ``loss_fn``); its
             ``on_step_start`` hook runs before every step.
+        stage_start: global step of the first step of the current stage (:class:`Stage`):
+            the schedule and the loss's step hook count from it (0: a one-stage fit).
 
     Returns:
         dict: ``train_loss`` (sample-weighted mean), ``steps``, ``images``, ``lr`` (last),
@@ -202,13 +204,13 @@ def train_one_epoch(
         if i >= max_steps:
             break
         step = start_step + i
-        lr = lr_at(step, total_steps, warmup_steps, cfg)
+        lr = lr_at(step - stage_start, total_steps, warmup_steps, cfg)
         for g in optimizer.param_groups:
             g["lr"] = lr * g["lr_scale"] if "lr_scale" in g else lr
         x, y, index = _split_batch(batch, contract.needs_index, device)
         x = _to(x, device, channels_last)
         y = y.to(device, non_blocking=True)
-        contract.on_step_start(step)
+        contract.on_step_start(step - stage_start)
         with _autocast(device, cfg):
             logits = model(x)
         if index is None:
@@ -251,7 +253,8 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
-             cfg: TrainConfig | None = None, channels_last: bool = False) -> dict:
+             cfg: TrainConfig | None = None, channels_last: bool = False,
+             classes: int | None = None) -> dict:
     """Predict a whole loader and compute the metrics.
 
     Args:
@@ -262,6 +265,9 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
             sample indices and without hooks: a loss's state is left as it is).
         cfg: only its AMP settings are used (autocast on CUDA).
         channels_last: images to the device in channels-last memory format.
+        classes: score only the first ``classes`` outputs (the rest, e.g. the "No Finding"
+            output of ``model.no_finding``, are trained but not evaluated; the loss, if
+            reported, is over every output). None: every output.
 
     Returns:
         dict: ``scores`` (N, C) sigmoid probabilities (np.float32), ``targets`` (N, C),
@@ -285,6 +291,8 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
             logits = model(x).float()
         if loss_fn is not None:
             loss_sum += loss_fn(logits, y).detach().double() * x.shape[0]
+        if classes is not None:
+            logits, y = logits[:, :classes], y[:, :classes]
         probs.append(torch.sigmoid(logits))
         targets.append(y)
     scores = torch.cat(probs).cpu().numpy()
@@ -297,9 +305,25 @@ def evaluate(model: nn.Module, loader, device, loss_fn: Callable | None = None,
     return out
 
 
+@dataclass
+class Stage:
+    """One stage of a multi-stage recipe (e.g. BCE pre-training, then AUC-M with PESG).
+
+    Attributes:
+        loss_fn: the stage's loss (its contract decides the optimizer, as for a one-stage fit).
+        cfg: the stage's settings; ``cfg.epochs`` is the stage's length, its learning-rate
+            schedule (warm-up included) runs over the stage alone.
+        label: a name for logs and the history rows (``"bce"``).
+    """
+
+    loss_fn: Callable
+    cfg: TrainConfig
+    label: str = ""
+
+
 def fit(
     model: nn.Module,
-    loss_fn: Callable,
+    loss_fn: Callable | None,
     train_loader,
     val_loader,
     cfg: TrainConfig,
@@ -312,6 +336,8 @@ def fit(
     channels_last: bool = False,
     identity: dict | None = None,
     before_save: Callable[[Path, int], None] | None = None,
+    stages: list[Stage] | None = None,
+    eval_classes: int | None = None,
 ) -> FitResult:
     """Train with validation after each epoch; keep and finally restore the best weights.
 
@@ -324,8 +350,8 @@ def fit(
 
     Resume: with ``last_path`` the whole training state is written there atomically after
     every epoch (model, optimizer, schedule position, GradScaler, global RNG states,
-    history, early-stopping state, the best weights, and the loss's ``state_dict()`` when it
-    has state; :func:`load_training_state`).
+    history, early-stopping state, the best weights, the stage, and the loss's
+    ``state_dict()`` when it has state; :func:`load_training_state`).
     ``resume=`` such a state continues after its epoch and ends exactly as the
     uninterrupted fit would on CPU, provided the train loader's order depends on the epoch
     only: a loader with ``set_epoch(epoch)`` gets it called before each epoch (the harness
@@ -337,12 +363,22 @@ def fit(
     step; the optimizer's ``on_epoch_start(epoch)`` and, at an epoch that starts with a lower
     lr than the previous one, ``on_lr_decay()``.
 
+    Stages (``stages=``, a recipe such as BCE pre-training then AUC-M): the stages run one
+    after the other on the same model, so a stage starts from the weights the previous one
+    ended with; at each stage boundary the optimizer is built afresh from the stage's loss
+    and settings (PESG for AUC-M: its reference point is the weights at the boundary), the
+    schedule restarts, and the loss's hooks and the optimizer's decay hook count epochs and
+    steps from the stage's start. ``cfg.epochs`` must be the stages' total. A state saved
+    inside a stage resumes that stage's optimizer and loss; one saved at the last epoch of a
+    stage resumes into the next stage exactly as the uninterrupted fit enters it.
+
     Args:
         model: moved to ``device``.
         loss_fn: ``loss_fn(logits, targets) -> scalar`` (a registered loss, a weighted sum of
-            them, or any callable without parameters).
+            them, or any callable without parameters); None with ``stages``.
         train_loader, val_loader: yield ``(images, targets)``.
-        cfg: :class:`TrainConfig`.
+        cfg: :class:`TrainConfig` (with ``stages``: the run's, only ``epochs``,
+            ``early_stopping_patience``, ``amp`` and ``amp_dtype`` used).
         device: "cpu", "cuda", a ``torch.device``...
         on_epoch_end: called with each epoch's history row (JSON-serialisable dict), after
             the epoch's checkpoints are written.
@@ -354,46 +390,75 @@ def fit(
             checked by ``load_training_state(..., expect=)`` / ``load_checkpoint``.
         before_save: called with (path, epoch) before each checkpoint is written; what it
             raises ends the fit (a worker that no longer holds its run writes nothing).
+        stages: a multi-stage recipe (:class:`Stage` list) instead of ``loss_fn``.
+        eval_classes: validation scores only the first ``eval_classes`` outputs
+            (:func:`evaluate`'s ``classes``; the "No Finding" output is trained, not scored).
 
     Returns:
         FitResult (``resumed_from``: the epoch of the state resumed from; ``optimizer``: the
-        one trained with).
+        one trained with, the stages' joined by ``>``).
 
     Raises:
         ValueError: the loss's contract cannot be honoured (see
-            ``losses.training_contract``), or ``resume`` lacks the state of a stateful loss.
+            ``losses.training_contract``), ``resume`` lacks the state of a stateful loss, or
+            the stages' epochs do not add up to ``cfg.epochs``.
     """
     device = torch.device(device)
-    contract = _contract(loss_fn)
+    if stages is None:
+        stages = [Stage(loss_fn, cfg)]
+    elif loss_fn is not None:
+        raise ValueError("fit takes a loss_fn or stages, not both")
+    if sum(st.cfg.epochs for st in stages) != cfg.epochs:
+        raise ValueError(f"the stages' epochs {[st.cfg.epochs for st in stages]} must add up to "
+                         f"cfg.epochs ({cfg.epochs})")
+    firsts = [sum(st.cfg.epochs for st in stages[:k]) for k in range(len(stages))]
+    contracts = [_contract(st.loss_fn) for st in stages]
     model.to(device)
-    if isinstance(loss_fn, nn.Module):
-        loss_fn.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if cfg.amp and device.type != "cuda":
         warnings.warn("TrainConfig.amp is CUDA only; training in fp32 on " + device.type,
                       stacklevel=2)
-    optimizer = build_optimizer(model, cfg, loss_fn)
     fp16 = cfg.amp and device.type == "cuda" and cfg.amp_dtype == "fp16"
     scaler = torch.amp.GradScaler("cuda") if fp16 else None
     per_epoch = _steps_per_epoch(train_loader, cfg)
-    total = per_epoch * cfg.epochs
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(cfg.warmup_epochs * per_epoch)
-    result = FitResult(status="finished", optimizer=optimizer_name(optimizer, cfg))
+
+    def stage_of(epoch: int) -> int:
+        return max(k for k, first in enumerate(firsts) if first <= epoch)
+
+    def enter(k: int):
+        """Stage k's loss on the device and its fresh optimizer, total and warm-up steps."""
+        st = stages[k]
+        if isinstance(st.loss_fn, nn.Module):
+            st.loss_fn.to(device)
+        opt = build_optimizer(model, st.cfg, st.loss_fn)
+        tot = per_epoch * st.cfg.epochs
+        wu = (st.cfg.warmup_steps if st.cfg.warmup_steps is not None
+              else round(st.cfg.warmup_epochs * per_epoch))
+        return opt, tot, wu
+
+    names = [c.optimizer or st.cfg.optimizer for c, st in zip(contracts, stages, strict=True)]
+    result = FitResult(status="finished", optimizer=">".join(names))
     best_state, best, stale, step, start, stopped = None, -math.inf, 0, 0, 0, False
+    if resume is not None:
+        start = resume["epoch"] + 1
+        model.load_state_dict(resume["model"])  # first: a fresh optimizer starts from it
+    current = stage_of(min(start, cfg.epochs - 1))
+    optimizer, total, warmup = enter(current)
     if resume is not None:
         from .seeding import set_rng_state
 
-        model.load_state_dict(resume["model"])
-        if contract.has_state:
-            if resume.get("loss") is None:
-                raise ValueError(
-                    f"the training state to resume from has no state of the loss "
-                    f"{contract.names}; it was written by a run without it: delete it to "
-                    "restart the run from epoch 0"
-                )
-            loss_fn.load_state_dict(resume["loss"])
-        optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("stage", 0) == current:  # inside a stage: its optimizer and loss go on
+            contract = contracts[current]
+            if contract.has_state:
+                if resume.get("loss") is None:
+                    raise ValueError(
+                        f"the training state to resume from has no state of the loss "
+                        f"{contract.names}; it was written by a run without it: delete it to "
+                        "restart the run from epoch 0"
+                    )
+                stages[current].loss_fn.load_state_dict(resume["loss"])
+            optimizer.load_state_dict(resume["optimizer"])
         if scaler is not None and resume.get("scaler") is not None:
             scaler.load_state_dict(resume["scaler"])
         es = resume["early_stopping"]
@@ -402,22 +467,29 @@ def fit(
         best_state = resume["best_model"]
         step = resume["scheduler"]["step"]
         result.history = list(resume["history"])
-        start = resume["epoch"] + 1
         result.resumed_from = resume["epoch"]
         set_rng_state(resume["rng"])
     for epoch in range(start, cfg.epochs):
         if stopped:
             break
+        if stage_of(epoch) != current:  # a stage boundary: the next loss, a fresh optimizer
+            current = stage_of(epoch)
+            optimizer, total, warmup = enter(current)
+        stage, contract = stages[current], contracts[current]
+        scfg, loss_fn, local = stage.cfg, stage.loss_fn, epoch - firsts[current]
+        stage_start = firsts[current] * per_epoch
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
-        contract.on_epoch_start(epoch)
+        contract.on_epoch_start(local)
         if hasattr(optimizer, "on_epoch_start"):
-            optimizer.on_epoch_start(epoch)
-        if hasattr(optimizer, "on_lr_decay") and _lr_decays(epoch, per_epoch, total, warmup, cfg):
+            optimizer.on_epoch_start(local)
+        if hasattr(optimizer, "on_lr_decay") and _lr_decays(local, per_epoch, total, warmup,
+                                                            scfg):
             optimizer.on_lr_decay()
-        tr = train_one_epoch(model, loss_fn, train_loader, optimizer, device, epoch, cfg,
+        tr = train_one_epoch(model, loss_fn, train_loader, optimizer, device, epoch, scfg,
                              start_step=step, total_steps=total, warmup_steps=warmup,
-                             scaler=scaler, channels_last=channels_last, contract=contract)
+                             scaler=scaler, channels_last=channels_last, contract=contract,
+                             stage_start=stage_start)
         step += tr["steps"]
         if tr["status"] == "failed":
             result.status, result.failed_step = "failed", tr["failed_step"]
@@ -425,12 +497,15 @@ def fit(
                               f"(epoch {epoch + 1} of {cfg.epochs})")
             break
         try:
-            val = evaluate(model, val_loader, device, loss_fn, cfg, channels_last=channels_last)
+            val = evaluate(model, val_loader, device, loss_fn, cfg, channels_last=channels_last,
+                           classes=eval_classes)
         except FloatingPointError as e:
             result.status, result.failed_step = "failed", step
             result.failure = f"{e} after epoch {epoch + 1} of {cfg.epochs} (step {step})"
             break
         row = {k: tr[k] for k in ("epoch", "train_loss", "steps", "images", "lr", "train_time")}
+        if len(stages) > 1:
+            row["stage"] = stage.label or str(current)
         row.update(
             images_per_s=tr["images"] / tr["train_time"] if tr["train_time"] > 0 else float("nan"),
             val_loss=val["loss"], val_mean_auc=val["mean_auc"], val_mean_ap=val["mean_ap"],
@@ -471,6 +546,7 @@ def fit(
                                    "best_val_mean_auc": result.best_val_mean_auc},
                 "best_model": best_state,
                 **({"loss": loss_fn.state_dict()} if contract.has_state else {}),
+                **({"stage": current} if len(stages) > 1 else {}),
             }, identity=identity)
         log.info(json.dumps(row))
         if on_epoch_end is not None:

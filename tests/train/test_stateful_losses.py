@@ -60,9 +60,8 @@ def _fit(spec, tmp_path=None, *, stop_after=None, resume=False, cfg=None, indexe
     with deterministic(0):
         x, y = _data()
         counts = y.sum(dim=0)
-        loss = loss if loss is not None else losses.create_loss(
-            spec, stats={"class_counts": counts, "num_samples": len(y)}
-        )
+        if loss is None and spec is not None:  # neither: the stages in fit_kwargs
+            loss = losses.create_loss(spec, stats={"class_counts": counts, "num_samples": len(y)})
         model = _model()
         dataset = _Indexed(x, y) if indexed else TensorDataset(x, y)
         train = EpochLoader(DataLoader(dataset, batch_size=16, shuffle=True, **loader_kwargs(0)), 0)
