@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import loss_label, normalise_loss, stage_losses
+from mlbench.suite.grid import loss_label, normalise_loss
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -24,7 +24,7 @@ def check_names(suite: Suite) -> None:
     """
     import losses
     from mlbench.models import check_backbone, create_head, list_heads
-    from mlbench.train import TrainConfig, is_recipe, recipe_stages
+    from mlbench.train import TrainConfig
 
     for i, name in enumerate(as_list(suite.config["grid"]["backbone"])):
         try:
@@ -53,17 +53,11 @@ def check_names(suite: Suite) -> None:
         if suite.plan is not None:
             break  # tuned: the grid entries may hold {placeholders}, checked per setting above
         spec = normalise_loss(spec, f"grid.loss[{i}]")
-        if is_recipe(spec):  # a recipe's stage settings (a bad schedule) fail here
-            try:
-                recipe_stages(spec, TrainConfig.from_dict(suite.config["train"],
-                                                          ignore_unknown=True), dummy_stats())
-            except ValueError as exc:
-                raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
-        for term in stage_losses(spec):
-            try:
-                loss = losses.create_loss(term, stats=dummy_stats())
-            except ValueError as exc:
-                raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
+        try:
+            built = build_losses(spec, suite.config["train"])
+        except ValueError as exc:
+            raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
+        for loss in built:
             problem = try_loss(loss)
             if problem:
                 raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}) fails on a tiny "
@@ -82,7 +76,6 @@ def check_names(suite: Suite) -> None:
 def _check_tuned(suite: Suite) -> None:
     """Each setting a tuned suite tries: its loss spec (built and called on a tiny batch)
     and its train config, so a bad value fails before any run starts."""
-    import losses
     from mlbench.train import TrainConfig
 
     seen: set = set()
@@ -95,16 +88,33 @@ def _check_tuned(suite: Suite) -> None:
             seen.add(text)
             where = f"`tune` setting {setting.values} of {cell.loss!r}"
             try:
-                loss = losses.create_loss(cfg["loss"], stats=dummy_stats())
+                built = build_losses(cfg["loss"], cfg["train"])
             except (TypeError, ValueError) as exc:
                 raise SuiteError(f"{where}: {exc}") from None
-            problem = try_loss(loss)
-            if problem:
-                raise SuiteError(f"{where}: the loss fails on a tiny batch: {problem}")
+            for loss in built:
+                problem = try_loss(loss)
+                if problem:
+                    raise SuiteError(f"{where}: the loss fails on a tiny batch: {problem}")
             try:
                 TrainConfig.from_dict(cfg["train"], ignore_unknown=True)
             except (TypeError, ValueError) as exc:
                 raise SuiteError(f"{where}: `train`: {exc}") from None
+
+
+def build_losses(spec, train: dict) -> list:
+    """The losses a run's (normalised) loss spec trains with, built on dummy statistics: one,
+    or a recipe's stages' (with their settings checked against ``train``).
+
+    Raises:
+        ValueError: a bad loss spec or stage setting.
+    """
+    import losses
+    from mlbench.train import TrainConfig, is_recipe, recipe_stages
+
+    if is_recipe(spec):
+        cfg = TrainConfig.from_dict(train, ignore_unknown=True)
+        return [stage.loss_fn for stage in recipe_stages(spec, cfg, dummy_stats())]
+    return [losses.create_loss(spec, stats=dummy_stats())]
 
 
 def try_loss(loss) -> str | None:

@@ -368,7 +368,9 @@ def fit(
     ended with; at each stage boundary the optimizer is built afresh from the stage's loss
     and settings (PESG for AUC-M: its reference point is the weights at the boundary), the
     schedule restarts, and the loss's hooks and the optimizer's decay hook count epochs and
-    steps from the stage's start. ``cfg.epochs`` must be the stages' total. A state saved
+    steps from the stage's start. ``cfg.epochs`` must be the stages' total. Early stopping
+    acts in the last stage only (its patience counted from the stage's start; the best epoch
+    is still the best of the whole fit). A state saved
     inside a stage resumes that stage's optimizer and loss; one saved at the last epoch of a
     stage resumes into the next stage exactly as the uninterrupted fit enters it.
 
@@ -475,6 +477,8 @@ def fit(
         if stage_of(epoch) != current:  # a stage boundary: the next loss, a fresh optimizer
             current = stage_of(epoch)
             optimizer, total, warmup = enter(current)
+        if current > 0 and epoch == firsts[current]:
+            stale = 0  # patience counts inside the last stage (the earlier ones run in full)
         stage, contract = stages[current], contracts[current]
         scfg, loss_fn, local = stage.cfg, stage.loss_fn, epoch - firsts[current]
         stage_start = firsts[current] * per_epoch
@@ -527,7 +531,8 @@ def fit(
             stale += 1
         row["best"] = improved
         result.history.append(row)
-        stopped = cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience
+        stopped = (cfg.early_stopping_patience is not None and current == len(stages) - 1
+                   and stale >= cfg.early_stopping_patience)
         if last_path is not None:
             from .seeding import get_rng_state
 

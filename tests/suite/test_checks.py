@@ -15,7 +15,7 @@ def test_shipped_suites_validate():
 
     real = load_suite(REPO / "suites/chestxray14.yaml", env={})
     check_names(real)
-    cells = 2 * 2 * 8  # tuned: 2 settings per loss, the chosen one on the other 2 seeds
+    cells = 2 * 2 * 10  # tuned: 2 settings per loss, the chosen one on the other 2 seeds
     assert len(real.plan.cells) == cells and real.plan.total_runs() == cells * (2 + 3 - 1)
     assert {r.backbone for r in real.runs} == {"densenet121", "resnet50"}
     assert real.config["model"]["pretrained"] is True and real.dataset["image_size"] == 224
@@ -29,6 +29,9 @@ def test_shipped_suites_validate():
         "bce+0.1*msml) is on the quickstart leaderboard; add each as one line under `grid.loss`"
     )
     assert {r.seed for r in quick.runs} == {0, 1}
+    recipe = "bce:2>aucm[lr=0.1,schedule=step]"  # AUC-M's two-stage recipe, in both suites
+    assert recipe in {r.loss for r in quick.runs}
+    assert {"db", "bce:10>aucm[lr=0.1,schedule=step]"} <= {c.loss for c in real.plan.cells}
     assert quick.dataset["sim"] is not None
 
 

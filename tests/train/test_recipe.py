@@ -123,3 +123,16 @@ def test_recipe_resumed_is_bit_identical(tmp_path, stop_after):
         state["history"] = _strip(state["history"])
         del state["checksum"]
     _assert_same_tensors(full, resumed, "last.pt")
+
+
+def test_early_stopping_acts_in_the_last_stage_only():
+    """Patience 1: a one-stage fit may stop at any epoch; a recipe runs its BCE stage in full
+    and counts the patience from the AUC-M stage's first epoch."""
+    cfg = TrainConfig(epochs=4, lr=0.05, optimizer="sgd", early_stopping_patience=1)
+    stages = recipe_stages({"stages": [{"loss": "bce", "epochs": 2},
+                                       {"loss": "aucm", "lr": 1e-6}]}, cfg, STATS)
+    _, _, res = _fit(None, cfg=cfg, loss=None, stages=stages)
+    stages_seen = [r["stage"] for r in res.history]
+    assert stages_seen[:2] == ["bce", "bce"] and "aucm" in stages_seen
+    # at lr 1e-6 the AUC-M stage cannot beat the BCE stage's best: it stops after 1 epoch
+    assert res.early_stopped and stages_seen == ["bce", "bce", "aucm"]

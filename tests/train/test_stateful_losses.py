@@ -104,12 +104,16 @@ def _assert_same_tensors(a, b, where=""):
         assert a == b, where
 
 
+# Generated from the registry: every stateful loss with its defaults (a new one is covered
+# without a line here), then variants that reach other states (v2, a step schedule with
+# PESG decays, compauc's AUC phase, SPLC's correction epochs, a weighted sum).
+STATEFUL = [n for n in losses.list_losses() if losses.get_loss_info(n).stateful]
 RESUME_SPECS = {
-    "aucm": ("aucm", None),
+    **{name: (name, None) for name in STATEFUL},
     "aucm-v2-step-schedule": ({"name": "aucm", "version": "v2", "margin": 0.6},
                               TrainConfig(epochs=4, lr=0.1, schedule="step")),
-    "compauc": ({"name": "compauc", "k": 2}, None),
-    "splc": ({"name": "splc", "change_epoch": 1, "tau": 0.5}, None),
+    "compauc-k2": ({"name": "compauc", "k": 2}, None),
+    "splc-from-epoch-1": ({"name": "splc", "change_epoch": 1, "tau": 0.5}, None),
     "bce+0.5*aucm": ("bce+0.5*aucm", None),
 }  # fmt: skip
 
