@@ -28,10 +28,14 @@ def _cmd_losses(args) -> int:
     rows = []
     for name in losses.list_losses():
         info = losses.get_loss_info(name)
+        state = (info.optimizer or "yes") if info.stateful else ""
         rows.append((name, info.reference, ", ".join(info.needs) or "-",
-                     "yes" if info.batch_coupled else "", info.peer or "-"))
-    print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled", "peer"]))
+                     "yes" if info.batch_coupled else "", state, info.peer or "-"))
+    print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled",
+                                  "state (optimizer)", "peer"]))
     print("\nIn a suite: grid.loss: [bce, msml, 'bce+0.1*msml', {name: asl, gamma_neg: 2}]")
+    print("A two-stage recipe (BCE, then AUC-M with PESG from those weights): "
+          "{stages: [{loss: bce, epochs: 2}, {loss: aucm, lr: 0.1, schedule: step}]}")
     return 0
 
 
