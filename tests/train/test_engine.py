@@ -168,3 +168,19 @@ def test_evaluate_non_finite_outputs_raise(task):
         model.head.fc.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError):
         evaluate(model, [task[1].tensors], "cpu")
+
+
+def test_evaluate_classes_scores_the_first_outputs_only(task, loaders):
+    """``classes=2`` on a 3-output model (the "No Finding" output of model.no_finding is the
+    last): the scores and metrics of the first two outputs, equal to scoring a model whose
+    last output is cut off; the loss is still over every output."""
+    with deterministic(0):
+        model = build_model("test_efficientnet", "linear", num_classes=3)
+    _, vl = loaders(*task, 0)
+    full = evaluate(model, vl, "cpu", F.binary_cross_entropy_with_logits)
+    cut = evaluate(model, vl, "cpu", F.binary_cross_entropy_with_logits, classes=2)
+    assert cut["scores"].shape[1] == 2 and len(cut["auc"]) == 2
+    np.testing.assert_array_equal(cut["scores"], full["scores"][:, :2])
+    np.testing.assert_array_equal(cut["auc"], full["auc"][:2])
+    assert cut["loss"] == full["loss"]
+    assert cut["mean_auc"] == pytest.approx(float(np.nanmean(full["auc"][:2])))
