@@ -194,18 +194,18 @@ def _check_dataset(cfg: dict) -> None:
 def parse_only(items: list[str] | None) -> dict[str, list[str]]:
     """``["loss=msml,bce", "head=linear"]`` -> ``{"loss": ["msml", "bce"], "head": ["linear"]}``.
 
-    Tokens are separated by commas outside parentheses (a mapping loss's label
-    ``asl(gamma_neg=2,gamma_pos=0)`` is one value); a token without ``key=`` adds a value
-    to the last key.
+    Tokens are separated by commas outside parentheses and brackets (a mapping loss's label
+    ``asl(gamma_neg=2,gamma_pos=0)``, a recipe's ``bce:2>aucm[lr=0.1,schedule=step]`` is one
+    value); a token without ``key=`` adds a value to the last key.
     """
     out: dict[str, list[str]] = {}
     key = None
     for item in items or []:
-        for token in re.split(r",(?![^(]*\))", item):
+        for token in re.split(r",(?![^(\[]*[)\]])", item):
             token = token.strip()
             if not token:
                 continue
-            if "=" in token and "(" not in token.split("=", 1)[0]:
+            if "=" in token and not set("([") & set(token.split("=", 1)[0]):
                 key, value = (s.strip() for s in token.split("=", 1))
                 if key not in GRID_AXES:
                     raise SuiteError(f"--only: unknown key {key!r}; valid keys: {list(GRID_AXES)}")

@@ -92,3 +92,16 @@ def test_an_unknown_sampler_is_one_clear_error(tmp_path):
     with pytest.raises(SuiteError, match=r"`train.sampler` must be one of \[None, 'random', "
                                          r"'class_aware'\], got 'balanced'"):
         _load(tmp_path, **{"train.sampler": "balanced"})
+
+
+def test_only_selects_a_recipe_by_its_label(tmp_path):
+    from mlbench.suite import filter_runs, parse_only
+
+    label = "bce:1>aucm[lr=0.1,schedule=step]"
+    only = parse_only([f"loss={label},bce", "seed=0"])
+    assert only == {"loss": [label, "bce"], "seed": ["0"]}
+    assert parse_only([f"loss=msml,{label}"]) == {"loss": ["msml", label]}
+    entry = {"stages": [{"loss": "bce", "epochs": 1},
+                        {"loss": "aucm", "lr": 0.1, "schedule": "step"}]}
+    suite = _load(tmp_path, **{"grid.loss": ["msml", entry]})
+    assert [r.loss for r in filter_runs(suite.runs, parse_only([f"loss={label}"]))] == [label]
