@@ -59,5 +59,8 @@ def recipe_stages(spec: dict, cfg: TrainConfig, stats: dict | None = None) -> li
 
 
 def _label(spec: Any) -> str:
-    return spec if isinstance(spec, str) else str(spec.get("name", spec)) if isinstance(
-        spec, dict) else "+".join(str(t.get("name")) for t in spec)
+    """A stage's name in the history rows: its spec string, or the names of its terms."""
+    if isinstance(spec, str):
+        return spec
+    terms = spec if isinstance(spec, list) else [spec]
+    return "+".join(str(t.get("name")) for t in terms)
