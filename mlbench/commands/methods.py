@@ -26,10 +26,12 @@ def _cmd_losses(args) -> int:
     import losses
 
     rows = []
+    former = {new: old for old, new in losses.loss_aliases().items()}
     for name in losses.list_losses():
         info = losses.get_loss_info(name)
+        label = f"{name} (was {former[name]})" if name in former else name
         state = (info.optimizer or "yes") if info.stateful else ""
-        rows.append((name, info.reference, ", ".join(info.needs) or "-",
+        rows.append((label, info.reference, ", ".join(info.needs) or "-",
                      "yes" if info.batch_coupled else "", state, info.peer or "-"))
     print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled",
                                   "state (optimizer)", "peer"]))

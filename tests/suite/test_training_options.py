@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlbench.leaderboard.analysis import setup_of
+from mlbench.leaderboard.analysis import setup_labels, setup_of
 from mlbench.suite import SuiteError, check_names, load_suite, loss_label
 from tests.helpers import tiny_suite
 
@@ -81,11 +81,14 @@ def test_sampler_and_no_finding_enter_the_id_only_when_set(tmp_path):
 
 
 def test_the_setup_label_shows_sampler_and_no_finding(tmp_path):
-    plain = setup_of(_load(tmp_path).runs[0].config)
-    both = setup_of(_load(tmp_path, **{"train.sampler": "class_aware",
-                                       "model.no_finding": True}).runs[0].config)
-    assert " " not in plain and len(plain) == 6  # unchanged for the runs without them
-    assert both.startswith("sampler=class_aware no_finding ") and both != plain
+    """Runs of one output folder with and without the options: the leaderboard's setup labels
+    (the config keys that differ) name them; the hash of a run without them is unchanged."""
+    plain = _load(tmp_path).runs[0].config
+    both = _load(tmp_path, **{"train.sampler": "class_aware",
+                              "model.no_finding": True}).runs[0].config
+    labels = setup_labels({setup_of(plain): plain, setup_of(both): both})
+    assert labels[setup_of(both)] == "model.no_finding=true, train.sampler=class_aware"
+    assert labels[setup_of(plain)] == "model.no_finding=-, train.sampler=-"
 
 
 def test_an_unknown_sampler_is_one_clear_error(tmp_path):
