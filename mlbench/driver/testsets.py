@@ -82,6 +82,25 @@ def info_of(ts) -> dict:
             "summary": ts.summary()}
 
 
+def own_info(suite, out: str | Path) -> None:
+    """Store what the output states about the runs' own test split (``nih``: its size, and
+    its restriction to the images present when the release is partial) in meta
+    ``test_set_info``; a dataset that does not build as an NIH test set (a sim folder
+    without images yet) stores nothing."""
+    from mlbench.data.testsets import create_test_set
+
+    ds = suite.dataset
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts = create_test_set(OWN, ds["root"], missing="skip", view=ds["view"])
+    except Exception as exc:  # a statement, never a failure of the run
+        log.debug(f"test set {OWN}: not described ({exc})")
+        return
+    with ResultsDB(out) as db:
+        db.set_meta("test_set_info", {**(db.get_meta("test_set_info") or {}), OWN: info_of(ts)})
+
+
 def score_nih(ts, scores: np.ndarray, image_ids) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(rows of ``ts`` kept, their (N, K) mapped scores, notes) from a run's (N_test, 14)
     test-split scores with rows named by ``image_ids``; test-set images not among them are
@@ -137,6 +156,7 @@ def score_test_sets(suite, out: str | Path, ids: list[str], checkpoint_dir: str 
 
     todo = entries(suite)
     done: dict[str, int] = {}
+    own_info(suite, out)
     if not todo:
         return done
     with ResultsDB(out) as db:
