@@ -175,6 +175,8 @@ def score_test_sets(suite, out: str | Path, ids: list[str], checkpoint_dir: str 
                 key = f"{dcfg['root']}|{dcfg['view']}"
                 if key not in built:
                     built[key] = build(entry, dcfg)
+                    db.set_meta("test_set_info", {**(db.get_meta("test_set_info") or {}),
+                                                  name: info_of(built[key])})
                 ts = built[key]
                 notes: list[str] = []
                 if ts.nih_rows is not None:
@@ -209,4 +211,15 @@ def score_test_sets(suite, out: str | Path, ids: list[str], checkpoint_dir: str 
                 from tqdm import tqdm
 
                 tqdm.write(f"test set {name}: {done[name]} run(s) scored (no training)")
+        if done:
+            _track(suite, out, db, checkpoint_dir, [r["id"] for r in runs])
     return done
+
+
+def _track(suite, out, db, checkpoint_dir, ids: list[str]) -> None:
+    """MLflow / TensorBoard (``tracking``): the runs logged again with their test sets."""
+    from mlbench.logs import make_tracker
+
+    tracker = make_tracker(suite, out, checkpoint_dir)
+    for rid in ids if tracker else ():
+        tracker.after_store(db, rid)
