@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.leaderboard.analysis import analyse, build, loss_key
-from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, ranking_agreement
+from mlbench.stats import RankingAgreement, ScoredTestSet, ranking_agreement
 
 OWN = "nih"
 TRANSFER_BOOT = 500  # bootstrap replicates of Kendall's tau (seeds x patients)

@@ -147,3 +147,25 @@ def test_unknown_test_set_refused_before_training(real_root, tmp_path, capsys):
     code, _, err = cli(capsys, "run", path, "--no-progress")
     assert code == 2 and "unknown test set 'nih-exprt'" in one_error(err)
     assert not (tmp_path / "out" / "results.db").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Skipping .* missing image")
+def test_part_of_the_release_is_stated(tmp_path, capsys):
+    """A user with part of the release (images missing, the full tables): the official split
+    restricted to the images present, said in the leaderboard (default test sets and more)."""
+    root = tmp_path / "nih"
+    made = write_real_nih(root, test=AIRSPACE + BOXED + CLEAR, train=REAL_TRAIN_PATIENTS,
+                          size=16)
+    gone = made["test"][::3]
+    for name in gone:
+        (root / "images" / name).unlink()
+    listed = len(made["test"])
+    want = f"restricted to the {listed - len(gone)} of its {listed} listed images present"
+    for sets in (None, ["nih", "nih-expert"]):
+        out = tmp_path / f"out-{bool(sets)}"
+        path = write_suite(tmp_path / "s.yaml", _suite(root, out, sets, **{
+            "dataset.missing": "skip", "seeds": [0]}))
+        code, _, err = cli(capsys, "run", path, "--no-progress")
+        assert code == 0, err
+        code, text, _ = cli(capsys, "leaderboard", str(out))
+        assert want in text, text[-2000:]
