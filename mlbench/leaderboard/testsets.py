@@ -83,39 +83,44 @@ def _scored(db, name: str, block, losses: list[str], seeds: list) -> ScoredTestS
 
 def transfer(db, tables: list[TestSetBoard], n_boot: int = TRANSFER_BOOT,
              seed: int = 0) -> list[dict]:
-    """Per setup and test set other than ``nih``: Kendall's tau between the loss orderings on
-    ``nih`` and on it (the losses with every common seed on both), with its interval and
-    verdict. Rows: backbone, head, setup, test sets, losses, seeds, tau, ci_lo, ci_hi,
-    verdict, line; a pair that cannot be ranked (fewer than 2 losses or 2 common seeds, no
-    class kept) says why in ``line``."""
-    if len(tables) < 2:
-        return []
-    own = {b.key: b for b in tables[0].blocks}
+    """Per setup and pair of test sets (``nih`` vs each other first, then the others'
+    pairs): Kendall's tau between the loss orderings on both (the losses with every common
+    seed on both), with its interval and verdict. Rows: backbone, head, setup, a, b, losses,
+    seeds, tau, ci_lo, ci_hi, verdict, line; a pair that cannot be ranked (fewer than 2
+    losses or 2 common seeds, no class kept) says why in ``line``."""
     rows = []
-    for other in tables[1:]:
-        for block in other.blocks:
-            base = own.get(block.key)
-            row = {"backbone": block.key[0], "head": block.key[1], "setup": block.key[2],
-                   "a": OWN, "b": other.name, "losses": 0, "seeds": 0, "tau": math.nan,
-                   "ci_lo": math.nan, "ci_hi": math.nan, "verdict": "", "line": ""}
-            rows.append(row)
-            if base is None or not base.classes or not block.classes:
-                row["line"] = "no class passes the sparse-class rule on one of them: not ranked"
-                continue
-            losses = [x for x in base.stats if x in block.stats]
-            seeds = sorted(set.intersection(*(set(base.stats[x]) & set(block.stats[x])
-                                              for x in losses))) if losses else []
-            row.update(losses=len(losses), seeds=len(seeds))
-            if len(losses) < 2 or len(seeds) < 2:
-                row["line"] = (f"{len(losses)} losses with {len(seeds)} common seeds on both: "
-                               "not ranked (needs 2 losses x 2 seeds)")
-                continue
-            agree: RankingAgreement = ranking_agreement(
-                _scored(db, OWN, base, losses, seeds), _scored(db, other.name, block, losses,
-                                                               seeds), n_boot=n_boot, seed=seed)
-            row.update(tau=agree.tau, ci_lo=agree.ci_lo, ci_hi=agree.ci_hi,
-                       verdict=agree.verdict, line=agree.line())
+    for i, first in enumerate(tables):
+        mine = {b.key: b for b in first.blocks}
+        for other in tables[i + 1:]:
+            for block in other.blocks:
+                if block.key in mine:
+                    rows.append(_agreement(db, first.name, mine[block.key], other.name, block,
+                                           n_boot, seed))
     return rows
+
+
+def _agreement(db, name_a: str, a, name_b: str, b, n_boot: int, seed: int) -> dict:
+    row = {"backbone": a.key[0], "head": a.key[1], "setup": a.key[2], "a": name_a,
+           "b": name_b, "losses": 0, "seeds": 0, "tau": math.nan, "ci_lo": math.nan,
+           "ci_hi": math.nan, "verdict": "", "line": ""}
+    if not a.classes or not b.classes:
+        row["line"] = (f"{name_a} vs {name_b}: no class passes the sparse-class rule on one "
+                       "of them: not ranked")
+        return row
+    losses = [x for x in a.stats if x in b.stats]
+    seeds = sorted(set.intersection(*(set(a.stats[x]) & set(b.stats[x]) for x in losses))) \
+        if losses else []
+    row.update(losses=len(losses), seeds=len(seeds))
+    if len(losses) < 2 or len(seeds) < 2:
+        row["line"] = (f"{name_a} vs {name_b}: {len(losses)} losses with {len(seeds)} common "
+                       "seeds on both: not ranked (needs 2 losses x 2 seeds)")
+        return row
+    agree: RankingAgreement = ranking_agreement(
+        _scored(db, name_a, a, losses, seeds), _scored(db, name_b, b, losses, seeds),
+        n_boot=n_boot, seed=seed)
+    row.update(tau=agree.tau, ci_lo=agree.ci_lo, ci_hi=agree.ci_hi, verdict=agree.verdict,
+               line=f"{name_a} vs {name_b}: {agree.line()}")
+    return row
 
 
 def transfer_frame(rows: list[dict], many_setups: bool) -> pd.DataFrame:
