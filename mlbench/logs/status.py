@@ -180,7 +180,8 @@ def _test_sets(db, runs: list[dict]) -> list[dict]:
             r = finished.get(m["run_id"])
             if r is not None and m["value"] is not None:
                 by.setdefault((r["backbone"], r["head"], r["loss"]), []).append(m["value"])
-        info = (db.get_meta("test_set_info") or {}).get(name, {})
+        info = (db.get_meta("test_set_info") or {}).get(name) or next(
+            (db.test_set_result(rid, name)["info"] for rid in sorted(scored.get(name, ()))), {})
         out.append({
             "name": name, "finished": len(finished),
             "scored": len({m["run_id"] for m in rows if m["run_id"] in finished}),
