@@ -169,3 +169,55 @@ def test_part_of_the_release_is_stated(tmp_path, capsys):
         assert code == 0, err
         code, text, _ = cli(capsys, "leaderboard", str(out))
         assert want in text, text[-2000:]
+
+
+def test_external_test_set_scored_from_best_checkpoint(real_root, tmp_path, capsys):
+    """An external test set (CheXpert, its own files and table: the first rows of the real
+    table shipped with torchxrayvision, tiny JPEGs) is scored by each run's best.pt, with the
+    stated policy; its block is on the leaderboard."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    from mlbench.data.release import shipped_table
+    from mlbench.data.testsets import create_test_set
+    from mlbench.db import ResultsDB
+    from mlbench.driver.testsets import score_external
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    root.mkdir()
+    table = pd.read_csv(shipped_table("chexpert_train.csv.gz"), dtype=str,
+                        keep_default_na=False).iloc[:30]
+    table.to_csv(root / "train.csv", index=False)
+    pixels = np.random.default_rng(5)
+    for rel in table["Path"]:
+        where = root / rel.split("/", 1)[1]
+        where.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.integers(0, 256, (12, 12), dtype=np.uint8)).save(where, "JPEG")
+    entry = {"name": "chexpert", "root": str(root), "split": "train", "uncertain": "ones"}
+    out = tmp_path / "out"
+    path = write_suite(tmp_path / "s.yaml", _suite(real_root, out, ["nih", entry], seeds=[0]))
+    code, _, err = cli(capsys, "run", path, "--no-progress")
+    assert code == 0, err
+    ts = create_test_set("chexpert", root, split="train", uncertain="ones")
+    with ResultsDB(out, readonly=True) as db:
+        runs = db.runs()
+        assert db.scored_test_sets() == {"chexpert": {r["id"] for r in runs}}
+        for run in runs:
+            got = db.test_set_result(run["id"], "chexpert")
+            np.testing.assert_array_equal(got["mask"], ts.mask)
+            best = out / "checkpoints" / run["id"] / "best.pt"
+            with torch.no_grad():
+                np.testing.assert_allclose(got["scores"], score_external(ts, run, best),
+                                           rtol=1e-5)
+            assert "U-Ones" in got["info"]["policy"]
+    code, text, _ = cli(capsys, "leaderboard", str(out))
+    assert "##### Test set chexpert #####" in text
+
+
+def test_external_test_set_needs_its_root(real_root, tmp_path, capsys):
+    path = write_suite(tmp_path / "s.yaml", _suite(real_root, tmp_path / "out",
+                                                    ["nih", "chexpert"]))
+    code, _, err = cli(capsys, "run", path, "--no-progress")
+    assert code == 2 and "give it as a mapping with its root" in one_error(err)
