@@ -52,6 +52,9 @@ def _register_calibrate(sub) -> None:
     p.add_argument("out", metavar="OUT", nargs="?",
                    help="output folder of a suite run: its stored test split (labels, patient "
                    "ids), its losses, seeds, mean AUC and each loss's own seed spread")
+    p.add_argument("--test-set", metavar="NAME",
+                   help="with OUT: one of the test sets its runs were scored on "
+                   "(eval.test_sets, e.g. nih-expert; default nih, the runs' own test split)")
     p.add_argument("--dataset", metavar="ROOT",
                    help="instead of OUT: the official test split of a dataset root (NIH layout)")
     p.add_argument("--test-list", metavar="FILE",
@@ -104,6 +107,8 @@ def _floats(text: str | None, kind=float) -> list | None:
 def _structure(args):
     from mlbench.leaderboard import calibrate as cal
 
+    if args.test_set and not args.out:
+        raise ValueError("--test-set NAME chooses among the test sets of OUT: give OUT")
     if args.dataset:
         return cal.dataset_structure(args.dataset), {}
     if args.test_list:
@@ -111,7 +116,7 @@ def _structure(args):
     if args.sim_split:
         return cal.sim_test_structure(args.sim_split, 0), {}
     if args.out:
-        return cal.results_structure(args.out)
+        return cal.results_structure(args.out, args.test_set)
     return None, {}
 
 

@@ -9,6 +9,8 @@ Tables:
                    run-level val_mean_auc, train_seconds, train_images_per_s
     epochs         (run_id, epoch, data JSON): the engine's per-epoch history
     predictions    (run_id, scores, targets): test-set scores as compressed .npy blobs
+    test_set_scores, test_set_metrics   a run's scores and metrics on each named test set
+                   beyond its own test split (``eval.test_sets``; ``testsets``)
     meta           key -> value (dataset description, ...)
 
 Status: pending -> running -> finished | failed. Claiming a run and finishing it are single
@@ -49,7 +51,7 @@ from mlbench.db.sqlite import (
     run_dict,
     unpack_array,
 )
-from mlbench.db.testsets import TEST_SETS_SCHEMA, RunTestSetsMixin
+from mlbench.db.testsets import SCORED_TABLES, TEST_SETS_SCHEMA, RunTestSetsMixin
 
 __all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 
@@ -357,7 +359,7 @@ class ResultsDB(RunTestSetsMixin):
                 " error=NULL, failed_step=NULL, lease_until=? WHERE id=?",
                 (now, worker_name(), now + lease_s, row["id"]),
             )
-            for table in ("epochs", "metrics", "predictions"):
+            for table in ("epochs", "metrics", "predictions", *SCORED_TABLES):
                 self.conn.execute(f"DELETE FROM {table} WHERE run_id=?", (row["id"],))
             self._event(row["id"], "running")
         return self.get_run(row["id"])

@@ -30,6 +30,7 @@ from mlbench.driver.executors import Executor
 from mlbench.driver.executors.base import WorkerDied
 from mlbench.driver.plan import make_plan, resolve
 from mlbench.driver.prepare import dataset_meta, prepare_data
+from mlbench.driver.testsets import check_test_sets, score_test_sets
 from mlbench.driver.worker import fault_spec
 from mlbench.logs import DriverLog, current_level, make_tracker
 from mlbench.signals import sigterm_as_exit
@@ -64,6 +65,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
 
     t0 = time.perf_counter()
     opts = resolve(suite, executor=executor, workers=workers, gpus=gpus, **cluster)
+    check_test_sets(suite)  # a test set misnamed costs nothing
     out = suite.output
     check_results_db(out / DB_NAME)  # a damaged results.db is refused untouched
     _match_path_ids(out, runs)
@@ -112,6 +114,9 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     finally:
         if plan.claim is not None:
             plan.claim.release()
+    # every finished run on every named test set not stored yet (no training)
+    score_test_sets(suite, out, ids, Path(opts.common.checkpoint_dir or out / "checkpoints"),
+                    progress)
     with ResultsDB(out) as db:
         after = db.counts(ids)
     return {**after, "seconds": time.perf_counter() - t0}

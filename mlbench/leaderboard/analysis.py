@@ -126,6 +126,7 @@ class Block:
     records: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     targets: np.ndarray | None = None
+    mask: np.ndarray | None = None  # (N, C) True where a label is known (a named test set's)
     groups: np.ndarray | None = None
     ids_note: str = ""
     classes: list = field(default_factory=list)
@@ -223,8 +224,9 @@ def _block_stats(db: ResultsDB, block: Block, rule: SparseRule) -> None:
             if pred is None:
                 continue
             scores, targets = pred
+            mask = db.prediction_mask(run["id"])
             if block.targets is None:
-                block.targets = targets
+                block.targets, block.mask = targets, mask
                 first_ids = db.test_ids(run["id"])
                 if first_ids is None:
                     first_ids = _ids_from_config(run["config"], len(targets))
@@ -239,15 +241,23 @@ def _block_stats(db: ResultsDB, block: Block, rule: SparseRule) -> None:
                         "recomputes them, or rerun the suite into a new folder")
                 else:
                     block.groups = np.asarray(first_ids[1])
-                block.classes, block.left_out = rule.check(targets, block.groups)
-            elif targets.shape != block.targets.shape or not np.array_equal(targets, block.targets):
+                block.classes, block.left_out = rule.check(targets, block.groups, mask)
+            elif targets.shape != block.targets.shape or not np.array_equal(targets, block.targets) \
+                    or not _same_mask(mask, block.mask):
                 block.other_test_set.append(run["id"])
                 continue
             ids = db.test_ids(run["id"])
             if ids is not None and first_ids is not None and not np.array_equal(ids[0], first_ids[0]):
                 block.other_test_set.append(run["id"])
                 continue
-            block.stats.setdefault(loss, {})[seed] = run_stats(targets, scores, block.classes)
+            block.stats.setdefault(loss, {})[seed] = run_stats(targets, scores, block.classes,
+                                                               mask)
+
+
+def _same_mask(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 # ------------------------------------------------------------------ blocks -> table

@@ -102,15 +102,24 @@ def dataset_structure(root: str | Path) -> Structure:
                      f"test split of {root}")
 
 
-def results_structure(out: str | Path) -> tuple[Structure, dict]:
+def results_structure(out: str | Path, test_set: str | None = None) -> tuple[Structure, dict]:
     """The test split stored in ``OUT/results.db`` (targets and patient ids of its largest
-    block of finished runs) and what the results say of the suite (:func:`spreads_of`)."""
+    block of finished runs) and what the results say of the suite (:func:`spreads_of`).
+
+    ``test_set``: one of the named test sets the runs were scored on (``eval.test_sets``;
+    None or "nih": the runs' own test split). A test set with missing labels keeps the
+    classes its leaderboard uses and the images labelled for all of them (said in the
+    structure's name)."""
     from mlbench.db import ResultsDB
     from mlbench.leaderboard.analysis import analyse
 
     path = Path(out)
     with ResultsDB(path if path.suffix == ".db" else path / "results.db", readonly=True) as db:
-        blocks, _ = analyse(db)
+        own = test_set in (None, "nih")
+        if not own and test_set not in db.scored_test_sets():
+            raise ValueError(f"{out}: no run scored on test set {test_set!r}; scored: "
+                             f"{['nih', *db.scored_test_sets()]}")
+        blocks, _ = analyse(db if own else db.for_test_set(test_set))
         reference = db.get_meta("reference", "bce")
     blocks = [b for b in blocks if b.stats]
     if not blocks:
@@ -119,7 +128,18 @@ def results_structure(out: str | Path) -> tuple[Structure, dict]:
     if block.ids_note.startswith("no patient ids"):
         raise ValueError(f"{out}: {block.ids_note}")
     info = spreads_of(block, reference)
-    return Structure(block.targets > 0, block.groups, f"test split stored in {out}"), info
+    name = f"test split stored in {out}" if own else f"test set {test_set} stored in {out}"
+    if block.mask is None:
+        return Structure(block.targets > 0, block.groups, name), info
+    if not block.classes:
+        raise ValueError(f"{out}: no class of test set {test_set} passes the sparse-class "
+                         "rule: nothing to calibrate")
+    keep = block.mask[:, block.classes].all(axis=1)
+    targets = np.zeros(block.targets.shape, bool)
+    targets[:, block.classes] = block.targets[:, block.classes] > 0
+    return Structure(targets[keep], block.groups[keep],
+                     f"{name} ({int(keep.sum())} of {len(keep)} images: those labelled for "
+                     "every class used)"), info
 
 
 def spreads_of(block, reference: str) -> dict:

@@ -1,7 +1,9 @@
 """One self-contained HTML report of a results folder.
 
 Plots (matplotlib, Agg) are embedded as base64 PNG; the page links nothing outside itself:
-the leaderboard table with its footnote, mean AUC against cost (train time relative to the
+the leaderboard table with its footnote (one per named test set of ``eval.test_sets``, with
+the ranking transfer between them and Δ vs the reference per test set side by side), mean
+AUC against cost (train time relative to the
 reference), a heat map of per-class test AUC (losses x findings), ROC curves per finding
 (every loss its own colour and line style, the reference in black) and training curves.
 """
@@ -19,7 +21,13 @@ import numpy as np
 
 from mlbench.db import ResultsDB
 from mlbench.leaderboard.analysis import build, loss_key
-from mlbench.leaderboard.table import finding_columns, render, short_name
+from mlbench.leaderboard.table import (
+    finding_columns,
+    render,
+    render_test_sets,
+    short_name,
+    test_set_boards,
+)
 from mlbench.leaderboard.tuned import SelectedRuns, annotate
 from mlbench.suite import stored_plan
 
@@ -223,8 +231,12 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
             f"<p class='note'>{html.escape(_describe(db))} Generated "
             f"{time.strftime('%Y-%m-%d %H:%M')}.</p>",
             "<h2>Leaderboard</h2>",
-            render(df, "html", reference),
         ]
+        # named test sets (eval.test_sets): one block each, the ranking transfer and Δ vs
+        # the reference per test set side by side
+        sets = None if isinstance(db, SelectedRuns) else test_set_boards(db, df, reference)
+        parts.append(render_test_sets(sets, "html", reference) if sets
+                     else render(df, "html", reference))
         cp = cost_plot(df, reference)
         if cp:
             parts += ["<h2>Mean AUC against cost</h2>", f"<img alt='mean AUC against cost' src='{cp}'>"]

@@ -272,8 +272,12 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
         df, tuned = leaderboard_frame(db, reference, per_class, analysis=analysis)
         reference = df.attrs.get("reference", reference or db.get_meta("reference", "bce"))
         every = render_settings(db, fmt, tuned and tuned.selections) if all_settings else ""
+        # named test sets: their blocks for an untuned suite (a tuned one: its own split)
+        sets = None if tuned else test_set_boards(db, df, reference, per_class, analysis)
     if fmt == "csv" and all_settings:
         return every
+    if sets:
+        return render_test_sets(sets, fmt, reference) + (f"\n{every}" if every else "")
     text = render(df, fmt, reference) + (f"\n{every}" if every else "")
     if fmt in ("text", "md") and not df.empty:
         done = df[df["seeds"] > 0]
@@ -282,6 +286,87 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
                      f"so Δ and p are empty; losses with finished runs: "
                      f"{sorted(set(done['loss']))}\n")
     return text
+
+
+def test_set_boards(db, own, reference: str, per_class: bool = True,
+                    analysis: dict | None = None) -> dict | None:
+    """The named test sets of a results folder (``eval.test_sets``): {"boards": one
+    ``TestSetBoard`` per test set, ``nih`` (``own``: its frame) first, "transfer": the
+    ranking-transfer rows, "deltas": Δ vs the reference side by side}; None when the runs were
+    scored on their own test split alone (the leaderboard is then as before), save for a
+    statement that split is restricted to the images present."""
+    from mlbench.leaderboard import testsets as ts
+
+    tables = ts.names(db)
+    if len(tables) < 2:
+        note = ((db.get_meta("test_set_info") or {}).get(ts.OWN) or {}).get("notes") or []
+        if note and not own.empty:
+            own.attrs["notes"] = [f"test set nih: {x}" for x in note] + own.attrs["notes"]
+        return None
+    boards = ts.boards(db, reference, per_class, analysis, own=own)
+    return {"boards": boards, "transfer": ts.transfer(db, boards),
+            "deltas": ts.delta_frame(boards, reference)}
+
+
+def render_test_sets(sets: dict, fmt: str, reference: str) -> str:
+    """One block per test set (its statement, then its leaderboard as :func:`render`), the
+    ranking transfer and Δ vs the reference per test set; CSV: the rows of every test set
+    with a ``test_set`` column; JSON: ``test_sets`` (each one's rows, notes, primary) and
+    ``transfer`` beside the own split's keys."""
+    import json
+
+    import pandas as pd
+
+    from mlbench.leaderboard.testsets import transfer_frame
+
+    boards = sets["boards"]
+    if fmt == "csv":
+        frames = [b.frame.assign(test_set=b.name) for b in boards if not b.frame.empty]
+        if not frames:
+            return "no finished runs yet\n"
+        df = pd.concat(frames, ignore_index=True)
+        return df[["test_set", *[c for c in df.columns if c != "test_set"]]].to_csv(index=False)
+    if fmt == "json":
+        own = json.loads(render(boards[0].frame, "json", reference)) if not \
+            boards[0].frame.empty else {"rows": []}
+        own["test_sets"] = [{"name": b.name, "info": b.info,
+                             **(json.loads(render(b.frame, "json", reference))
+                                if not b.frame.empty else {"rows": []})} for b in boards]
+        own["transfer"] = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+                            for k, v in r.items()} for r in sets["transfer"]]
+        return json.dumps(own, indent=1, ensure_ascii=False, default=str) + "\n"
+    parts = []
+    for b in boards:
+        title = f"Test set {b.name}"
+        head = b.header()
+        if fmt == "md":
+            parts.append(f"## {title}\n\n" + "\n".join(f"- {x.strip()}" for x in head) + "\n")
+        elif fmt == "html":
+            parts.append(f"<h2>{html.escape(title)}</h2>\n" + "".join(
+                f"<p class='note'>{html.escape(x)}</p>" for x in head))
+        else:
+            parts.append(f"##### {title} #####\n" + "\n".join(head) + "\n")
+        parts.append(render(b.frame, fmt, reference))
+    many = len({r["setup"] for r in sets["transfer"]}) > 1
+    extra = []
+    if sets["transfer"]:
+        extra.append(("Ranking transfer: Kendall tau of the loss ordering by mean AUC between "
+                      "test sets, 95% percentile interval over seeds x patients",
+                      transfer_frame(sets["transfer"], many)))
+    if not sets["deltas"].empty:
+        extra.append((f"Δ vs {reference} per test set [95% CI] (* Holm-significant within "
+                      "its test set)", sets["deltas"]))
+    parts += titled_tables(extra, fmt)
+    if sets["transfer"]:
+        notes = ["Transfer: 'transfers' when the interval of tau is above 0, 'reverses' when "
+                 "below, otherwise 'not shown' (mlbench.stats.transfer; few losses and a small "
+                 "test set give intervals that span most of [-1, 1])."]
+        notes += [r["line"] for r in sets["transfer"] if r["line"] and not r["verdict"]]
+        if fmt == "html":
+            parts += [f"<p class='note'>{html.escape(x)}</p>" for x in notes]
+        else:
+            parts.append("\n".join(("" if fmt == "text" else "- ") + x for x in notes) + "\n")
+    return "\n".join(parts) + "\n"
 
 
 def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,

@@ -96,6 +96,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         runs = db.runs()
         suite = db.get_meta("suite")
         trained = _train_seconds(db, runs)
+        test_sets = _test_sets(db, runs)
     commands = read_commands(out)
 
     counts = dict.fromkeys(STATUSES, 0)
@@ -157,7 +158,39 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         "mean_run_s": _round(mean), "eta_s": _round(eta_total),
         "retry_failed": _retry_all(out, [r for r in runs if r["status"] == "failed"],
                                    commands),
+        "test_sets": test_sets,
     }
+
+
+def _test_sets(db, runs: list[dict]) -> list[dict]:
+    """Per test set (``nih``: the runs' own test split, then ``eval.test_sets``' others):
+    its finished runs scored (the others wait for the next ``run``), and per setup and loss
+    the mean over seeds of the stored mean AUC with the seeds and their range. The
+    leaderboard has the statistics (CIs and tests over seeds x patients)."""
+    finished = {r["id"]: r for r in runs if r["status"] == "finished"}
+    scored = db.scored_test_sets()
+    names = list(dict.fromkeys(["nih", *(db.get_meta("test_sets") or []), *scored]))
+    own = [m for m in db.metrics() if m["name"] == "mean_auc" and not m["finding"]]
+    out = []
+    for name in names:
+        rows = own if name == "nih" else [m for m in db.test_set_metrics(name)
+                                          if m["name"] == "mean_auc" and not m["finding"]]
+        by: dict[tuple, list] = {}
+        for m in rows:
+            r = finished.get(m["run_id"])
+            if r is not None and m["value"] is not None:
+                by.setdefault((r["backbone"], r["head"], r["loss"]), []).append(m["value"])
+        info = (db.get_meta("test_set_info") or {}).get(name) or next(
+            (db.test_set_result(rid, name)["info"] for rid in sorted(scored.get(name, ()))), {})
+        out.append({
+            "name": name, "finished": len(finished),
+            "scored": len({m["run_id"] for m in rows if m["run_id"] in finished}),
+            "images": info.get("images"), "patients": info.get("patients"),
+            "notes": info.get("notes", []),
+            "losses": [{"backbone": k[0], "head": k[1], "loss": k[2], "seeds": len(v),
+                        "mean_auc": round(sum(v) / len(v), 4), "min": round(min(v), 4),
+                        "max": round(max(v), 4)} for k, v in by.items()]})
+    return out
 
 
 def _round(x: float | None) -> float | None:
@@ -198,6 +231,13 @@ def render_text(st: dict) -> str:
                 for r in st["running"]]
         lines.append(tabulate(rows, headers=["id", "loss", "seed", "worker", "device", "epoch",
                                              "elapsed", "ETA"]))
+    if len(st.get("test_sets") or []) > 1:
+        lines += ["", "test sets (mean AUC over seeds; statistics: mlbench leaderboard):"]
+        for t in st["test_sets"]:
+            means = ", ".join(f"{x['loss']} {x['mean_auc']:.4f} ({x['seeds']})"
+                              for x in t["losses"])
+            lines.append(f"  {t['name']}: {t['scored']}/{t['finished']} finished runs scored"
+                         + (f"; {means}" if means else ""))
     if st["failed"]:
         lines += ["", "failed:"]
         for r in st["failed"]:

@@ -17,7 +17,9 @@ What a run becomes:
                 numeric value of each epoch's history row at ``step=epoch``
                 (``train_loss``, ``val_mean_auc``, ``val_auc/<finding>``...), the test
                 metrics (``test/mean_auc`` with ``test/mean_auc_lo``/``_hi``,
-                ``test/auc/<finding>`` with its CI, ``test/map``...); artifact: the best
+                ``test/auc/<finding>`` with its CI, ``test/map``...), each named test set
+                as its own block (``test_nih-expert/mean_auc``...; logged again once the
+                run is scored on a test set added later); artifact: the best
                 checkpoint (``checkpoints/best.pt``). Default store: ``sqlite:///OUT/mlflow.db``
                 with artifacts in ``OUT/mlflow-artifacts``.
     TensorBoard event files in ``OUT/tb/<run id>/``: the same epoch scalars at step=epoch,
@@ -79,6 +81,7 @@ class StoredRun:
     metrics: list[dict] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     checkpoint: Path | None = None
+    test_sets: dict[str, list[dict]] = field(default_factory=dict)  # name -> metric rows
 
     @property
     def tags(self) -> dict[str, str]:
@@ -89,6 +92,8 @@ class StoredRun:
             tags["mlbench.device"] = self.device
         if self.error:
             tags["mlbench.error"] = (self.error.strip().splitlines() or [""])[0][:500]
+        if self.test_sets:  # the named test sets it was scored on (eval.test_sets)
+            tags["mlbench.test_sets"] = ",".join(sorted(self.test_sets))
         return tags
 
     def params(self) -> dict[str, str]:
@@ -130,18 +135,25 @@ class StoredRun:
     def test_metrics(self) -> dict[str, float]:
         """``test/<name>`` (run level) and ``test/<name>/<finding>``, with ``_lo``/``_hi``
         for the CIs; the run-level values that are not test metrics: ``best_val_mean_auc``
-        (the kept epoch's), ``train_seconds``, ``train_images_per_s``."""
+        (the kept epoch's), ``train_seconds``, ``train_images_per_s``. Each named test set
+        of ``eval.test_sets`` beyond the run's own split its own block: ``test_<name>/<name>``
+        and ``test_<name>/<name>/<finding>`` (``test_nih-expert/mean_auc``)."""
         out = {}
-        for m in self.metrics:
-            name, finding = m["name"], m.get("finding") or ""
-            if name in _RUN_LEVEL:
-                key = _RUN_LEVEL[name]
-            else:
-                key = f"test/{name}" + (f"/{_safe(finding)}" if finding else "")
-            for suffix, col in (("", "value"), ("_lo", "lo"), ("_hi", "hi")):
-                v = m.get(col)
-                if v is not None and _finite(v):
-                    out[key + suffix] = float(v)
+        blocks = [("test", self.metrics)] + [(f"test_{_safe(n)}", rows)
+                                             for n, rows in sorted(self.test_sets.items())]
+        for prefix, rows in blocks:
+            for m in rows:
+                name, finding = m["name"], m.get("finding") or ""
+                if name in _RUN_LEVEL:
+                    if prefix != "test":
+                        continue
+                    key = _RUN_LEVEL[name]
+                else:
+                    key = f"{prefix}/{name}" + (f"/{_safe(finding)}" if finding else "")
+                for suffix, col in (("", "value"), ("_lo", "lo"), ("_hi", "hi")):
+                    v = m.get(col)
+                    if v is not None and _finite(v):
+                        out[key + suffix] = float(v)
         return out
 
     @property
@@ -179,7 +191,9 @@ def load_stored(db, run_id: str, checkpoint_dir: str | Path | None = None) -> St
         head=r["head"], loss=r["loss"], seed=int(r["seed"]), config=r["config"],
         started=r.get("started"), finished=r.get("finished"), device=r.get("device"),
         error=r.get("error"), epochs=db.epochs(run_id), metrics=db.metrics(run_id),
-        findings=list(db.get_meta("findings") or []), checkpoint=ckpt)
+        findings=list(db.get_meta("findings") or []), checkpoint=ckpt,
+        test_sets={name: db.test_set_metrics(name, run_id)
+                   for name, ids in db.scored_test_sets().items() if run_id in ids})
 
 
 # ------------------------------------------------------------------ sinks
@@ -233,6 +247,8 @@ class MLflowSink:
         same = [o for o in old
                 if o.data.tags.get("mlbench.status") == run.status
                 and o.data.tags.get("mlbench.finished") == str(stamp)
+                and o.data.tags.get("mlbench.test_sets", "") == run.tags.get("mlbench.test_sets",
+                                                                            "")
                 and o.info.status in ("FINISHED", "FAILED")]
         if same and len(old) == 1:
             return "unchanged"

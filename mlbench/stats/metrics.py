@@ -309,7 +309,7 @@ def bootstrap_ci(targets, scores, *, groups=None, mask=None, n_boot: int = 1000,
 
 
 def metric_records(targets: np.ndarray, scores: np.ndarray, findings, *, n_boot: int,
-                   seed: int, groups=None) -> list[tuple]:
+                   seed: int, groups=None, mask=None) -> list[tuple]:
     """Rows for ``ResultsDB.finish``: per-class auc/ap with CIs, mean_auc with CI, map,
     label ranking average precision (lrap) and ranking loss.
 
@@ -319,17 +319,19 @@ def metric_records(targets: np.ndarray, scores: np.ndarray, findings, *, n_boot:
         n_boot: bootstrap replicates (0 or 1: no CIs).
         seed: seed of the bootstrap.
         groups: (N,) patient ids: the bootstrap resamples patients (None: images).
+        mask: optional (N, C) bool, True where a label is known (a named test set's missing
+            labels are skipped per class).
     """
-    point = evaluate_scores(targets, scores)
+    point = evaluate_scores(targets, scores, mask)
     nan = float("nan")
     if n_boot >= 2:
-        ci = bootstrap_ci(targets, scores, groups=groups, n_boot=n_boot, seed=seed)
+        ci = bootstrap_ci(targets, scores, groups=groups, mask=mask, n_boot=n_boot, seed=seed)
     else:
         ci = {"auc_lo": [nan] * len(findings), "auc_hi": [nan] * len(findings),
               "mean_auc_lo": nan, "mean_auc_hi": nan}
     rows = [("mean_auc", "", point["mean_auc"], ci["mean_auc_lo"], ci["mean_auc_hi"]),
             ("map", "", point["mean_ap"], None, None)]
-    ranking = label_ranking(targets, scores)
+    ranking = label_ranking(targets, scores, mask)
     rows += [("lrap", "", ranking["lrap"], None, None),
              ("ranking_loss", "", ranking["ranking_loss"], None, None)]
     for c, f in enumerate(findings):

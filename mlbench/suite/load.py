@@ -26,6 +26,7 @@ from mlbench.suite.schema import (
     check_section,
     interpolate,
     normalise_augment,
+    normalise_test_sets,
     train_schema,
     yaml_problem,
 )
@@ -94,6 +95,7 @@ def load_suite(
         cfg["output"] = str(Path("runs") / cfg["name"])
     _check_dataset(cfg)
     check_analysis(cfg)
+    cfg["eval"]["test_sets"] = normalise_test_sets(cfg["eval"]["test_sets"])
     if isinstance(cfg["train"], dict) and "augment" in cfg["train"]:
         cfg["train"]["augment"] = normalise_augment(cfg["train"]["augment"])
     plan = plan_suite(cfg, schema["train"] if isinstance(schema["train"], dict) else None)

@@ -104,6 +104,12 @@ TRAIN_HARNESS = {
 EVAL = {
     "bootstrap": Key((int,), 1000, doc="bootstrap resamples for the 95% CIs (0: none)", minimum=0),
     "reference": Key((str,), "bce", doc="loss the leaderboard compares against (Δ, DeLong)"),
+    # not part of any run id: every finished run is scored on each after training
+    # (mlbench.driver.testsets); adding one to a finished suite trains nothing
+    "test_sets": Key((list, str), ["nih"],
+                     doc="test sets every run is scored on (mlbench.data.testsets: nih, "
+                     "nih-expert, nih-bbox, padchest, chexpert, mimic-cxr); an entry is a "
+                     "name or a mapping {name: ..., root: ..., other options}"),
 }
 # What the leaderboard tests first (mlbench.suite.contrasts); not part of any run id.
 ANALYSIS = {
@@ -375,6 +381,34 @@ RANDAUGMENT = {
     "magnitude": Key((int,), 9, minimum=0, doc="strength, 0..30"),
 }
 
+
+
+def normalise_test_sets(value: Any, where: str = "eval.test_sets") -> list[dict]:
+    """``eval.test_sets`` as a list of ``{"name": str, **options}`` (a bare name has no
+    options), names unique, ``nih`` (the run's own test split) first when listed. Names are
+    checked against the registry when the suite runs (``mlbench.driver.testsets``): loading a
+    suite imports no data code.
+
+    Raises:
+        SuiteError: names the entry and what is allowed.
+    """
+    out, seen = [], set()
+    for i, entry in enumerate(as_list(value)):
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or not entry["name"].strip():
+            raise SuiteError(f"`{where}[{i}]` must be a test-set name or a mapping with a "
+                             f"`name` (e.g. {{name: chexpert, root: /data/CheXpert}}), "
+                             f"got {entry!r}")
+        entry = {**entry, "name": entry["name"].strip()}
+        if entry["name"] in seen:
+            raise SuiteError(f"`{where}[{i}]`: test set {entry['name']!r} is listed twice")
+        seen.add(entry["name"])
+        out.append(entry)
+    if not out:
+        raise SuiteError(f"`{where}` is empty: list at least one test set (default: [nih])")
+    return out
 
 
 def train_schema() -> dict:

@@ -119,3 +119,26 @@ def test_export_tensorboard_event_files(fake_out, capsys):
     assert main(["export", "tensorboard", str(out)]) == 0  # rewritten, not appended
     sc = tb_scalars(out / "tb" / finished[0]["id"])
     assert len(sc["train_loss"]) == 3
+
+
+def test_test_sets_are_their_own_metric_blocks():
+    """A run scored on named test sets: its own split's metrics as before (``test/...``),
+    each test set its own block (``test_<name>/...``), and a tag naming them (so that an
+    MLflow run logged before the scoring is replaced, not left alone)."""
+    from mlbench.logs.tracking import StoredRun
+
+    run = StoredRun(id="r1", suite="s", status="finished", backbone="b", head="h", loss="bce",
+                    seed=0, config={}, metrics=[
+                        {"name": "mean_auc", "finding": "", "value": 0.7, "lo": 0.6, "hi": 0.8},
+                        {"name": "train_seconds", "finding": "", "value": 3.0}],
+                    test_sets={"nih-expert": [
+                        {"name": "mean_auc", "finding": "", "value": 0.65, "lo": 0.5, "hi": 0.8},
+                        {"name": "auc", "finding": "Nodule or mass", "value": 0.6}]})
+    got = run.test_metrics()
+    assert got["test/mean_auc"] == 0.7 and got["train_seconds"] == 3.0
+    assert got["test_nih-expert/mean_auc"] == 0.65 and got["test_nih-expert/mean_auc_lo"] == 0.5
+    assert got["test_nih-expert/auc/Nodule or mass"] == 0.6
+    assert run.tags["mlbench.test_sets"] == "nih-expert"
+    assert "mlbench.test_sets" not in StoredRun(id="r2", suite="s", status="finished",
+                                                backbone="b", head="h", loss="bce", seed=0,
+                                                config={}).tags
