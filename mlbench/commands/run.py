@@ -6,7 +6,13 @@ import argparse
 import sqlite3
 import sys
 
-from mlbench.commands.common import CommandError, one_line, quote, results_db_problem
+from mlbench.commands.common import (
+    CommandError,
+    dangling_link,
+    one_line,
+    quote,
+    results_db_problem,
+)
 from mlbench.execution import OPTIONS
 from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
 
@@ -193,6 +199,9 @@ def execute(suite, runs, only=(), progress: bool = True, retry_failed: bool = Fa
     from mlbench.driver import WorkerDied, run_suite, run_tuned
     from mlbench.suite import parse_only
 
+    problem = dangling_link(suite.output, "output folder", "--out DIR")
+    if problem:  # mkdir would say only "File exists"
+        raise CommandError(problem)
     try:
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
             return run_tuned(suite, runs, only=parse_only(list(only or ())), run_suite=run_suite,
