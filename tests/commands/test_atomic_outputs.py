@@ -42,6 +42,7 @@ runpy.run_module("mlbench", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_a_kill_mid_write_leaves_the_previous_report(filled, tmp_path, capsys):
     out, _ = filled
     dest = tmp_path / "board" / "report.html"
@@ -65,6 +66,7 @@ def test_a_kill_mid_write_leaves_the_previous_report(filled, tmp_path, capsys):
     assert dest.read_bytes() == good and not orphan.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["leaderboard"])
 def test_a_full_disk_mid_write_leaves_the_previous_file(filled, tmp_path, capsys, which):
     out, _ = filled

@@ -33,6 +33,7 @@ SCRIPTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry, data", [("driver", "cache"), ("api", "sim")])
 def test_an_unguarded_script_fails_before_the_data_are_prepared(sim_root, tmp_path, entry,
                                                                  data):
