@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import loss_label, normalise_loss
+from mlbench.suite.grid import backbone_weights, loss_label, normalise_loss
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -36,9 +36,7 @@ def check_names(suite: Suite) -> None:
         TrainConfig.from_dict(suite.config["train"], ignore_unknown=True)
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"`train`: {exc}") from None
-    weights = suite.config["model"]["weights"]
-    if weights is not None:
-        check_weights(weights)
+    check_weights(suite)
     heads = list_heads()
     head_kwargs = suite.config["model"]["head_kwargs"] or {}
     for i, head in enumerate(as_list(suite.config["grid"]["head"])):
@@ -70,6 +68,35 @@ def check_names(suite: Suite) -> None:
             losses.create_loss(ref, stats=dummy_stats())
     except ValueError as exc:
         raise SuiteError(f"`eval.reference`: {exc}") from None
+
+
+def check_weights(suite: Suite) -> None:
+    """Every backbone's weights are where the runs will look: a ``model.weights`` file
+    exists; with ``model.pretrained`` and ``HF_HUB_OFFLINE=1``, a backbone without a file has
+    its hub weights in the local cache (imports timm).
+
+    Raises:
+        SuiteError: names the backbone, the file or cache, and the command that fixes it.
+    """
+    from mlbench.models.hub import hub_weights, offline
+
+    model = suite.config["model"]
+    backbones = as_list(suite.config["grid"]["backbone"])
+    for backbone, file in backbone_weights(model["weights"], backbones).items():
+        key = "`model.weights`" if isinstance(model["weights"], str) else \
+            f"`model.weights.{backbone}`"
+        if file is not None:
+            check_weights_file(file, key)
+            continue
+        if not (model["pretrained"] and offline()):
+            continue
+        where = hub_weights(backbone)
+        if where.source != "none" and where.cached is None:
+            raise SuiteError(
+                f"backbone {backbone!r}: its pretrained weights ({where.location}) are not in "
+                "the local cache and HF_HUB_OFFLINE=1 forbids the download; on a machine with "
+                f"internet run `python -m mlbench prefetch {shlex.quote(suite.source or 'SUITE')}` "
+                f"(add --dir DIR to get files for `model.weights`), or set `model.weights`")
 
 
 def _check_tuned(suite: Suite) -> None:
@@ -114,13 +141,13 @@ def _check_finite(train: dict, where: str) -> None:
                                  f"value{e_g}")
 
 
-def check_weights(weights) -> None:
-    """``model.weights`` loads weights-only (tensors and plain values, as every run loads
-    it): a missing file, a pickle of Python objects or a file that is no PyTorch checkpoint
-    is refused here, before any run, not in every run (imports torch).
+def check_weights_file(weights, key: str = "`model.weights`") -> None:
+    """A weights file (suite key ``key``) loads weights-only (tensors and plain values, as
+    every run loads it): a missing file, a pickle of Python objects or a file that is no
+    PyTorch checkpoint is refused here, before any run, not in every run (imports torch).
 
     Raises:
-        SuiteError: one line naming the file and the fix.
+        SuiteError: one line naming the key, the file and the fix.
     """
     import pickle
     import warnings
@@ -129,19 +156,19 @@ def check_weights(weights) -> None:
 
     path = Path(weights)
     if not path.is_file():
-        raise SuiteError(f"`model.weights`: file not found: {weights}")
+        raise SuiteError(f"{key}: file not found: {weights}")
     try:
         with warnings.catch_warnings():  # torch's own note on pickle protocols: not ours
             warnings.simplefilter("ignore")
             torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise SuiteError(
-            f"`model.weights`: {weights} holds pickled Python objects, not only tensors; "
+            f"{key}: {weights} holds pickled Python objects, not only tensors; "
             "mlbench loads weights only (unpickling runs code): save the state dict alone "
             "(torch.save(model.state_dict(), FILE)) and give that file") from None
     except Exception as exc:  # anything else: not a checkpoint torch can read
         what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-        raise SuiteError(f"`model.weights`: {weights} is not a PyTorch checkpoint torch can "
+        raise SuiteError(f"{key}: {weights} is not a PyTorch checkpoint torch can "
                          f"read ({what}); give a file saved with torch.save(state_dict, FILE)"
                          ) from None
 

@@ -78,7 +78,7 @@ def test_a_weights_file_that_is_no_checkpoint_is_refused(suite, tmp_path, capsys
 
 
 def test_a_state_dict_passes(tmp_path):
-    from mlbench.suite.checks import check_weights
+    from mlbench.suite.checks import check_weights_file
 
     torch.save({"backbone.w": torch.zeros(2), "epoch": 3}, tmp_path / "ok.pt")
-    check_weights(tmp_path / "ok.pt")  # no error
+    check_weights_file(tmp_path / "ok.pt")  # no error
