@@ -73,7 +73,7 @@ def _cmd_leaderboard(args) -> int:
         from mlbench.files import atomic_write
 
         try:  # whole or not at all: a kill or a full disk leaves the previous file
-            atomic_write(args.dest, text)
+            atomic_write(args.dest, text, remove_dead=True)
         except OSError as exc:
             print(f"error: {write_problem(args.dest, exc, '--out FILE')}", file=sys.stderr)
             return 2

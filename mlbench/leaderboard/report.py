@@ -259,7 +259,7 @@ def write_report(out_dir: str | Path, dest: str | Path | None = None,
     from mlbench.files import atomic_write, disk_of, is_no_space
 
     try:  # whole or not at all: a kill or a full disk mid-write leaves the previous report
-        atomic_write(dest, page)
+        atomic_write(dest, page, remove_dead=True)
     except OSError as exc:  # e.g. a read-only results folder, a full disk
         kept = "; the previous report is unchanged" if dest.exists() else ""
         why = f"no space left on the disk {disk_of(dest)}" if is_no_space(exc) \

@@ -310,7 +310,7 @@ def record_command(out: str | Path, suite: str | Path, overrides: list[str] | No
         folder = log_dir(out)
         folder.mkdir(parents=True, exist_ok=True)
         history = (read_commands(out) + [entry])[-KEEP_COMMANDS:]
-        atomic_write(folder / COMMAND_FILE, json.dumps(history, indent=1))
+        atomic_write(folder / COMMAND_FILE, json.dumps(history, indent=1), remove_dead=True)
     except OSError:
         pass
 

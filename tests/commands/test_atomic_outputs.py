@@ -62,7 +62,7 @@ def test_a_kill_mid_write_leaves_the_previous_report(filled, tmp_path, capsys):
     assert dest.read_bytes() == previous  # the previous report, whole
     [orphan] = dest.parent.glob(f"{dest.name}.tmp-*")  # what the killed writer left
     assert orphan.stat().st_size == len(good) // 2  # killed half-way through the content
-    atomic_write(dest, good)  # the next write of that file (the report's own path)
+    atomic_write(dest, good, remove_dead=True)  # the next write, as the report's
     assert dest.read_bytes() == good and not orphan.exists()
 
 
@@ -100,10 +100,10 @@ def test_atomic_path_removes_what_dead_writers_left_and_keeps_a_live_ones(tmp_pa
     other = tmp_path / f"other.md.tmp-{dead}"  # another file's: left to its own next write
     for p in (orphan, live, other):
         p.write_text("half")
-    atomic_write(dest, "whole")
+    atomic_write(dest, "whole", remove_dead=True)
     assert dest.read_text() == "whole"
     assert not orphan.exists() and live.exists() and other.exists()
-    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:  # a failed write
+    with pytest.raises(RuntimeError), atomic_path(dest, remove_dead=True) as tmp:  # a failed write
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert dest.read_text() == "whole" and not tmp.exists()
