@@ -5,7 +5,9 @@ through :func:`atomic_path`: the content is written to ``NAME.tmp-<pid>`` beside
 name, flushed to disk and renamed over it with ``os.replace``, so a kill or a full disk
 mid-write leaves the previous complete file (or none), never a truncated one under the
 final name. A process killed before the rename leaves its ``NAME.tmp-<pid>``;
-:func:`remove_orphans` deletes those of processes that are gone (the next run does).
+:func:`remove_orphans` deletes those of processes that are gone (the next run does, and
+the next write of a CLI output removes those beside it). A final name that is a symbolic
+link is written through: its target gets the content, the link stays.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_write", "disk_of", "is_no_space", "remove_orphans"]
@@ -27,10 +30,15 @@ def _tmp_name(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, remove_dead: bool = False) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; renamed over ``path`` when the
-    block ends without error (after an fsync), removed when it raises."""
+    block ends without error (after an fsync), removed when it raises. ``remove_dead``: then
+    also remove the temporaries of ``path`` that processes of this host killed mid-write left
+    (the CLI's outputs; not checkpoints, which workers on other hosts may be writing: the
+    driver removes those by age, :func:`remove_orphans`)."""
     path = Path(path)
+    if path.is_symlink():  # the link's target gets the content; the link stays
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
@@ -40,12 +48,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if remove_dead:
+        _remove_dead_siblings(path)
 
 
-def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8") -> Path:
-    """Write ``data`` (text or bytes) to ``path`` whole or not at all; returns ``path``."""
+def _remove_dead_siblings(path: Path) -> None:
+    """The ``NAME.tmp-<pid>`` of ``path`` left by processes killed mid-write (this host)."""
+    try:
+        siblings = list(path.parent.glob(f"{glob_escape(path.name)}.tmp-*"))
+    except OSError:
+        return
+    for p in siblings:
+        m = _TMP.match(p.name)
+        if m is not None and m["name"] == path.name and not _pid_alive(int(m["pid"])):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def atomic_write(path: str | Path, data: str | bytes, encoding: str = "utf-8",
+                 remove_dead: bool = False) -> Path:
+    """Write ``data`` (text or bytes) to ``path`` whole or not at all; returns ``path``
+    (``remove_dead``: as :func:`atomic_path`'s)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, remove_dead) as tmp:
         if isinstance(data, bytes):
             tmp.write_bytes(data)
         else:

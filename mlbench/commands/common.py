@@ -73,3 +73,33 @@ def not_a_folder(dest, option: str) -> str | None:
                         f"another {option}")
             return None
     return None
+
+
+def write_problem(dest, exc: OSError, option: str) -> str:
+    """A failed write of the output file ``dest`` (chosen with ``option``) as one line: the
+    cause and the fix; the file was written whole or not at all, so a previous one is kept."""
+    from pathlib import Path
+
+    from mlbench.files import disk_of, is_no_space
+
+    kept = "; the previous file is unchanged" if Path(dest).exists() else ""
+    if is_no_space(exc):
+        return (f"cannot write {dest}: no space left on the disk {disk_of(dest)}{kept}; free "
+                f"space there or choose another {option}")
+    return f"cannot write {dest}: {exc.strerror or exc}{kept}; choose another {option}"
+
+
+def dangling_link(folder, what: str, option: str) -> str | None:
+    """Why ``folder`` (the ``what``, chosen with ``option``) cannot be made: it or a folder
+    above it is a symbolic link whose target does not exist (``mkdir`` says only "File
+    exists"). None when there is none."""
+    import os
+    from pathlib import Path
+
+    for p in (Path(folder), *Path(folder).parents):
+        if p.is_symlink() and not p.exists():
+            target = Path(p.parent, os.readlink(p))
+            where = "is" if p == Path(folder) else f"lies under {p},"
+            return (f"the {what} {folder} {where} a symbolic link to {target}, which does not "
+                    f"exist; create it (mkdir -p {quote(target)}) or choose another {option}")
+    return None

@@ -6,7 +6,7 @@ import sqlite3
 import sys
 import time
 
-from mlbench.commands.common import not_a_folder, results_db_problem
+from mlbench.commands.common import not_a_folder, results_db_problem, write_problem
 from mlbench.logs import STATUS_FORMATS, collect, render
 
 
@@ -66,18 +66,16 @@ def _cmd_leaderboard(args) -> int:
         print(f"error: {results_db_problem(args.out, exc)}", file=sys.stderr)
         return 2
     if args.dest:
-        from pathlib import Path
-
         problem = not_a_folder(args.dest, "--out FILE")
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        try:
-            Path(args.dest).parent.mkdir(parents=True, exist_ok=True)
-            with open(args.dest, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        from mlbench.files import atomic_write
+
+        try:  # whole or not at all: a kill or a full disk leaves the previous file
+            atomic_write(args.dest, text, remove_dead=True)
         except OSError as exc:
-            print(f"error: cannot write {args.dest}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"error: {write_problem(args.dest, exc, '--out FILE')}", file=sys.stderr)
             return 2
         print(f"wrote {args.dest}")
     else:

@@ -9,6 +9,7 @@ import sys
 from mlbench.commands.common import (
     CommandError,
     add_suite_argument,
+    dangling_link,
     one_line,
     quote,
     results_db_problem,
@@ -196,6 +197,9 @@ def execute(suite, runs, only=(), progress: bool = True, retry_failed: bool = Fa
     from mlbench.driver import WorkerDied, run_suite, run_tuned
     from mlbench.suite import parse_only
 
+    problem = dangling_link(suite.output, "output folder", "--out DIR")
+    if problem:  # mkdir would say only "File exists"
+        raise CommandError(problem)
     try:
         if suite.plan is not None:  # stage 1, selection on validation, stage 2
             return run_tuned(suite, runs, only=parse_only(list(only or ())), run_suite=run_suite,

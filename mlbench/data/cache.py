@@ -38,6 +38,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ class Cache:
     tables: pd.DataFrame | None = None  # tables.csv (caches built before it: None)
     digests: list[str] | None = None  # content.json: SHA-256 per CHUNK rows
     verified: set[int] = field(default_factory=set)  # chunks checked in this process
+    broken: str | None = None  # why images.npy could not be mapped again (a worker process)
 
     def __getstate__(self) -> dict:
         # DataLoader workers started by spawn pickle the dataset: send the path, not the pixels
@@ -79,19 +81,48 @@ class Cache:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.images = np.load(self.path / "images.npy", mmap_mode="r")
+        # checked as when opened: a file truncated since is named, not "mmap length ...";
+        # said at the first read, where a DataLoader passes it on (a worker that fails to
+        # unpickle its dataset dies with a traceback instead)
+        try:
+            self.images = _images(self.path, len(self.row))
+        except CacheError as exc:
+            self.images, self.broken = None, str(exc)
 
     def image(self, row: int) -> np.ndarray:
         """Row ``row`` of images.npy, copied out of the memory map; its chunk's checksum is
-        checked the first time (``CacheError`` when the pixels were changed after the build)."""
+        checked the first time (``CacheError`` when the pixels were changed after the build,
+        or the file was truncated since it was opened: a read past its end through the map
+        would be a SIGBUS, in a DataLoader worker "insufficient shared memory")."""
+        if self.broken is not None:
+            raise CacheError(self.broken)
         chunk = int(row) // CHUNK
         if chunk not in self.verified:
             self.check_chunk(chunk)
+        self._check_size(int(row))
         return np.array(self.images[row])
+
+    @cached_property
+    def _npy(self) -> str:
+        return str(self.path / "images.npy")
+
+    def _check_size(self, row: int) -> None:
+        """``CacheError`` when images.npy is too short to hold row ``row`` (one ``stat``)."""
+        npy = self._npy
+        end = getattr(self.images, "offset", 0) + (row + 1) * self.images.strides[0]
+        try:
+            have = os.stat(npy).st_size
+        except OSError as exc:
+            raise CacheError(f"the prepared cache {npy} cannot be read ({exc.strerror or exc}); "
+                             f"{_rebuild_fix(self.path)}") from None
+        if have < end:
+            raise CacheError(f"the prepared cache {npy} was truncated while in use ({have:,} "
+                             f"bytes, row {row} ends at {end:,}); {_rebuild_fix(self.path)}")
 
     def check_chunk(self, chunk: int) -> None:
         """Compare chunk ``chunk`` of images.npy with its checksum in content.json."""
         if self.digests is not None:
+            self._check_size(min((chunk + 1) * CHUNK, len(self.images)) - 1)
             rows = np.ascontiguousarray(self.images[chunk * CHUNK:(chunk + 1) * CHUNK])
             if hashlib.sha256(memoryview(rows).cast("B")).hexdigest() != self.digests[chunk]:
                 first = chunk * CHUNK
@@ -124,7 +155,17 @@ class CorruptImageError(DatasetError):
 
 
 class CacheError(DatasetError):
-    """A built cache that is not what it was built as: truncated, or its pixels changed."""
+    """A built cache that is not what it was built as: truncated, or its pixels changed.
+
+    One line naming the file and the fix, also when a DataLoader worker process met it:
+    the loader raises it again in the run's process as "Caught CacheError in DataLoader
+    worker process N." plus the worker's traceback, from which the line is taken back."""
+
+    def __init__(self, message: str = ""):
+        text = str(message)
+        if text.startswith("Caught ") and "CacheError: " in text:  # re-raised by a loader
+            text = text.rpartition("CacheError: ")[2].strip().splitlines()[0]
+        super().__init__(text)
 
 
 class CacheSpaceError(OSError):

@@ -65,6 +65,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
 
     t0 = time.perf_counter()
     opts = resolve(suite, executor=executor, workers=workers, gpus=gpus, **cluster)
+    _refuse_unguarded(opts)  # at once, not after the data are prepared
     check_test_sets(suite)  # a test set misnamed costs nothing
     out = suite.output
     check_results_db(out / DB_NAME)  # a damaged results.db is refused untouched
@@ -141,6 +142,24 @@ def _match_path_ids(out: Path, runs: list) -> None:
             old = path_run_id(run.config)
             if old in stored:
                 run.id = old
+
+
+def _refuse_unguarded(opts) -> None:
+    """Local worker processes (spawned: each runs ``__main__`` again) asked for from the top
+    level of a script without an ``if __name__ == "__main__":`` guard: ``UnguardedScript``
+    before anything is prepared (the executor would say it only when it starts)."""
+    from mlbench.driver.cores import cpu_cores
+    from mlbench.driver.executors.local import UnguardedScript, main_guard_problem
+    from mlbench.execution import LocalOptions
+
+    local = opts.executor
+    if opts.given is not None or not isinstance(local, LocalOptions):
+        return
+    if local.gpus is None and min(local.workers, max(1, cpu_cores() // opts.threads)) <= 1:
+        return  # one worker: runs in this process, nothing is spawned
+    problem = main_guard_problem()
+    if problem:
+        raise UnguardedScript(problem)
 
 
 def _remove_orphans(out: Path, checkpoints: Path, executor: str, progress: bool) -> None:

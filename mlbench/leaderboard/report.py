@@ -268,11 +268,15 @@ def write_report(out_dir: str | Path, dest: str | Path | None = None,
     """Write the report (default ``OUT/report.html``); returns its path."""
     dest = Path(dest) if dest else Path(out_dir) / "report.html"
     page = build_report(out_dir, reference)  # first: a missing results.db makes no folder
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(page, encoding="utf-8")
-    except OSError as exc:  # e.g. a read-only results folder
-        raise ReportWriteError(f"cannot write {dest}: {exc.strerror or exc}; "
+    from mlbench.files import atomic_write, disk_of, is_no_space
+
+    try:  # whole or not at all: a kill or a full disk mid-write leaves the previous report
+        atomic_write(dest, page, remove_dead=True)
+    except OSError as exc:  # e.g. a read-only results folder, a full disk
+        kept = "; the previous report is unchanged" if dest.exists() else ""
+        why = f"no space left on the disk {disk_of(dest)}" if is_no_space(exc) \
+            else exc.strerror or exc
+        raise ReportWriteError(f"cannot write {dest}: {why}{kept}; "
                                "choose another file with -o FILE") from exc
     return dest
 

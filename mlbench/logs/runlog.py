@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlbench.db import worker_name
+from mlbench.files import atomic_write
 
 LOG_DIR = "logs"
 EVENTS = ("claimed", "started", "epoch", "resumed", "finished", "failed", "released")
@@ -95,22 +96,45 @@ def append(out: str | Path, run_id: str, event: str, **fields) -> None:
         os.close(fd)
 
 
+_damaged_said: set[str] = set()  # run files whose damage was said in this process
+
+
 def read_run_log(path: str | Path) -> list[dict]:
     """The lines of a run file (a partial or broken line, e.g. while it is written, is
-    skipped); ``[]`` when the file does not exist."""
+    skipped); ``[]`` when the file does not exist. Lines that are not UTF-8 JSON (garbage
+    bytes, a disk error) are skipped too, said once per file in one warning line: the run
+    file is what runs say, never what is stored, so it never stops a command."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return []
-    rows = []
-    for raw in text.splitlines():
+    except OSError as exc:  # unreadable (a disk error, a folder of that name): as if absent
+        _say_damaged(path, f"cannot read it ({exc.strerror or exc})")
+        return []
+    rows, bad = [], 0
+    lines = data.splitlines()
+    for i, raw in enumerate(lines):
         try:
-            row = json.loads(raw)
-        except ValueError:
+            row = json.loads(raw.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError too
+            # an unfinished last line (no newline yet) is one being written: not damage
+            bad += i < len(lines) - 1 or data.endswith(b"\n")
             continue
         if isinstance(row, dict):
             rows.append(row)
+        else:
+            bad += 1
+    if bad:
+        _say_damaged(path, f"{bad} line(s) are not UTF-8 JSON and were skipped")
     return rows
+
+
+def _say_damaged(path: str | Path, what: str) -> None:
+    if str(path) in _damaged_said:
+        return
+    _damaged_said.add(str(path))
+    log.warning(f"run log {path} is damaged: {what}; it only shows progress (results.db "
+                "holds the results): delete it, and the next line written starts it anew")
 
 
 def current_attempt(rows: list[dict]) -> list[dict]:
@@ -286,9 +310,7 @@ def record_command(out: str | Path, suite: str | Path, overrides: list[str] | No
         folder = log_dir(out)
         folder.mkdir(parents=True, exist_ok=True)
         history = (read_commands(out) + [entry])[-KEEP_COMMANDS:]
-        tmp = folder / f".{COMMAND_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
-        os.replace(tmp, folder / COMMAND_FILE)
+        atomic_write(folder / COMMAND_FILE, json.dumps(history, indent=1), remove_dead=True)
     except OSError:
         pass
 

@@ -19,7 +19,7 @@ import shlex
 import time
 from pathlib import Path
 
-from mlbench.db import STATUSES, ResultsDB
+from mlbench.db import STATUSES, ResultsDB, same_host, worker_alive
 from mlbench.logs.driverlog import where
 from mlbench.logs.runlog import (
     command_for,
@@ -33,13 +33,17 @@ from mlbench.logs.runlog import (
 STATUS_FORMATS = ("text", "json")
 
 
-def _retry_command(out: Path, run: dict | None, commands: list[dict]) -> str:
+def _retry_command(out: Path, run: dict | None, commands: list[dict],
+                   retry: bool = True) -> str:
     """``python -m mlbench run SUITE --out OUT [--set K=V]... --retry-failed [--only ...]``,
-    with the suite file and overrides of the latest ``run`` that selected the run."""
+    with the suite file and overrides of the latest ``run`` that selected the run (without
+    ``retry``: that command as it was, which resumes it)."""
     entry = command_for(commands, run["id"] if run is not None else None) or {}
     parts = ["python", "-m", "mlbench", "run", entry.get("suite") or "SUITE", "--out", str(out)]
     for item in entry.get("overrides", ()):
         parts += ["--set", item]
+    if not retry:
+        return shlex.join(parts)
     parts.append("--retry-failed")
     if run is not None:
         for key in ("backbone", "head", "loss", "seed"):
@@ -130,13 +134,20 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         elif done and epochs and elapsed is not None:  # no finished run yet: its own pace
             eta = elapsed / done * max(0, epochs - done)
         lease = r.get("lease_until")
+        # its driver is gone: a lease run out, or (as the driver judges) a pid of this host
+        # that no longer exists; the next `run` gives it back, so it has no ETA
+        gone = same_host(r.get("worker")) and not worker_alive(r.get("worker"))
+        stale = gone or bool(lease is not None and lease < now)
         running.append({
             "id": r["id"], "backbone": r["backbone"], "head": r["head"], "loss": r["loss"],
             "seed": r["seed"], "worker": info["worker"] or r.get("worker"),
             "driver": r.get("worker"), "device": info["device"] or r.get("device"),
             "gpu": info["gpu"], "epochs_done": done or 0, "epochs": epochs,
-            "elapsed_s": _round(elapsed), "eta_s": _round(eta), "attempts": r.get("attempts"),
-            "stale": bool(lease is not None and lease < now),
+            "elapsed_s": _round(elapsed), "eta_s": None if stale else _round(eta),
+            "attempts": r.get("attempts"), "stale": stale,
+            "interrupted": (f"driver {r.get('worker')} is gone" if gone else
+                            "lease expired" if stale else None),
+            "resume": _retry_command(out, r, commands, retry=False) if stale else None,
         })
 
     failed = [{
@@ -148,8 +159,10 @@ def collect(out: str | Path, now: float | None = None) -> dict:
 
     eta_total = None
     if mean is not None:
-        left = sum(x["eta_s"] or 0.0 for x in running) + counts["pending"] * mean
-        eta_total = left / max(1, len(running))
+        live = [x for x in running if not x["stale"]]  # an interrupted run is as if pending
+        left = sum(x["eta_s"] or 0.0 for x in live) + (counts["pending"] + len(running)
+                                                       - len(live)) * mean
+        eta_total = left / max(1, len(live))
     elif not running and not counts["pending"]:
         eta_total = 0.0
     return {
@@ -227,10 +240,15 @@ def render_text(st: dict) -> str:
         lines += ["", "running:"]
         rows = [(r["id"], r["loss"], r["seed"], where(r), r["device"] or "-",
                  f"{r['epochs_done']}/{r['epochs'] or '?'}", fmt_seconds(r["elapsed_s"]),
-                 fmt_seconds(r["eta_s"]) + (" (lease expired)" if r["stale"] else ""))
+                 f"- ({r['interrupted']})" if r["stale"] else fmt_seconds(r["eta_s"]))
                 for r in st["running"]]
         lines.append(tabulate(rows, headers=["id", "loss", "seed", "worker", "device", "epoch",
                                              "elapsed", "ETA"]))
+        stale = [r for r in st["running"] if r["stale"]]
+        if stale:
+            lines.append(f"{len(stale)} run(s) interrupted (their driver is gone, not "
+                         f"running): run the same command again to resume them: "
+                         f"{stale[-1]['resume']}")
     if len(st.get("test_sets") or []) > 1:
         lines += ["", "test sets (mean AUC over seeds; statistics: mlbench leaderboard):"]
         for t in st["test_sets"]:

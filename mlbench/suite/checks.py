@@ -31,6 +31,7 @@ def check_names(suite: Suite) -> None:
             check_backbone(name)
         except ValueError as exc:
             raise SuiteError(f"`grid.backbone[{i}]`: {exc}") from None
+    _check_finite(suite.config["train"], "`train")
     try:
         TrainConfig.from_dict(suite.config["train"], ignore_unknown=True)
     except (TypeError, ValueError) as exc:
@@ -87,8 +88,7 @@ def check_weights(suite: Suite) -> None:
         key = "`model.weights`" if isinstance(model["weights"], str) else \
             f"`model.weights.{backbone}`"
         if file is not None:
-            if not Path(file).is_file():
-                raise SuiteError(f"{key}: file not found: {file}")
+            check_weights_file(file, key)
             continue
         if not (model["pretrained"] and offline()):
             continue
@@ -123,6 +123,7 @@ def _check_tuned(suite: Suite) -> None:
                 problem = try_loss(loss)
                 if problem:
                     raise SuiteError(f"{where}: the loss fails on a tiny batch: {problem}")
+            _check_finite(cfg["train"], f"{where}: `train")
             try:
                 TrainConfig.from_dict(cfg["train"], ignore_unknown=True)
             except (TypeError, ValueError) as exc:
@@ -143,6 +144,51 @@ def build_losses(spec, train: dict) -> list:
         cfg = TrainConfig.from_dict(train, ignore_unknown=True)
         return [stage.loss_fn for stage in recipe_stages(spec, cfg, dummy_stats())]
     return [losses.create_loss(spec, stats=dummy_stats())]
+
+
+def _check_finite(train: dict, where: str) -> None:
+    """Refuse a number that is not finite in the train settings (``lr: .inf``, ``.nan``):
+    it passes ``> 0`` checks, and every run would fail on its first step."""
+    import math
+
+    for key, value in train.items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, float) and not math.isfinite(v):
+                e_g = " (e.g. --set train.lr=1e-3)" if key == "lr" else ""
+                raise SuiteError(f"{where}.{key}`: {v} is not a finite number; give a finite "
+                                 f"value{e_g}")
+
+
+def check_weights_file(weights, key: str = "`model.weights`") -> None:
+    """A weights file (suite key ``key``) loads weights-only (tensors and plain values, as
+    every run loads it): a missing file, a pickle of Python objects or a file that is no
+    PyTorch checkpoint is refused here, before any run, not in every run (imports torch).
+
+    Raises:
+        SuiteError: one line naming the key, the file and the fix.
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    path = Path(weights)
+    if not path.is_file():
+        raise SuiteError(f"{key}: file not found: {weights}")
+    try:
+        with warnings.catch_warnings():  # torch's own note on pickle protocols: not ours
+            warnings.simplefilter("ignore")
+            torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise SuiteError(
+            f"{key}: {weights} holds pickled Python objects, not only tensors; "
+            "mlbench loads weights only (unpickling runs code): save the state dict alone "
+            "(torch.save(model.state_dict(), FILE)) and give that file") from None
+    except Exception as exc:  # anything else: not a checkpoint torch can read
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise SuiteError(f"{key}: {weights} is not a PyTorch checkpoint torch can "
+                         f"read ({what}); give a file saved with torch.save(state_dict, FILE)"
+                         ) from None
 
 
 def try_loss(loss) -> str | None:
