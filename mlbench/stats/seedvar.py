@@ -1,43 +1,32 @@
-"""The seed term of the leaderboard's tests, the test-set term's uncertainty and the df rule
+"""The seed term of the leaderboard's tests, the test-set term's uncertainty and the test
 (SPEC §5.1, issue 30). Everything is vectorised over leading axes: the leaderboard calls it on
 one setup, ``mlbench calibrate`` on thousands of simulated ones, so both run the same code.
 
-**Seed term.** A comparison c (loss vs the reference, S_c seeds paired by seed) has its own
-seed variance s_c^2 of the paired differences Delta_s, on d_c = S_c - 1 df. It is moderated
-(empirical Bayes, Smyth 2004) only as far as the other comparisons of the setup can vouch for
-it::
+**Seed term (issue 30).** A comparison c (loss vs the reference, S_c seeds paired by seed)
+gets its own seed variance s_c^2 of the paired differences Delta_s, on d_c = S_c - 1 df; a
+loss's mean-AUC CI the seed variance of its own runs. Nothing is pooled over the setup's
+losses: chosen by simulation (``mlbench calibrate``, docs/HARNESS.md). Any rule that gives a
+comparison the others' spread, the old pooled one, Smyth's (2004) moderated variance with
+its prior estimated properly (``fit_prior``, d0 = inf when the spreads agree) or one guarded
+by an outlier test (``moderate``), lets a loss 3x or 10x as unstable as the others be called
+significant 10-50% of the time with 2-3 seeds: its own variance from 1-2 df is by chance
+small often enough to look like the others', and then its Delta is tested against their
+spread (with d = 1 and any prior weight >= 1 df the rate is >= 20%). The price is power where
+the losses are equally stable (the figures). ``moderate`` still gives each unit its outlier
+p under the others' prior: the leaderboard flags an unstable loss with it.
 
-    prior (d0, s0^2)  Smyth's moment estimates from the OTHER comparisons' variances
-                      (leave-one-out: an unstable loss does not dilute its own prior)
-    p_c               upper-tail p of s_c^2 / s0^2 under F(d_c, d0): how plausible this
-                      comparison's seed spread is under the others'
-    d0_c              d0 * min(1, p_c / OUTLIER_ALPHA), at most the others' total df and
-                      MAX_PRIOR_RATIO x d_c; 0 (own variance) when S_c < MIN_POOL_SEEDS
-    s~_c^2            (d0_c s0^2 + d_c s_c^2) / (d0_c + d_c),  on d0_c + d_c df
-
-The prior is fitted twice: the first pass gives every unit its outlier p, the second leaves
-units with p < EXCLUDE_P out of the others' priors (one unstable loss should not widen
-everyone's prior).
-
-Why so guarded: with few seeds an unstable loss cannot be told from a stable one (with 2
-seeds its seed variance rests on one difference, independent of its mean), and any weight on
-the others' spread then makes its false-positive rate grow with its instability (full pooling
-as before issue 30: up to 48% on the official split). ``mlbench calibrate`` chose
-MIN_POOL_SEEDS, OUTLIER_ALPHA and MAX_PRIOR_RATIO by simulation, the unstable loss's own
-type-I error within 7.5% for a loss 1.5x to 10x as unstable as the others; the price is power
-with 2-3 seeds (docs/HARNESS.md has the figures).
-
-**Test term.** v_t = mean over seed pairs s != s' of sum_g Psi_sg Psi_s'g (patient sums of the
-class-averaged DeLong influence values), floored at 0; it is a sum of independent per-patient
-terms T_g, so its own variance is estimated from their spread and it gets
+**Test term.** v_t = mean over seed pairs s != s' of sum_g Psi_sg Psi_s'g (patient sums of
+the class-averaged DeLong influence values), floored at 0; it is a sum of independent
+per-patient terms T_g, so its own variance is estimated from their spread and it gets
 df_t = 2 v_t^2 / Var(v_t).
 
-**df.** Student t with the Satterthwaite df of v_s + v_t, both estimated. Satterthwaite with
-estimated weights is anti-conservative when the seed term has few df (a chance-small s^2
-makes the df large); the df is therefore evaluated with the seed term at its upper
-confidence bound v_s d / chi2_{d, q} (q = 0.05, 0.15, 0.2 with 1, 2, 3 df, 0.3 with more:
-``DF_QUANTILES``, chosen by simulation so that the 5% level and the 0.5% tail Holm uses both
-hold whatever the seed term's share of the variance), and never below the seed term's df.
+**p and CI** count both terms' uncertainty: the Behrens-Fisher (fiducial) distribution of
+Delta / sqrt(v_s + v_t), sin(theta) T_{d} + cos(theta) T_{df_t} (:func:`behrens_fisher`). The
+Satterthwaite df of the two estimated terms (reported as ``df``) is anti-conservative with
+1-2 seed df (a chance-small s^2 makes the df large: 10% at 5% and a 3.5% Holm tail at 0.5%
+with 1 df); Behrens-Fisher holds both, conservative where the terms are of one size. No
+tuned constants. ``t_df`` (the df at the seed term's upper confidence bound, its quantiles
+chosen by simulation) is the first issue-30 rule's, kept for ``mlbench calibrate``.
 """
 
 from __future__ import annotations
@@ -118,6 +107,80 @@ def t_df(vs, ds, vt, dt, quantiles=None) -> np.ndarray:
         scale = np.where(np.isfinite(ds0), ds0 / _st.chi2.ppf(q, np.minimum(ds0, 1e9)), 1.0)
     df = satterthwaite(vs0 * scale, ds0, vt, dt)
     return np.where(ok, np.maximum(df, ds0), np.where(vt > 0, dt, np.inf))
+
+
+BF_NODES = 160  # quadrature nodes of the Behrens-Fisher p (trapezoid in logit probability)
+BF_SPAN = 30.0  # ... over logit u in [-BF_SPAN, BF_SPAN]
+MIN_DF = 1.0  # an estimated variance term counts at least one df
+
+
+def behrens_fisher(z, vs, ds, vt, dt, nodes: int = BF_NODES) -> np.ndarray:
+    """Two-sided p of a statistic z whose variance vs + vt is the sum of two independent
+    estimates on ds and dt df (inf: exact), from the Behrens-Fisher (fiducial) distribution
+    z / sqrt(vs + vt) ~ sin(theta) T_ds + cos(theta) T_dt, tan(theta)^2 = vs / vt, T
+    independent Student t. It counts both terms' uncertainty without a df approximation: with
+    the seed term on 1-2 df the Satterthwaite df of the estimated terms is anti-conservative
+    (a chance-small seed variance makes the df large), the seed term's own df conservative.
+
+    Computed as E over the term of smaller weight (trapezoid rule in the logit of its
+    probability, ``nodes`` nodes) of P(|sin T_ds + cos T_dt| > |t|) under the other;
+    vs = 0: Student t on dt, vt = 0: on ds; a df below ``MIN_DF`` counts as ``MIN_DF``.
+    Vectorised over broadcast arrays.
+    """
+    from scipy.special import stdtr, stdtrit
+
+    z, vs, ds, vt, dt = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64)
+                                              for a in (z, vs, ds, vt, dt)))
+    vs = np.where(np.isfinite(vs), np.maximum(vs, 0.0), 0.0)
+    vt = np.maximum(np.nan_to_num(vt), 0.0)
+    se = np.sqrt(vs + vt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.abs(z) / se
+        s = np.sqrt(vs) / se
+    c = np.sqrt(np.maximum(1 - s**2, 0.0))
+    big = 1e9
+    # an estimated term on fewer than 1 df (the cross-seed product of a term near 0: not
+    # chi-square at all) counts as 1 df: below that its fiducial tail would swamp the other
+    ds_ = np.where(np.isfinite(ds) & (ds > 0), np.maximum(ds, MIN_DF), big)
+    dt_ = np.where(np.isfinite(dt) & (dt > 0), np.maximum(dt, MIN_DF), big)
+    # the outer quadrature runs over the term of smaller weight, so that the inner cdf is
+    # smooth in it (weight >= 1/sqrt 2)
+    swap = s < c
+    wi, di = np.where(swap, c, s), np.where(swap, dt_, ds_)  # inner: Student cdf
+    wo, do = np.where(swap, s, c), np.where(swap, ds_, dt_)  # outer: quadrature
+    # trapezoid rule in x = logit(u), u the outer term's probability (weights u (1 - u) dx):
+    # the far tails, where a heavy-tailed outer term carries the small p Holm reads, are kept
+    x = np.linspace(-BF_SPAN, BF_SPAN, nodes)
+    u = 1 / (1 + np.exp(-x))
+    wq = u * (1 - u)
+    wq = wq / wq.sum()
+    # quantiles of the outer term: one row per distinct df (usually one or two)
+    dfs, inv = np.unique(do, return_inverse=True)
+    q = stdtrit(dfs[:, None], u[None, :])[inv.reshape(do.shape)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = (-t[..., None] - wo[..., None] * q) / wi[..., None]
+        hi = (t[..., None] - wo[..., None] * q) / wi[..., None]
+        di_ = di[..., None]
+        mix = ((stdtr(di_, lo) + stdtr(di_, -hi)) * wq).sum(axis=-1)
+    p = np.where(se > 0, mix, np.where(z == 0, 1.0, 0.0))
+    return np.minimum(p, 1.0)
+
+
+def behrens_fisher_ci(vs, ds, vt, dt, alpha: float = 0.05) -> float:
+    """Half-width h of the 1 - alpha interval z +- h of :func:`behrens_fisher` (scalars)."""
+    from scipy import optimize
+
+    se = float(np.sqrt(max(vs, 0.0) + max(vt, 0.0)))
+    if not se > 0:
+        return 0.0
+
+    def f(h):
+        return float(behrens_fisher(h, vs, ds, vt, dt)) - alpha
+
+    hi = se * 2.0
+    while f(hi) > 0 and hi < se * 1e6:
+        hi *= 4
+    return float(optimize.brentq(f, 0.0, hi, xtol=se * 1e-8))
 
 
 # --------------------------------------------------------------------------- prior

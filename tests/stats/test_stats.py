@@ -5,6 +5,7 @@ import pytest
 from scipy import stats as st
 
 from mlbench import stats
+from mlbench.stats import seedvar
 
 
 def _runs(rng, n=300, c=3, seeds=3, signal=1.0, seed_shift=None):
@@ -40,9 +41,18 @@ def test_seed_term_and_df_counting_both_terms():
     assert res.seed_term == "own (5 df)" and res.df_seed == 5
     v = res.var_seed + res.var_test
     assert res.se == pytest.approx(np.sqrt(v))
-    assert res.df == pytest.approx(float(stats.t_df(res.var_seed, 5, res.var_test, res.df_test)))
-    assert 5 <= res.df <= v**2 / (res.var_seed**2 / 5)  # never above Welch-Satterthwaite's
-    assert res.p_value == pytest.approx(2 * st.t.sf(abs(res.delta) / res.se, res.df))
+    both = float(seedvar.satterthwaite(res.var_seed, 5, res.var_test, res.df_test))
+    assert res.df == pytest.approx(both) and 5 <= res.df <= v**2 / (res.var_seed**2 / 5)
+    # p and CI: Behrens-Fisher of the two estimated terms, a mixture of Student t on their df
+    assert res.p_value == pytest.approx(float(seedvar.behrens_fisher(
+        res.delta, res.var_seed, 5, res.var_test, res.df_test)))
+    t_stat = abs(res.delta) / res.se
+    low = min(5, res.df_test)
+    assert 2 * st.norm.sf(t_stat) < res.p_value < 2 * st.t.sf(t_stat, low)
+    h = (res.ci_hi - res.ci_lo) / 2
+    assert res.delta == pytest.approx((res.ci_hi + res.ci_lo) / 2)
+    assert float(seedvar.behrens_fisher(h, res.var_seed, 5, res.var_test, res.df_test)) \
+        == pytest.approx(0.05, rel=1e-6)
     few = stats.paired_comparison(t, np.arange(400), a[:3], b[:3])
     assert few.df >= 2 and few.seed_term == "own (2 df)"
 
@@ -99,16 +109,16 @@ def test_holm_hand_checked():
     assert stats.holm([]).size == 0
 
 
-def test_seed_terms_moderate_only_from_three_seeds_and_not_an_outlier():
+def test_seed_terms_are_each_units_own_and_flag_an_outlier():
     rng = np.random.default_rng(5)
     diffs = [rng.normal(0, 0.003, 5) for _ in range(7)] + [rng.normal(0, 0.03, 5)]
     terms = stats.seed_terms(diffs)
-    assert all(t.prior_df > 0 and t.df > 4 for t in terms[:7])
-    assert terms[7].outlier_p < 0.01 and terms[7].prior_df < 0.5  # the unstable one: its own
-    assert terms[7].var == pytest.approx(np.var(diffs[7], ddof=1), rel=0.05)
-    few = stats.seed_terms([x[:2] for x in diffs])  # 2 seeds: every comparison its own
-    assert all(t.prior_df == 0 and t.var == pytest.approx(t.own_var) for t in few)
-    assert few[0].label == "own (1 df)" and "moderated" in terms[0].label
+    for x, t in zip(diffs, terms, strict=True):  # nothing pooled (issue 30: not safe)
+        assert t.var == pytest.approx(np.var(x, ddof=1)) and t.df == 4 == t.own_df
+    assert terms[7].outlier_p < 0.01 < min(t.outlier_p for t in terms[:7])
+    few = stats.seed_terms([x[:2] for x in diffs])  # 2 seeds: 1 df each
+    assert all(t.df == 1 and t.var == pytest.approx(t.own_var) for t in few)
+    assert few[0].label == "own (1 df)" and terms[0].label == "own (4 df)"
     one = stats.seed_terms([diffs[0][:1]])[0]
     assert np.isnan(one.var) and "no test" in one.label
 
