@@ -15,15 +15,17 @@ The comparisons: seeds × patient-clustered test set. Two sources of uncertainty
 For a loss L against the reference R on S seeds paired by index::
 
     delta   = mean_s [meanAUC(L, s) - meanAUC(R, s)]
-    V_seed  = s2 / S          s2: the seed variance of the paired differences, the pair's own
-                              (S-1 df), not pooled with the setup's other comparisons
-                              (issue 30, :mod:`mlbench.stats.seedvar`)
+    V_seed  = s~2 / S         s~2: the seed variance of the paired differences, the pair's own
+                              (S-1 df) moderated with the setup's other comparisons only as far
+                              as their spreads agree, and not at all with 2 seeds
+                              (:mod:`mlbench.stats.seedvar`)
     V_test  = mean over seed pairs s != s' of sum_patients Psi_s Psi_s' (Psi: patient sums of
               the class-averaged (L - R) influence values), with its own df from the spread
               of the per-patient terms
     se      = sqrt(V_seed + V_test)
     p, CI   = Behrens-Fisher: delta / se ~ sin(th) T_{S-1} + cos(th) T_{df_test},
-              tan(th)^2 = V_seed / V_test (``seedvar.behrens_fisher``); df reported: the
+              tan(th)^2 = V_seed / V_test, S-1 the seed term's (moderated) df
+              (``seedvar.behrens_fisher``); df reported: the
               Satterthwaite df of both terms
 
 With fewer than 2 matched seeds there is no seed term, so no CI and no test.

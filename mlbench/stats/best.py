@@ -6,7 +6,7 @@ Loss l's mean AUC over its S_l seeds, Â_l, is drawn as
 
     A*_l = Â_l + √(v_l* / S_l) z_l + t_l,     v_l* = v_l d_l / χ²_{d_l}
 
-v_l the loss's seed variance of a run's mean AUC (its own, as the leaderboard's, on d_l df;
+v_l the loss's seed variance of a run's mean AUC (moderated as the leaderboard's, on d_l df;
 the χ² draw carries its uncertainty with few seeds), z_l independent N(0, 1), and t ~ N(0, C) the test-set errors the losses share: C_lk = Σ_g
 Ψ̄_l(g) Ψ̄_k(g) for l != k (Ψ̄ a loss's patient sums of class-averaged influence values, mean
 over its seeds), C_ll the cross-seed test term of the CI; C is projected to the nearest
@@ -100,6 +100,7 @@ def calibration(split, model, losses: int, seeds: int, seed_sd: float, tau: floa
         best loss).
     """
     from mlbench.stats import simulate as sim
+    from mlbench.stats.seedvar import moderate
 
     rng = np.random.default_rng([seed, 5])
     design = sim.Design(losses, seeds, seed_sd)
@@ -108,7 +109,7 @@ def calibration(split, model, losses: int, seeds: int, seed_sd: float, tau: floa
     shift = tau * rng.standard_normal((replicates, losses))
     auc = auc + shift[..., None]
     own = auc.var(axis=-1, ddof=1)
-    m = {"var": own, "df": np.full(own.shape, seeds - 1.0)}  # the leaderboard's: own
+    m = moderate(own, np.full(own.shape, seeds - 1.0))
     bar = psum.mean(axis=2)  # (R, L, G)
     cov = np.einsum("rlg,rkg->rlk", bar, bar)
     tot = psum.sum(axis=2)

@@ -33,7 +33,7 @@ class Comparison:
     n_seeds: int
     var_seed: float  # seed term, variance of the seed mean (NaN with one seed: absent)
     var_test: float  # patient-clustered test-set term shared by the seeds
-    seed_term: str  # "own (2 df)", "none (1 seed): no test"
+    seed_term: str  # "own (2 df)", "moderated (own 4 df + prior 4.0 df)", "none (1 seed) ..."
     classes: list[int] = field(default_factory=list)
     left_out: dict[int, str] = field(default_factory=dict)
     df_seed: float = float("nan")
@@ -49,11 +49,11 @@ class Comparison:
 class SeedTerm:
     """The seed term of one comparison (or one loss's mean), from :func:`seed_terms`."""
 
-    var: float  # variance of one seed's value (its own); NaN: fewer than 2 seeds
+    var: float  # variance of one seed's value (moderated); NaN: fewer than 2 seeds
     df: float
     own_var: float
     own_df: float
-    prior_df: float  # d0 of the others' prior (for the outlier p only: nothing is pooled)
+    prior_df: float  # d0 it got (0: own variance only)
     prior_var: float  # s0^2 of the others (NaN: none)
     outlier_p: float  # upper-tail p of own_var under the others' prior (NaN: none)
 
@@ -61,27 +61,29 @@ class SeedTerm:
     def label(self) -> str:
         if not np.isfinite(self.var):
             return "none (1 seed): no test"
+        if self.prior_df > 0.05:
+            return f"moderated (own {self.own_df:g} df + prior {self.prior_df:.1f} df)"
         return f"own ({self.own_df:g} df)"
 
 
-def seed_terms(samples: list) -> list[SeedTerm]:
-    """Seed terms of a setup's comparisons, or of its losses' means.
+def seed_terms(samples: list, **kw) -> list[SeedTerm]:
+    """Seed terms of a setup's comparisons, or of its losses' means, moderated together.
 
     Args:
         samples: one array per unit: the per-seed paired differences of a comparison (or the
             per-seed mean AUC of a loss); fewer than 2 values: no seed term.
+        **kw: ``min_seeds`` / ``alpha`` of :func:`mlbench.stats.seedvar.moderate`.
 
     Returns:
-        One :class:`SeedTerm` per unit: its own seed variance on S - 1 df (issue 30: pooling
-        with the others is not safe, :mod:`mlbench.stats.seedvar`), and the outlier p of that
-        variance under the other units' Smyth prior, which flags an unstable loss.
+        One :class:`SeedTerm` per unit. A unit moderated alone (e.g. the two losses of
+        :func:`paired_comparison`) keeps its own variance (S - 1 df): there is nothing to pool
+        from.
     """
     own = np.array([np.var(x, ddof=1) if len(x) >= 2 else np.nan for x in samples], float)
     d = np.array([max(len(x) - 1, 0) for x in samples], float)
-    m = seedvar.moderate(own, d)
-    return [SeedTerm(float(own[k]), float(d[k]) if np.isfinite(own[k]) else np.nan,
-                     float(own[k]), float(d[k]), float(m["d0"][k]), float(m["s0"][k]),
-                     float(m["p"][k]))
+    m = seedvar.moderate(own, d, **kw)
+    return [SeedTerm(float(m["var"][k]), float(m["df"][k]), float(own[k]), float(d[k]),
+                     float(m["d0"][k]), float(m["s0"][k]), float(m["p"][k]))
             for k in range(len(samples))]
 
 
@@ -124,8 +126,10 @@ def compare(a: list[RunStats], b: list[RunStats], group_idx: np.ndarray, n_group
             left_out=None) -> Comparison:
     """The paired comparison a - b from per-seed :class:`RunStats` (seeds paired by index).
 
-    ``seed``: the comparison's seed term from :func:`seed_terms` (with the outlier p of the
-    setup); default: its own seed variance. p and CI: :func:`mlbench.stats.seedvar.behrens_fisher`.
+    ``seed``: the comparison's seed term moderated with the setup's other comparisons
+    (:func:`seed_terms`); default: its own seed variance. p and CI:
+    :func:`mlbench.stats.seedvar.behrens_fisher` of the seed term (on its moderated df) and
+    the test term.
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"Expected the same number (>= 1) of seeds, got {len(a)} and {len(b)}")
@@ -138,8 +142,8 @@ def mean_ci(runs: list[RunStats], group_idx: np.ndarray, n_groups: int, *,
             alpha: float = 0.05, seed: SeedTerm | None = None, classes=(),
             left_out=None) -> Comparison:
     """CI of one loss's mean AUC over seeds, with the same two terms as :func:`compare`
-    (``p_value`` is that of mean AUC = 0.5, rarely useful); ``seed`` from :func:`seed_terms`
-    over the setup's losses, default its own."""
+    (``p_value`` is that of mean AUC = 0.5, rarely useful); ``seed`` moderated with the
+    setup's other losses (:func:`seed_terms`), default its own."""
     means = np.array([r.mean_auc for r in runs])
     psi = np.stack([r.psi for r in runs])
     return _result(means, psi, group_idx, n_groups, seed, alpha, classes, left_out or {},
@@ -150,11 +154,11 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
                       rule: SparseRule | None = None, mask=None) -> Comparison:
     """Paired comparison of two losses' mean AUC on one test set (SPEC §5.1).
 
-    The leaderboard's computation, the same for two losses as for any setup: the seed term is
-    the pair's own seed variance of the paired differences (S - 1 df), the patient-clustered
-    test term has its own df, and p and CI come from the Behrens-Fisher distribution of the
-    two estimated terms (:func:`mlbench.stats.seedvar.behrens_fisher`). One seed: no seed
-    term, so no CI and no p (NaN).
+    The leaderboard's computation for a setup of two losses: with nothing to pool from, the
+    seed term is the pair's own seed variance of the paired differences (S - 1 df); the
+    patient-clustered test term with its own df; p and CI from the Behrens-Fisher
+    distribution of the two estimated terms (:func:`mlbench.stats.seedvar.behrens_fisher`),
+    as on the leaderboard. One seed: no seed term, so no CI and no p (NaN).
 
     Args:
         targets: (N, C) in {0, 1}.

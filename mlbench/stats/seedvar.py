@@ -2,18 +2,34 @@
 (SPEC §5.1, issue 30). Everything is vectorised over leading axes: the leaderboard calls it on
 one setup, ``mlbench calibrate`` on thousands of simulated ones, so both run the same code.
 
-**Seed term (issue 30).** A comparison c (loss vs the reference, S_c seeds paired by seed)
-gets its own seed variance s_c^2 of the paired differences Delta_s, on d_c = S_c - 1 df; a
-loss's mean-AUC CI the seed variance of its own runs. Nothing is pooled over the setup's
-losses: chosen by simulation (``mlbench calibrate``, docs/HARNESS.md). Any rule that gives a
-comparison the others' spread, the old pooled one, Smyth's (2004) moderated variance with
-its prior estimated properly (``fit_prior``, d0 = inf when the spreads agree) or one guarded
-by an outlier test (``moderate``), lets a loss 3x or 10x as unstable as the others be called
-significant 10-50% of the time with 2-3 seeds: its own variance from 1-2 df is by chance
-small often enough to look like the others', and then its Delta is tested against their
-spread (with d = 1 and any prior weight >= 1 df the rate is >= 20%). The price is power where
-the losses are equally stable (the figures). ``moderate`` still gives each unit its outlier
-p under the others' prior: the leaderboard flags an unstable loss with it.
+**Seed term.** A comparison c (loss vs the reference, S_c seeds paired by seed) has its own
+seed variance s_c^2 of the paired differences Delta_s, on d_c = S_c - 1 df. It is moderated
+(empirical Bayes, Smyth 2004) only as far as the other comparisons of the setup can vouch for
+it::
+
+    prior (d0, s0^2)  Smyth's moment estimates from the OTHER comparisons' variances
+                      (leave-one-out: an unstable loss does not dilute its own prior)
+    p_c               upper-tail p of s_c^2 / s0^2 under F(d_c, d0): how plausible this
+                      comparison's seed spread is under the others'
+    d0_c              d0 * min(1, p_c / OUTLIER_ALPHA), at most the others' total df and
+                      MAX_PRIOR_RATIO x d_c; 0 (own variance) when S_c < MIN_POOL_SEEDS
+    s~_c^2            (d0_c s0^2 + d_c s_c^2) / (d0_c + d_c),  on d0_c + d_c df
+
+The prior is fitted twice: the first pass gives every unit its outlier p, the second leaves
+units with p < EXCLUDE_P out of the others' priors (one unstable loss should not widen
+everyone's prior).
+
+Why so guarded: with few seeds an unstable loss cannot be told from a stable one (with 2
+seeds its seed variance rests on one difference, independent of its mean), and any weight on
+the others' spread then makes its false-positive rate grow with its instability (full pooling
+as before issue 30: up to 48% on the official split). ``mlbench calibrate`` chose
+MIN_POOL_SEEDS, OUTLIER_ALPHA and MAX_PRIOR_RATIO by simulation, the unstable loss's own
+type-I error within 7.5% for a loss 1.5x to 10x as unstable as the others; the price is power
+with 2-3 seeds (docs/HARNESS.md has the figures). Smyth's prior at full weight, with d0
+estimated properly (``fit_prior``: inf when the spreads agree, which recovers the pooled
+rule), is calibrated when the losses are equally stable and lets a 3x / 10x unstable loss be
+called significant 10-20% of the time with 2-5 seeds (``simulate.RULES["smyth"]``): with 1-2
+df its own variance is by chance small often enough to look like the others'.
 
 **Test term.** v_t = mean over seed pairs s != s' of sum_g Psi_sg Psi_s'g (patient sums of
 the class-averaged DeLong influence values), floored at 0; it is a sum of independent
@@ -21,12 +37,14 @@ per-patient terms T_g, so its own variance is estimated from their spread and it
 df_t = 2 v_t^2 / Var(v_t).
 
 **p and CI** count both terms' uncertainty: the Behrens-Fisher (fiducial) distribution of
-Delta / sqrt(v_s + v_t), sin(theta) T_{d} + cos(theta) T_{df_t} (:func:`behrens_fisher`). The
-Satterthwaite df of the two estimated terms (reported as ``df``) is anti-conservative with
-1-2 seed df (a chance-small s^2 makes the df large: 10% at 5% and a 3.5% Holm tail at 0.5%
-with 1 df); Behrens-Fisher holds both, conservative where the terms are of one size. No
-tuned constants. ``t_df`` (the df at the seed term's upper confidence bound, its quantiles
-chosen by simulation) is the first issue-30 rule's, kept for ``mlbench calibrate``.
+Delta / sqrt(v_s + v_t), sin(theta) T_{d_s} + cos(theta) T_{df_t}, tan(theta)^2 = v_s / v_t,
+d_s the seed term's (moderated) df (:func:`behrens_fisher`). Why: the Satterthwaite df of the
+two estimated terms (reported as ``df``) is anti-conservative with 1-2 seed df (a
+chance-small s^2 makes the df large: 10% at 5% and a 3.5% tail at 0.5% with 1 df);
+evaluating it at the seed term's upper confidence bound (``t_df``, the first issue-30 rule,
+quantiles chosen by simulation) held the tail only by being conservative (type-I 1.2% with 2
+seeds, t on 1 df). Behrens-Fisher has no tuned constants and holds the level and the tail
+Holm reads at every seed share; it is conservative where the two terms are of one size.
 """
 
 from __future__ import annotations

@@ -371,20 +371,27 @@ def _pooled(auc):
             (within**2).sum((-2, -1)) / df_m, float(df_m))
 
 
-def _rule_leaderboard(auc, delta):
-    """Each comparison's (each loss's) own seed variance, Behrens-Fisher with the test term."""
-    return _own(delta), _own(auc), "bf"
-
-
-def _rule_guarded(auc, delta, guard=True):
+def _moderated(auc, delta):
     from mlbench.stats import seedvar
 
-    kw = {} if guard else {"min_seeds": 2, "alpha": 1e-12, "max_ratio": np.inf}
     s2, d = _own(delta)
-    m = seedvar.moderate(s2, d, **kw)
+    m = seedvar.moderate(s2, d)
     w2, dw = _own(auc)
-    mm = seedvar.moderate(w2, dw, **kw)
-    return (m["var"], m["df"]), (mm["var"], mm["df"]), "new"
+    mm = seedvar.moderate(w2, dw)
+    return (m["var"], m["df"]), (mm["var"], mm["df"])
+
+
+def _rule_leaderboard(auc, delta):
+    """The guarded moderated seed term, Behrens-Fisher with the test term."""
+    return (*_moderated(auc, delta), "bf")
+
+
+def _rule_guarded(auc, delta):
+    return (*_moderated(auc, delta), "new")
+
+
+def _rule_own_bf(auc, delta):
+    return _own(delta), _own(auc), "bf"
 
 
 def _smyth(v, d, loc, cap):
@@ -425,15 +432,15 @@ def _rule_own_guard(auc, delta):
 
 # name: (function, what it is); the first is the leaderboard's
 RULES = {
-    "leaderboard": (_rule_leaderboard, "leaderboard (issue 30): each comparison's own seed "
-                    "variance, test term with its df, Behrens-Fisher p of both terms"),
+    "leaderboard": (_rule_leaderboard, "leaderboard: seed term moderated only as far as the "
+                    "others agree (own with 2 seeds), Behrens-Fisher p of it and the test term"),
     "pooled": (_rule_pooled, "before issue 30: seed variance pooled over the losses, "
                "W-S df (seed df below 4)"),
     "smyth": (_rule_smyth, "Smyth's moderated variance (prior df from the spread, inf when "
               "they agree; location the pooled variance), Behrens-Fisher p"),
-    "guarded": (_rule_guarded, "moderated only as far as the others agree (outlier-weighted "
-                "prior, own with 2 seeds), df at the seed term's upper bound (first issue-30 "
-                "rule)"),
+    "guarded": (_rule_guarded, "the same seed term, Student t with the df at the seed term's "
+                "upper bound (seedvar.t_df: the first issue-30 rule)"),
+    "own-bf": (_rule_own_bf, "each comparison's own seed variance, Behrens-Fisher p"),
     "own-ws": (_rule_own_ws, "own seed variance, Satterthwaite df of both estimated terms"),
     "own-guard": (_rule_own_guard, "own seed variance, seed df below 4 (paired_comparison "
                   "before issue 30)"),

@@ -4,11 +4,10 @@ loss's own comparisons included) and the family-wise error after Holm is <= 7.5%
 null comparisons each. A representative grid runs here; the full grid (L = 2, 4, 8, 13; S = 2,
 3, 5; equal, 3x, 10x; rho 0, 0.5; both splits) is `mlbench calibrate`'s, in docs/HARNESS.md.
 
-The leaderboard's rule (each comparison's own seed variance, Behrens-Fisher with the test
-term) is conservative where the seed term rests on 1-2 df and the two terms are of one size:
-measured 1.6-2.5% with 2 seeds, 1.2-4.8% with 3, 2.8-4.8% with 5 (docs/HARNESS.md), so the
-lower bounds (``LOWER``) are below the issue's 2.5% with 2 and 3 seeds; the upper bounds are
-the issue's.
+The leaderboard's rule (the guarded moderated seed term, Behrens-Fisher with the test term)
+is conservative where the seed term rests on 1-2 df and the two terms are of one size: with
+2 seeds about 2%, with 3 seeds 2-3% (docs/HARNESS.md), so the lower bounds (``LOWER``) are
+below the issue's 2.5% with 2 and 3 seeds; the upper bounds are the issue's.
 """
 
 from __future__ import annotations
