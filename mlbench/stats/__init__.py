@@ -22,8 +22,11 @@ For a loss L against the reference R on S seeds paired by index::
     V_test  = mean over seed pairs s != s' of sum_patients Psi_s Psi_s' (Psi: patient sums of
               the class-averaged (L - R) influence values), with its own df from the spread
               of the per-patient terms
-    se      = sqrt(V_seed + V_test),  df: Satterthwaite of both terms (``seedvar.t_df``)
-    CI      = delta ± t_{df, 1-alpha/2} se,  p = 2 P(T_df > |delta| / se)
+    se      = sqrt(V_seed + V_test)
+    p, CI   = Behrens-Fisher: delta / se ~ sin(th) T_{S-1} + cos(th) T_{df_test},
+              tan(th)^2 = V_seed / V_test, S-1 the seed term's (moderated) df
+              (``seedvar.behrens_fisher``); df reported: the
+              Satterthwaite df of both terms
 
 With fewer than 2 matched seeds there is no seed term, so no CI and no test.
 
@@ -78,12 +81,13 @@ from mlbench.stats.metrics import (
     per_class_auc,
     skipped_classes,
 )
-from mlbench.stats.seedvar import fit_prior, moderate, t_df, test_term
+from mlbench.stats.seedvar import behrens_fisher, fit_prior, moderate, t_df, test_term
 from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, kendall_tau_b, ranking_agreement
 
 __all__ = [
     "RankingAgreement", "ScoredTestSet", "kendall_tau_b", "ranking_agreement",
-    "Comparison", "RunStats", "SeedTerm", "SparseRule", "WeightedAUC", "bootstrap_ci",
+    "Comparison", "RunStats", "SeedTerm", "SparseRule", "WeightedAUC", "behrens_fisher",
+    "bootstrap_ci",
     "clustered_terms", "clustered_variance", "compare", "dataset_ids", "evaluate_scores",
     "fit_prior", "group_index", "holm", "influence", "influence_levels", "influence_rows",
     "label_ranking", "mean_auc", "mean_ci", "metric_records", "moderate", "paired_comparison",

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats as _st
 
 from mlbench.stats import seedvar
 from mlbench.stats.delong import RunStats, SparseRule, run_stats
@@ -34,7 +33,7 @@ class Comparison:
     n_seeds: int
     var_seed: float  # seed term, variance of the seed mean (NaN with one seed: absent)
     var_test: float  # patient-clustered test-set term shared by the seeds
-    seed_term: str  # "own (2 df)", "moderated (own 4 df + prior 6.2 df)", "none (1 seed) ..."
+    seed_term: str  # "own (2 df)", "moderated (own 4 df + prior 4.0 df)", "none (1 seed) ..."
     classes: list[int] = field(default_factory=list)
     left_out: dict[int, str] = field(default_factory=dict)
     df_seed: float = float("nan")
@@ -113,14 +112,11 @@ def _result(values, psi, group_idx, n_groups, seed: SeedTerm | None, alpha, clas
         return Comparison(delta, nan, nan, nan, nan, nan, n, nan, var_test, seed.label,
                           df_test=df_test, **common)
     vs = seed.var / n
-    df = float(seedvar.t_df(vs, seed.df, var_test, df_test))
+    df = float(seedvar.satterthwaite(vs, seed.df, var_test, df_test))
     se = float(np.sqrt(vs + var_test))
-    if se > 0:
-        q = _st.t.ppf(1 - alpha / 2, df)
-        p = float(2 * _st.t.sf(abs(delta - centre) / se, df))
-    else:
-        q, p = 0.0, 1.0 if delta == centre else 0.0
-    return Comparison(delta, se, float(delta - q * se), float(delta + q * se), p, df, n,
+    p = float(seedvar.behrens_fisher(delta - centre, vs, seed.df, var_test, df_test))
+    h = seedvar.behrens_fisher_ci(vs, seed.df, var_test, df_test, alpha)
+    return Comparison(delta, se, float(delta - h), float(delta + h), p, df, n,
                       float(vs), var_test, seed.label, df_seed=seed.df, df_test=df_test,
                       **common)
 
@@ -131,7 +127,9 @@ def compare(a: list[RunStats], b: list[RunStats], group_idx: np.ndarray, n_group
     """The paired comparison a - b from per-seed :class:`RunStats` (seeds paired by index).
 
     ``seed``: the comparison's seed term moderated with the setup's other comparisons
-    (:func:`seed_terms`); default: its own seed variance.
+    (:func:`seed_terms`); default: its own seed variance. p and CI:
+    :func:`mlbench.stats.seedvar.behrens_fisher` of the seed term (on its moderated df) and
+    the test term.
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"Expected the same number (>= 1) of seeds, got {len(a)} and {len(b)}")
@@ -158,8 +156,9 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
 
     The leaderboard's computation for a setup of two losses: with nothing to pool from, the
     seed term is the pair's own seed variance of the paired differences (S - 1 df); the
-    patient-clustered test term with its own df; Student t with the df of
-    :func:`mlbench.stats.seedvar.t_df`. One seed: no seed term, so no CI and no p (NaN).
+    patient-clustered test term with its own df; p and CI from the Behrens-Fisher
+    distribution of the two estimated terms (:func:`mlbench.stats.seedvar.behrens_fisher`),
+    as on the leaderboard. One seed: no seed term, so no CI and no p (NaN).
 
     Args:
         targets: (N, C) in {0, 1}.

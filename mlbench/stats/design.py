@@ -16,11 +16,11 @@ V_test does not shrink with seeds: it is the floor of the SE on this test split 
 patient effect's SD is the score model's ``loss_patient_sd``, an assumption: no results
 folder can measure it from one test split).
 
-Power has no closed form under the leaderboard's rule (a moderated seed term with few df,
-its df at the seed term's upper confidence bound: :mod:`mlbench.stats.seedvar`), so it is
+Power has no closed form under the leaderboard's rule (the own seed term with few df and the
+test term, Behrens-Fisher: :mod:`mlbench.stats.seedvar`), so it is
 simulated: ``replicates`` null setups of L losses x S seeds are drawn once with the patient
 engine (:func:`mlbench.stats.simulate.draw_patient`), each comparison's SE and df computed by
-the leaderboard's rule (``simulate.RULES["leaderboard"]`` + ``seedvar.t_df``), and an effect
+the leaderboard's rule (``simulate.RULES["leaderboard"]``, ``seedvar.behrens_fisher``), and an effect
 δ of the last loss is added to its estimate (to first order the SE and df do not move with δ).
 Power(δ) = P(the last comparison is rejected by Holm over the family's m comparisons, with
 Δ̄ > 0); the family's other comparisons of the block are the simulated nulls, the rest of
@@ -33,7 +33,7 @@ S. :func:`check_power` is the independent check: the effect drawn in the score m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,9 +46,11 @@ class Draws:
 
     est: np.ndarray  # Δ̄ of each comparison
     se: np.ndarray
-    df: np.ndarray
+    df: np.ndarray  # Satterthwaite df of both terms (informative; p: Behrens-Fisher)
     losses: int
     seeds: int
+    terms: tuple = ()  # (vs, ds, vt, dt) of each comparison, for the Behrens-Fisher p
+    null_p: dict = field(default_factory=dict, repr=False)  # k -> p of the k-1 nulls (cache)
 
 
 def true_se(pm, seed_sd: float, seeds: int, rho: float = 0.0) -> float:
@@ -68,7 +70,7 @@ def draw(split, model, losses: int, seeds: int, seed_sd: float, replicates: int,
     design = sim.Design(losses, seeds, seed_sd, (), rho)
     per = losses * seeds * split.n_groups
     chunk = max(1, chunk_elements // per)
-    out = {"est": [], "se": [], "df": []}
+    out = {"est": [], "se": [], "df": [], "vs": [], "ds": [], "vt": [], "dt": []}
     done = 0
     while done < replicates:
         r = min(chunk, replicates - done)
@@ -79,9 +81,13 @@ def draw(split, model, losses: int, seeds: int, seed_sd: float, replicates: int,
         vs = vd / seeds
         out["est"].append(delta.mean(-1))
         out["se"].append(np.sqrt(vs + vt))
-        out["df"].append(seedvar.t_df(vs, dd, vt, dt))
+        out["df"].append(seedvar.satterthwaite(vs, dd, vt, dt))
+        for k, x in zip(("vs", "ds", "vt", "dt"), (vs, dd, vt, dt), strict=True):
+            out[k].append(np.broadcast_to(x, vs.shape))
         done += r
-    return Draws(*(np.concatenate(out[k]) for k in ("est", "se", "df")), losses, seeds)
+    cat = {k: np.concatenate(v) for k, v in out.items()}
+    return Draws(cat["est"], cat["se"], cat["df"], losses, seeds,
+                 tuple(cat[k] for k in ("vs", "ds", "vt", "dt")))
 
 
 def holm_rejects_last(p: np.ndarray, m: int, alpha: float = 0.05) -> np.ndarray:
@@ -97,13 +103,17 @@ def holm_rejects_last(p: np.ndarray, m: int, alpha: float = 0.05) -> np.ndarray:
 
 def _family_p(draws: Draws, effect: float, m: int) -> tuple[np.ndarray, np.ndarray]:
     """p-values of the family's comparisons inside the block, the effect's last."""
-    from scipy import stats as _st
+    from mlbench.stats import seedvar
 
     k = min(m, draws.losses - 1)
     est = draws.est[:, -k:].copy()
     est[:, -1] += effect
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 2 * _st.t.sf(np.abs(est) / draws.se[:, -k:], draws.df[:, -k:]), est[:, -1]
+    vs, ds, vt, dt = (x[:, -k:] for x in draws.terms)
+    if k not in draws.null_p:  # the other comparisons' p do not move with the effect
+        draws.null_p[k] = seedvar.behrens_fisher(est[:, :-1], vs[:, :-1], ds[:, :-1],
+                                                 vt[:, :-1], dt[:, :-1])
+    last = seedvar.behrens_fisher(est[:, -1], vs[:, -1], ds[:, -1], vt[:, -1], dt[:, -1])
+    return np.concatenate([draws.null_p[k], last[:, None]], axis=1), est[:, -1]
 
 
 def power(draws: Draws, effect: float, m: int, alpha: float = 0.05) -> float:
@@ -119,7 +129,7 @@ def mde(draws: Draws, m: int, alpha: float = 0.05, target: float = POWER,
     if power(draws, hi, m, alpha) < target:
         return float("nan")
     lo = 0.0
-    for _ in range(40):
+    while hi - lo > 1e-6:
         mid = 0.5 * (lo + hi)
         if power(draws, mid, m, alpha) >= target:
             hi = mid

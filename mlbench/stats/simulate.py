@@ -371,15 +371,48 @@ def _pooled(auc):
             (within**2).sum((-2, -1)) / df_m, float(df_m))
 
 
-def _rule_leaderboard(auc, delta, guard=True):
+def _moderated(auc, delta):
     from mlbench.stats import seedvar
 
-    kw = {} if guard else {"min_seeds": 2, "alpha": 1e-12, "max_ratio": np.inf}
     s2, d = _own(delta)
-    m = seedvar.moderate(s2, d, **kw)
+    m = seedvar.moderate(s2, d)
     w2, dw = _own(auc)
-    mm = seedvar.moderate(w2, dw, **kw)
-    return (m["var"], m["df"]), (mm["var"], mm["df"]), "new"
+    mm = seedvar.moderate(w2, dw)
+    return (m["var"], m["df"]), (mm["var"], mm["df"])
+
+
+def _rule_leaderboard(auc, delta):
+    """The guarded moderated seed term, Behrens-Fisher with the test term."""
+    return (*_moderated(auc, delta), "bf")
+
+
+def _rule_guarded(auc, delta):
+    return (*_moderated(auc, delta), "new")
+
+
+def _rule_own_bf(auc, delta):
+    return _own(delta), _own(auc), "bf"
+
+
+def _smyth(v, d, loc, cap):
+    """Smyth's moderated variance: prior df from the units' spread (inf when they agree),
+    prior location ``loc`` (the two-way pooled variance), df capped at the pooled df."""
+    from mlbench.stats import seedvar
+
+    d0, _ = seedvar.fit_prior(np.maximum(v, 1e-300), d)
+    d0 = np.asarray(d0, dtype=np.float64)[..., None]
+    s0 = np.asarray(loc)[..., None]
+    fin = np.isfinite(d0)
+    w = np.where(fin, d0, 0.0)
+    var = np.where(fin, (w * s0 + d * v) / (w + d), s0)
+    return var, np.broadcast_to(np.minimum(d0 + d, cap), v.shape)
+
+
+def _rule_smyth(auc, delta):
+    vd, dd, vm, dm = _pooled(auc)
+    s2, d = _own(delta)
+    w2, dw = _own(auc)
+    return _smyth(s2, d, vd, dd), _smyth(w2, dw, vm, dm), "bf"
 
 
 def _rule_pooled(auc, delta):
@@ -390,7 +423,7 @@ def _rule_pooled(auc, delta):
 
 
 def _rule_own_ws(auc, delta):
-    return _own(delta), _own(auc), "ws"
+    return _own(delta), _own(auc), "sat"
 
 
 def _rule_own_guard(auc, delta):
@@ -399,16 +432,18 @@ def _rule_own_guard(auc, delta):
 
 # name: (function, what it is); the first is the leaderboard's
 RULES = {
-    "leaderboard": (_rule_leaderboard, "leaderboard: moderated seed term (own with 2 seeds), "
-                    "test term with its df"),
+    "leaderboard": (_rule_leaderboard, "leaderboard: seed term moderated only as far as the "
+                    "others agree (own with 2 seeds), Behrens-Fisher p of it and the test term"),
     "pooled": (_rule_pooled, "before issue 30: seed variance pooled over the losses, "
                "W-S df (seed df below 4)"),
-    "own-ws": (_rule_own_ws, "own seed variance, Welch-Satterthwaite df (test term exact)"),
+    "smyth": (_rule_smyth, "Smyth's moderated variance (prior df from the spread, inf when "
+              "they agree; location the pooled variance), Behrens-Fisher p"),
+    "guarded": (_rule_guarded, "the same seed term, Student t with the df at the seed term's "
+                "upper bound (seedvar.t_df: the first issue-30 rule)"),
+    "own-bf": (_rule_own_bf, "each comparison's own seed variance, Behrens-Fisher p"),
+    "own-ws": (_rule_own_ws, "own seed variance, Satterthwaite df of both estimated terms"),
     "own-guard": (_rule_own_guard, "own seed variance, seed df below 4 (paired_comparison "
                   "before issue 30)"),
-    "moderated-unguarded": (lambda auc, delta: _rule_leaderboard(auc, delta, guard=False),
-                            "Smyth's moderated variance, prior at full weight at every S (no "
-                            "outlier weighting, no cap), test term with its df"),
 }
 
 
@@ -442,9 +477,11 @@ def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> 
     """:func:`evaluate` from the test terms (:func:`test_terms`) instead of the patient sums.
 
     A rule's function maps (auc (R, L, S), delta (R, L-1, S)) to ((var, df) of the
-    comparisons' seed terms, (var, df) of the losses', df rule): ``"new"`` (the leaderboard's,
-    :func:`mlbench.stats.seedvar.t_df`), ``"old"`` (before issue 30), ``"ws"``
-    (Welch-Satterthwaite, exact test term) or a function (vs, ds, vt, dt) -> df.
+    comparisons' seed terms, (var, df) of the losses', test): ``"bf"`` (the leaderboard's,
+    :func:`mlbench.stats.seedvar.behrens_fisher`), ``"new"`` (t with
+    :func:`mlbench.stats.seedvar.t_df`), ``"old"`` (before issue 30), ``"sat"``
+    (Satterthwaite of both estimated terms), ``"ws"`` (Welch-Satterthwaite, exact test term)
+    or a function (vs, ds, vt, dt) -> df.
     """
     from scipy import stats as _st
 
@@ -464,6 +501,12 @@ def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> 
                 "p": (vd, dd, vt_d, dt_d, est, 0.0),
                 "cover": (vm, dm, vt_m, dt_m, mean, np.asarray(truth)[None, :])}.items():
             vs = v / n_s
+            if dfrule == "sat":
+                dfrule = seedvar.satterthwaite
+            if dfrule == "bf":
+                p = seedvar.behrens_fisher(x - centre, vs, ds, vt, dt)
+                res[key] = p if key == "p" else p >= alpha
+                continue
             if callable(dfrule):
                 df = dfrule(vs, ds, vt, dt)
             elif dfrule == "new":

@@ -5,6 +5,7 @@ import pytest
 from scipy import stats as st
 
 from mlbench import stats
+from mlbench.stats import seedvar
 
 
 def _runs(rng, n=300, c=3, seeds=3, signal=1.0, seed_shift=None):
@@ -40,9 +41,18 @@ def test_seed_term_and_df_counting_both_terms():
     assert res.seed_term == "own (5 df)" and res.df_seed == 5
     v = res.var_seed + res.var_test
     assert res.se == pytest.approx(np.sqrt(v))
-    assert res.df == pytest.approx(float(stats.t_df(res.var_seed, 5, res.var_test, res.df_test)))
-    assert 5 <= res.df <= v**2 / (res.var_seed**2 / 5)  # never above Welch-Satterthwaite's
-    assert res.p_value == pytest.approx(2 * st.t.sf(abs(res.delta) / res.se, res.df))
+    both = float(seedvar.satterthwaite(res.var_seed, 5, res.var_test, res.df_test))
+    assert res.df == pytest.approx(both) and 5 <= res.df <= v**2 / (res.var_seed**2 / 5)
+    # p and CI: Behrens-Fisher of the two estimated terms, a mixture of Student t on their df
+    assert res.p_value == pytest.approx(float(seedvar.behrens_fisher(
+        res.delta, res.var_seed, 5, res.var_test, res.df_test)))
+    t_stat = abs(res.delta) / res.se
+    low = min(5, res.df_test)
+    assert 2 * st.norm.sf(t_stat) < res.p_value < 2 * st.t.sf(t_stat, low)
+    h = (res.ci_hi - res.ci_lo) / 2
+    assert res.delta == pytest.approx((res.ci_hi + res.ci_lo) / 2)
+    assert float(seedvar.behrens_fisher(h, res.var_seed, 5, res.var_test, res.df_test)) \
+        == pytest.approx(0.05, rel=1e-6)
     few = stats.paired_comparison(t, np.arange(400), a[:3], b[:3])
     assert few.df >= 2 and few.seed_term == "own (2 df)"
 
