@@ -18,6 +18,7 @@ from ._registry import (
     get_loss_info,
     info_for_module,
     list_losses,
+    loss_aliases,
     register_loss,
 )
 from ._stateful import LossContract, StatefulLoss, training_contract
@@ -37,6 +38,7 @@ __all__ = [
     "get_loss_info",
     "info_for_module",
     "list_losses",
+    "loss_aliases",
     "register_loss",
     "training_contract",
 ]

@@ -104,6 +104,8 @@ class LossInfo:
 
 
 _REGISTRY: dict[str, LossInfo] = {}
+# old name -> registered name: a renamed loss keeps its old name working (suites, run ids)
+_ALIASES: dict[str, str] = {}
 
 
 def register_loss(
@@ -121,6 +123,7 @@ def register_loss(
     param_lr: float = 1.0,
     param_weight_decay: bool = False,
     composable: bool = True,
+    aliases: Sequence[str] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator that registers an ``nn.Module`` loss under ``name``.
 
@@ -137,6 +140,8 @@ def register_loss(
             ``"torchvision.ops.sigmoid_focal_loss"`` (see :class:`LossInfo`).
         stateful, optimizer, needs_index, param_lr, param_weight_decay, composable: the
             contract of a loss with state (see :class:`LossInfo`).
+        aliases: former names of a renamed loss; specs may keep using them (they build this
+            loss), and ``mlbench.suite.identity.RENAMED_LOSSES`` keeps the run ids they had.
     """
     if not (isinstance(name, str) and name.isidentifier() and name == name.lower()):
         raise ValueError(f"Expected loss name to be a lowercase identifier but got {name!r}")
@@ -154,6 +159,8 @@ def register_loss(
             raise ValueError(
                 f"Expected register_loss({name!r}) to decorate an nn.Module class but got {cls!r}"
             )
+        if name in _ALIASES:
+            raise ValueError(f"Loss name {name!r} is an alias of {_ALIASES[name]!r}")
         old = _REGISTRY.get(name)
         if old is not None and (old.cls.__module__, old.cls.__qualname__) != (
             cls.__module__,
@@ -162,6 +169,11 @@ def register_loss(
             raise ValueError(
                 f"Loss name {name!r} is already registered by {old.cls.__module__}.{old.cls.__qualname__}"
             )
+        for alias in aliases:
+            taken = alias in _REGISTRY or _ALIASES.get(alias, name) != name
+            if taken or not alias.isidentifier() or alias == name:
+                raise ValueError(f"Loss alias {alias!r} of {name!r} is taken or not a name")
+            _ALIASES[alias] = name
         _REGISTRY[name] = LossInfo(
             name=name,
             cls=cls,
@@ -196,10 +208,16 @@ def list_losses() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loss_aliases() -> dict[str, str]:
+    """Former names of renamed losses: ``{old: registered name}``."""
+    return dict(_ALIASES)
+
+
 def get_loss_info(name: str) -> LossInfo:
-    """The :class:`LossInfo` of a registered loss; ``ValueError`` listing the names otherwise."""
+    """The :class:`LossInfo` of a registered loss (or of the loss an alias names);
+    ``ValueError`` listing the names otherwise."""
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_ALIASES.get(name, name)]
     except (KeyError, TypeError):
         raise ValueError(
             f"Expected loss name to be one of {list_losses()} but got {name!r}"
@@ -501,7 +519,7 @@ def _is_number(text: str) -> bool:
 
 
 def _check_name(name: Any, spec: Any) -> None:
-    if not isinstance(name, str) or name not in _REGISTRY:
+    if not isinstance(name, str) or _ALIASES.get(name, name) not in _REGISTRY:
         raise ValueError(
             f"Expected loss name to be one of {list_losses()} but got {name!r} (in spec {spec!r})"
         )

@@ -17,6 +17,14 @@ class CommandError(Exception):
         self.details = details
 
 
+def add_suite_argument(p, example: str = "") -> None:
+    """The SUITE argument and ``--set KEY=VALUE`` of a command that reads a suite."""
+    p.add_argument("suite", metavar="SUITE", help="suite YAML" + example)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite key, value parsed as YAML (repeatable), "
+                   "e.g. --set train.epochs=2 --set 'seeds=[0]'")
+
+
 def quote(path) -> str:
     """``path`` as a shell word for a printed hint command (``'runs/my run'``)."""
     import shlex

@@ -26,9 +26,11 @@ def _cmd_losses(args) -> int:
     import losses
 
     rows = []
+    former = {new: old for old, new in losses.loss_aliases().items()}
     for name in losses.list_losses():
         info = losses.get_loss_info(name)
-        rows.append((name, info.reference, ", ".join(info.needs) or "-",
+        label = f"{name} (was {former[name]})" if name in former else name
+        rows.append((label, info.reference, ", ".join(info.needs) or "-",
                      "yes" if info.batch_coupled else "", info.peer or "-"))
     print(tabulate(rows, headers=["loss", "reference", "needs", "batch-coupled", "peer"]))
     print("\nIn a suite: grid.loss: [bce, msml, 'bce+0.1*msml', {name: asl, gamma_neg: 2}]")

@@ -7,6 +7,8 @@ import sys
 
 
 def register(sub) -> None:
+    from mlbench.commands.common import add_suite_argument
+
     p = sub.add_parser(
         "plan", help="a suite's power before its GPU-hours: SE, minimal detectable effect, "
         "seeds needed (no training)",
@@ -15,7 +17,7 @@ def register(sub) -> None:
         "power and the seeds needed for --effect, and the GPU-hours, on the test split's real "
         "structure (labels, patients) with a seed SD measured in a results folder or stated.",
     )
-    p.add_argument("suite", metavar="SUITE", help="suite YAML")
+    add_suite_argument(p)
     p.add_argument("--results", metavar="OUT",
                    help="a results folder: its test split, seed SD (the reference's SD over "
                    "seeds of mean AUC) and measured epoch times")
@@ -39,8 +41,6 @@ def register(sub) -> None:
     p.add_argument("--check", action="store_true",
                    help="also simulate each family's MDE with the effect drawn in the score "
                    "model (independent draws): its power should be 80%%")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a suite key, as for run")
     p.set_defaults(func=_cmd_plan)
 
 

@@ -6,7 +6,13 @@ import argparse
 import sqlite3
 import sys
 
-from mlbench.commands.common import CommandError, one_line, quote, results_db_problem
+from mlbench.commands.common import (
+    CommandError,
+    add_suite_argument,
+    one_line,
+    quote,
+    results_db_problem,
+)
 from mlbench.execution import OPTIONS
 from mlbench.signals import SIGTERM_EXIT as _SIGTERM_EXIT
 
@@ -38,11 +44,8 @@ def register(sub) -> None:
         "OUT/results.db and print the leaderboard.",
         epilog=_RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("suite", metavar="SUITE", help="suite YAML, e.g. suites/quickstart.yaml")
+    add_suite_argument(p, ", e.g. suites/quickstart.yaml")
     p.add_argument("--out", metavar="DIR", help="output folder (default: the suite's `output`)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a suite key, value parsed as YAML (repeatable), "
-                   "e.g. --set train.epochs=2 --set 'seeds=[0]'")
     p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE[,...]",
                    help="keep only runs matching backbone/head/loss/seed, e.g. "
                    "--only loss=msml,bce --only head=linear")

@@ -1,9 +1,9 @@
 """The leaderboard's numbers: finished runs of ``results.db`` -> one row per loss, with the
 statistics of SPEC §5.1 (``mlbench.stats``).
 
-Runs are grouped into *blocks*: one (backbone, head, setup), where the setup is a hash of the
-rest of the run config, so one test set and one set of classes. Per block, each run's stored
-test scores give its per-class AUC and DeLong influence values over the classes the sparse-
+Runs are grouped into *blocks*: one (backbone, head, setup), where the setup is the rest of the
+run config (labelled by the keys that differ between setups, :func:`setup_labels`), so one test
+set and one set of classes. Per block, each run's stored test scores give its per-class AUC and DeLong influence values over the classes the sparse-
 class rule keeps; each loss gets the CI of its mean AUC and a paired comparison with the
 reference loss on the seeds both have, their seed terms moderated over the block's losses /
 comparisons (:func:`mlbench.stats.seed_terms`: only as far as their seed spreads agree, and
@@ -68,8 +68,46 @@ def setup_of(config: dict) -> str:
     """
     from mlbench.suite import run_id
 
-    rest = {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
-    return run_id(rest)[:6]
+    return run_id(_setup_config(config))[:6]
+
+
+def _setup_config(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in ("backbone", "head", "loss", "seed", "suite")}
+
+
+def setup_labels(configs: dict[str, dict], most: int = 3) -> dict[str, str]:
+    """A label per setup (``{setup hash: one of its run configs}``) naming the config keys
+    whose values differ between the setups, e.g. ``train.epochs=2`` beside ``train.epochs=3``
+    (``KEY=-`` where a setup lacks the key). More than ``most`` differing keys: the first
+    ``most`` and the hash, so labels stay short and distinct. One setup: its hash."""
+    from mlbench.suite import canonical_json
+
+    flat = {h: _flatten(_setup_config(c)) for h, c in configs.items()}
+    keys = sorted({k for f in flat.values() for k in f})
+    differ = [k for k in keys if len({canonical_json(f.get(k, "-")) for f in flat.values()}) > 1]
+    if len(configs) < 2 or not differ:
+        return {h: h for h in configs}
+    labels = {}
+    for h, f in flat.items():
+        text = ", ".join(f"{k}={_value_text(f.get(k, '-'))}" for k in differ[:most])
+        labels[h] = text + (f", ... [{h}]" if len(differ) > most else "")
+    return labels
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _value_text(value) -> str:
+    from mlbench.suite import canonical_json
+
+    return value if isinstance(value, str) else canonical_json(value)
 
 
 # ------------------------------------------------------------------ records -> blocks
@@ -157,8 +195,10 @@ def analyse(db: ResultsDB, rule: SparseRule | None = None) -> tuple[list[Block],
     records = _records(db)
     blocks: dict = {}
     failed: dict = defaultdict(int)
+    configs: dict = {}
     for run in db.runs():
         key = (run["backbone"], run["head"], setup_of(run["config"]))
+        configs.setdefault(key[2], run["config"])
         block = blocks.setdefault(key, Block(key))
         if run["status"] == "failed":
             failed[key + (run["loss"],)] += 1
@@ -166,9 +206,14 @@ def analyse(db: ResultsDB, rule: SparseRule | None = None) -> tuple[list[Block],
         elif run["status"] == "finished":
             block.runs.setdefault(run["loss"], {})[run["seed"]] = run
             block.records[run["id"]] = records[run["id"]]
-    for block in blocks.values():
+    labels = setup_labels(configs)
+    named: dict = {}
+    for key, block in blocks.items():
+        block.key = key[:2] + (labels[key[2]],)
+        named[block.key] = block
         _block_stats(db, block, rule)
-    return list(blocks.values()), dict(failed)
+    failed = {key[:2] + (labels[key[2]],) + key[3:]: n for key, n in failed.items()}
+    return list(named.values()), failed
 
 
 def _block_stats(db: ResultsDB, block: Block, rule: SparseRule) -> None:

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import loss_label, normalise_loss
+from mlbench.suite.grid import backbone_weights, loss_label, normalise_loss
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -35,9 +35,7 @@ def check_names(suite: Suite) -> None:
         TrainConfig.from_dict(suite.config["train"], ignore_unknown=True)
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"`train`: {exc}") from None
-    weights = suite.config["model"]["weights"]
-    if weights is not None and not Path(weights).is_file():
-        raise SuiteError(f"`model.weights`: file not found: {weights}")
+    check_weights(suite)
     heads = list_heads()
     head_kwargs = suite.config["model"]["head_kwargs"] or {}
     for i, head in enumerate(as_list(suite.config["grid"]["head"])):
@@ -69,6 +67,36 @@ def check_names(suite: Suite) -> None:
             losses.create_loss(ref, stats=dummy_stats())
     except ValueError as exc:
         raise SuiteError(f"`eval.reference`: {exc}") from None
+
+
+def check_weights(suite: Suite) -> None:
+    """Every backbone's weights are where the runs will look: a ``model.weights`` file
+    exists; with ``model.pretrained`` and ``HF_HUB_OFFLINE=1``, a backbone without a file has
+    its hub weights in the local cache (imports timm).
+
+    Raises:
+        SuiteError: names the backbone, the file or cache, and the command that fixes it.
+    """
+    from mlbench.models.hub import hub_weights, offline
+
+    model = suite.config["model"]
+    backbones = as_list(suite.config["grid"]["backbone"])
+    for backbone, file in backbone_weights(model["weights"], backbones).items():
+        key = "`model.weights`" if isinstance(model["weights"], str) else \
+            f"`model.weights.{backbone}`"
+        if file is not None:
+            if not Path(file).is_file():
+                raise SuiteError(f"{key}: file not found: {file}")
+            continue
+        if not (model["pretrained"] and offline()):
+            continue
+        where = hub_weights(backbone)
+        if where.source != "none" and where.cached is None:
+            raise SuiteError(
+                f"backbone {backbone!r}: its pretrained weights ({where.location}) are not in "
+                "the local cache and HF_HUB_OFFLINE=1 forbids the download; on a machine with "
+                f"internet run `python -m mlbench prefetch {shlex.quote(suite.source or 'SUITE')}` "
+                f"(add --dir DIR to get files for `model.weights`), or set `model.weights`")
 
 
 def _check_tuned(suite: Suite) -> None:

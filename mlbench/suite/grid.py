@@ -105,10 +105,13 @@ def expand(cfg: dict) -> list[Run]:
         "train": cfg["train"],
         "eval": {"bootstrap": cfg["eval"]["bootstrap"]},
     }
+    weights = backbone_weights(cfg["model"].get("weights"), backbones)
     runs, seen = [], set()
     for backbone, head, loss, seed in itertools.product(backbones, heads, losses_, seeds):
         config = {"suite": cfg["name"], "backbone": backbone, "head": head, "loss": loss,
                   "seed": seed, **copy.deepcopy(shared)}
+        if isinstance(cfg["model"].get("weights"), dict):  # a run holds its backbone's file
+            config["model"]["weights"] = weights[backbone]
         rid = run_id(config)
         if rid in seen:  # the same cell listed twice runs once
             continue
@@ -117,3 +120,20 @@ def expand(cfg: dict) -> list[Run]:
     return runs
 
 
+def backbone_weights(weights: Any, backbones: list[str]) -> dict[str, str | None]:
+    """``model.weights`` per backbone: one file for every backbone, or a mapping backbone ->
+    file (a backbone it leaves out gets None: the hub's weights if pretrained, else none).
+
+    Raises:
+        SuiteError: a mapping that names a backbone the grid lacks, or a value not a path.
+    """
+    if not isinstance(weights, dict):
+        return dict.fromkeys(backbones, weights)
+    unknown = sorted(set(weights) - set(backbones))
+    if unknown:
+        raise SuiteError(f"`model.weights` names backbones not in `grid.backbone`: {unknown} "
+                         f"(the grid has {backbones})")
+    for name, file in weights.items():
+        if not isinstance(file, str):
+            raise SuiteError(f"`model.weights.{name}` must be a file path, got {file!r}")
+    return {b: weights.get(b) for b in backbones}

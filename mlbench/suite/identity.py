@@ -9,9 +9,27 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from typing import Any
 
 from mlbench.layout import dataset_fingerprint
+
+# A renamed loss (``losses.register_loss(..., aliases=...)``) enters a run id under the name it
+# had when its runs were first made, so renaming it changes no id: new name -> old name.
+RENAMED_LOSSES = {"softmax": "sce"}
+_RENAMED = re.compile(r"(?<![\w.])(" + "|".join(RENAMED_LOSSES) + r")(?![\w.])")
+
+
+def identity_loss(spec: Any) -> Any:
+    """A loss spec as it enters the run id: renamed losses under their old names."""
+    if isinstance(spec, str):
+        return _RENAMED.sub(lambda m: RENAMED_LOSSES[m.group(1)], spec)
+    if isinstance(spec, dict):
+        name = spec.get("name")
+        return {**spec, "name": RENAMED_LOSSES.get(name, name)} if "name" in spec else spec
+    if isinstance(spec, list):
+        return [identity_loss(term) for term in spec]
+    return spec
 
 
 def canonical_json(obj: Any) -> str:
@@ -53,5 +71,7 @@ def _identity(config: dict) -> dict:
         ident["dataset"].pop("root", None)
     ident.pop("suite", None)
     ident.pop("tune", None)  # a tuned run's grid label and values: what it computes is above
+    if "loss" in ident:
+        ident["loss"] = identity_loss(ident["loss"])
     return ident
 

@@ -70,7 +70,9 @@ GRID = {
 }
 MODEL = {
     "pretrained": Key((bool,), False, doc="ImageNet weights from the hub"),
-    "weights": Key((str, type(None)), None, doc="local weights file for the backbone"),
+    "weights": Key((str, dict, type(None)), None,
+                   doc="local weights file for the backbone, or a mapping backbone -> file "
+                   "(a backbone it leaves out: hub weights if pretrained)"),
     "in_chans": Key((int,), 1, choices=(1, 3), doc="1: one-channel stem; 3: gray replicated"),
     "head_kwargs": Key((dict,), {}),
 }

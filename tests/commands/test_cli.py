@@ -121,6 +121,7 @@ def test_losses_command_lists_registry(capsys):
         assert f"\n{name} " in out
         ref = losses.get_loss_info(name).reference
         assert ref.split(",")[0] in out
+    assert "\nsoftmax (was sce) " in out  # a renamed loss shows the name its old suites use
 
 
 def test_leaderboard_and_report_commands(filled, tmp_path, capsys):

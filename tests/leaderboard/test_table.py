@@ -142,13 +142,32 @@ def test_runs_with_other_settings_are_kept_apart(tmp_path):
         fill(db, b.runs, {"bce": 0.5, "bce+0.1*msml": 0.2}.__getitem__, seed=1)
         df = build(db)
         assert len(df) == 8 and df["setup"].nunique() == 2
+        # labelled by the key that differs, not by hashes
+        lr = a.config["train"]["lr"]
+        assert set(df["setup"]) == {f"train.lr={lr}", "train.lr=0.01"}
         assert (df["seeds"] == 2).all()  # no seed of one setup overwrote the other's
         # within each setup, bce+0.1*msml's Δ is against that setup's bce
         for _, part in df.groupby(["head", "setup"]):
             bce = part[part["loss"] == "bce"]["mean_auc"].iloc[0]
             other = part[part["loss"] == "bce+0.1*msml"]
             assert other["delta"].iloc[0] == pytest.approx(other["mean_auc"].iloc[0] - bce)
-    assert "setup" in render(df)
+    assert "setup" in render(df) and "train.lr=0.01" in render(df)
+
+
+def test_setup_labels_name_what_differs():
+    from mlbench.leaderboard.analysis import setup_labels
+
+    base = {"train": {"lr": 0.1, "epochs": 2}, "eval": {"bootstrap": 0}, "loss": "bce"}
+    other = {"train": {"lr": 0.1, "epochs": 3}, "eval": {"bootstrap": 0}, "loss": "msml"}
+    extra = {**base, "model": {"no_finding": True}}
+    labels = setup_labels({"a": base, "b": other, "c": extra})
+    assert labels == {"a": "model.no_finding=-, train.epochs=2",
+                      "b": "model.no_finding=-, train.epochs=3",
+                      "c": "model.no_finding=true, train.epochs=2"}
+    assert setup_labels({"a": base}) == {"a": "a"}  # one setup: nothing differs
+    many = {h: {"x": {str(k): h == str(k) for k in range(5)}} for h in "01234"}
+    labels = setup_labels(many, most=3)
+    assert len(set(labels.values())) == 5 and all(v.endswith(f"[{h}]") for h, v in labels.items())
 
 
 def test_text_columns_of_the_real_findings_are_distinct():

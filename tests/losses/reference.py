@@ -173,7 +173,7 @@ def hill(z, y, lamb=1.5, margin=1.0, gamma=2.0):
     return out
 
 
-def sce(z, y):
+def softmax(z, y):
     out = []
     for zr, yr in zip(z, y, strict=True):
         k = sum(yr)
@@ -337,7 +337,7 @@ REFERENCES = {
     "msml": msml,
     "pairwise_auc": pairwise_auc,
     "poly": poly,
-    "sce": sce,
+    "softmax": softmax,
     "splc": splc,
     "twoway": twoway,
     "wbce": wbce,

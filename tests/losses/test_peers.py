@@ -127,7 +127,7 @@ CASES = {
         max_abs_logit=15.0,
     ),
     f"wbce-vs-{TORCH}-binary_cross_entropy_with_logits-weight": Case("wbce", {}, _wbce_peer),
-    f"sce-vs-{TORCH}-cross_entropy-probability-targets": Case("sce", {}, _sce_peer),
+    f"softmax-vs-{TORCH}-cross_entropy-probability-targets": Case("softmax", {}, _sce_peer),
 }
 
 

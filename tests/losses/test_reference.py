@@ -85,10 +85,10 @@ def test_extra_kwargs_name_real_hyperparameters(ref):
 
 
 def test_undefined_samples_contribute_zero_and_count():
-    """msml/lsep/bpmll/sce: a row without positives adds 0 and still counts in the mean."""
+    """msml/lsep/bpmll/softmax: a row without positives adds 0 and still counts in the mean."""
     logits = torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.2, -0.1]])
     targets = torch.tensor([[0, 0, 0], [1, 0, 1]])
-    for name in ("msml", "lsep", "bpmll", "sce"):
+    for name in ("msml", "lsep", "bpmll", "softmax"):
         none = losses.create_loss(name, reduction="none")(logits, targets)
         assert none[0] == 0 and none[1] > 0
         torch.testing.assert_close(losses.create_loss(name)(logits, targets), none[1] / 2)

@@ -28,7 +28,7 @@ REQUIRED = {
     "zlpr",
     "twoway",
     "hill",
-    "sce",
+    "softmax",
 }
 
 
@@ -131,7 +131,7 @@ def test_composite_exposes_its_terms(batch):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    spec=st.sampled_from(["bce+0.1*msml", "0.5*asl+0.5*focal+lsep", "wbce+2*twoway", "cb+sce"]),
+    spec=st.sampled_from(["bce+0.1*msml", "0.5*asl+0.5*focal+lsep", "wbce+2*twoway", "cb+sce", "cb+softmax"]),
     dtype=st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]),
     target_dtype=st.sampled_from([torch.bool, torch.int64, torch.float32, torch.float64]),
     shape=st.tuples(st.integers(1, 6), st.integers(1, 9)),
@@ -357,3 +357,28 @@ def test_module_rejects_unknown_kwargs_directly():
         losses.get_loss_info("asl").cls(gama=1)
     with pytest.raises(TypeError, match="class_counts"):
         losses.get_loss_info("cb").cls()
+
+
+def test_a_former_name_builds_the_renamed_loss(batch):
+    """``sce`` (the softmax loss's name before it was renamed) still builds it, alone and in a
+    sum, and is not listed as a loss of its own (the generated tests run each loss once)."""
+    assert losses.loss_aliases() == {"sce": "softmax"}
+    assert "sce" not in losses.list_losses()
+    assert losses.get_loss_info("sce") is losses.get_loss_info("softmax")
+    logits, targets = batch
+    old, new = losses.create_loss("bce+0.5*sce"), losses.create_loss("bce+0.5*softmax")
+    assert torch.equal(old(logits, targets), new(logits, targets))
+    assert type(losses.create_loss({"name": "sce"})) is type(losses.create_loss("softmax"))
+
+
+def test_an_alias_cannot_take_a_name(scratch_registry, monkeypatch):
+    monkeypatch.setattr(_registry, "_ALIASES", dict(_registry._ALIASES))
+
+    class Dummy(nn.Module):
+        def forward(self, logits, targets):
+            return logits.sum()
+
+    with pytest.raises(ValueError, match="taken"):
+        losses.register_loss("dummy", aliases=("bce",))(Dummy)
+    with pytest.raises(ValueError, match="alias of 'softmax'"):
+        losses.register_loss("sce")(Dummy)

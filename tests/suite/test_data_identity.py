@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from mlbench.layout import SIM_MARKER
-from mlbench.suite import load_suite, path_run_id
+from mlbench.suite import load_suite, path_run_id, run_id
+from mlbench.suite.identity import RENAMED_LOSSES
 from tests.helpers import tiny_suite
 
 pytestmark = pytest.mark.reliability
@@ -52,3 +53,21 @@ def test_sim_ids_and_absent_roots_are_as_before(tmp_path):
     absent = load_suite(tiny_suite(tmp_path / "nowhere", tmp_path / "out",
                                    **{"dataset.sim": None}), env={}, train_keys=False)
     assert [r.id for r in absent.runs] == [path_run_id(r.config) for r in absent.runs]
+
+
+@pytest.mark.parametrize("old, new", [
+    ("sce", "softmax"), ("bce+0.1*sce", "bce+0.1*softmax"),
+    ({"name": "sce", "weight": 2.0}, {"name": "softmax", "weight": 2.0}),
+    ([{"name": "bce"}, {"name": "sce"}], [{"name": "bce"}, {"name": "softmax"}]),
+])
+def test_a_renamed_loss_keeps_its_run_ids(old, new):
+    """Runs made when the softmax loss was called ``sce`` keep their ids under its new name."""
+    config = {"backbone": "b", "head": "h", "seed": 0, "dataset": {"sim": {"images": 9}}}
+    assert run_id({**config, "loss": new}) == run_id({**config, "loss": old})
+    assert run_id({**config, "loss": "bce"}) != run_id({**config, "loss": old})
+
+
+def test_the_renamed_losses_are_the_registry_aliases():
+    import losses
+
+    assert {old: new for new, old in RENAMED_LOSSES.items()} == losses.loss_aliases()

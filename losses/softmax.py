@@ -1,4 +1,8 @@
-"""Softmax cross-entropy with normalised multi-hot targets (Mahajan et al. 2018)."""
+"""Softmax cross-entropy with normalised multi-hot targets (Mahajan et al. 2018).
+
+Registered as ``softmax``; ``sce``, its name before, stays an alias (suites and run ids made
+with it keep working). Not the Symmetric Cross-Entropy of the noisy-label literature (Wang et
+al., ICCV 2019)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from ._common import FunctionalLoss, positive_mean, prepare, reduce_loss
 from ._registry import register_loss
 
 
-def sce_loss(
+def softmax_loss(
     logits: Tensor, targets: Tensor, *, reduction: str = "mean", validate: bool = True
 ) -> Tensor:
     """Per sample −Σ_c (y_c/|P|) log softmax(z)_c; 0 if P = ∅.
@@ -28,9 +32,10 @@ def sce_loss(
 
 
 @register_loss(
-    "sce",
+    "softmax",
+    aliases=("sce",),
     reference="Mahajan et al. 2018, Exploring the Limits of Weakly Supervised Pretraining (ECCV)",
     peer="torch.nn.functional.cross_entropy with probability targets y/|P|",
 )
-class SoftmaxCELoss(FunctionalLoss, fn=sce_loss):
-    """Module form of :func:`sce_loss`."""
+class SoftmaxCELoss(FunctionalLoss, fn=softmax_loss):
+    """Module form of :func:`softmax_loss`."""
