@@ -53,6 +53,9 @@ def check_test_sets(suite) -> None:
             raise ValueError(f"eval.test_sets: {e['name']} reads its own release folder: give "
                              f"it as a mapping with its root, e.g. {{name: {e['name']}, root: "
                              "/data/...}")
+        if info.kind == "external" and not Path(e["root"]).is_dir():
+            raise ValueError(f"eval.test_sets: {e['name']}: no folder {e['root']} (its root); "
+                             "fix the path or leave the test set out")
         if info.kind == "nih" and e.get("root"):
             raise ValueError(f"eval.test_sets: {e['name']} is made of the suite's own NIH test "
                              "images (dataset.root); it takes no root")

@@ -221,3 +221,26 @@ def test_external_test_set_needs_its_root(real_root, tmp_path, capsys):
                                                     ["nih", "chexpert"]))
     code, _, err = cli(capsys, "run", path, "--no-progress")
     assert code == 2 and "give it as a mapping with its root" in one_error(err)
+    path = write_suite(tmp_path / "s.yaml", _suite(real_root, tmp_path / "out", [
+        "nih", {"name": "chexpert", "root": str(tmp_path / "nowhere")}]))
+    code, _, err = cli(capsys, "run", path, "--no-progress")
+    assert code == 2 and f"no folder {tmp_path / 'nowhere'}" in one_error(err)
+    assert not (tmp_path / "out" / "results.db").exists()
+
+
+@pytest.mark.parametrize(("test_sets", "message"), [
+    (["nih", "nih"], "test set 'nih' is listed twice"),
+    ([{"root": "/x"}], "must be a test-set name or a mapping with a `name`"),
+    ([], "`eval.test_sets` is empty"),
+])
+def test_bad_test_set_lists_refused_at_load(tmp_path, test_sets, message):
+    from mlbench.suite import SuiteError, load_suite
+
+    def suite(sets):  # CXR14-sim into OUT: nothing is read at load
+        return tiny_suite(None, tmp_path / "out", eval={"test_sets": sets})
+
+    with pytest.raises(SuiteError) as err:
+        load_suite(suite(test_sets), train_keys=False, env={})
+    assert message in str(err.value)
+    one = load_suite(suite("nih-expert"), train_keys=False, env={})
+    assert one.config["eval"]["test_sets"] == [{"name": "nih-expert"}]

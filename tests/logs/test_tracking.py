@@ -142,3 +142,28 @@ def test_test_sets_are_their_own_metric_blocks():
     assert "mlbench.test_sets" not in StoredRun(id="r2", suite="s", status="finished",
                                                 backbone="b", head="h", loss="bce", seed=0,
                                                 config={}).tags
+
+
+def test_mlflow_run_replaced_once_scored_on_a_test_set(fake_out, tmp_path, capsys, monkeypatch):
+    """A run logged before it was scored on a named test set is logged again with the test
+    set's block (``test_nih-expert/...``); the others are left alone."""
+    import numpy as np
+
+    out, _ = fake_out
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", "mlflow", str(out), "--uri", uri]) == 0
+    capsys.readouterr()
+    with ResultsDB(out) as db:
+        rid = db.runs("finished")[0]["id"]
+        db.store_test_set(rid, "nih-expert", findings=["Airspace opacity"],
+                          records=[("mean_auc", "", 0.66, 0.5, 0.8)],
+                          scores=np.linspace(0, 1, 6)[:, None], targets=np.eye(6, 1),
+                          mask=np.ones((6, 1), bool), image_ids=[str(i) for i in range(6)],
+                          patient_ids=list(range(6)), info={"name": "nih-expert"})
+    assert main(["export", "mlflow", str(out), "--uri", uri]) == 0
+    assert "0 logged, 1 replaced, 4 unchanged" in capsys.readouterr().out
+    run = mlflow_runs(uri, "fake")[rid]
+    assert run.data.metrics["test_nih-expert/mean_auc"] == pytest.approx(0.66)
+    assert run.data.metrics["test_nih-expert/mean_auc_hi"] == pytest.approx(0.8)
+    assert "test/mean_auc" in run.data.metrics and run.data.tags["mlbench.test_sets"] == "nih-expert"
