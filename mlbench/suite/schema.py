@@ -50,6 +50,14 @@ SIM = {
     "size": Key((int,), 128, doc="side of the rendered PNGs in pixels", minimum=16),
     "seed": Key((int,), 0, doc="generator seed (same seed -> same files)", minimum=0,
                 maximum=SEED_MAX),
+    # the test split's knobs (mlbench.data.sim.split_rows); at their defaults (None) they are
+    # left out of the config, so a suite without them keeps its run ids
+    "test_fraction": Key((float, int, type(None)), None, minimum=0, maximum=0.95,
+                         doc="test split's share of the folder (default 0.2); the training "
+                         "side keeps its images, the test split is drawn on top"),
+    "sick_preference": Key((float, int, type(None)), None, minimum=0,
+                           doc="how strongly the test split prefers sick patients (default "
+                           "2.0; 0: none)"),
 }
 DATASET = {
     "root": Key((str, type(None)), None, doc="ChestX-ray14 folder (NIH layout)"),
