@@ -31,6 +31,7 @@ import numpy as np
 from mlbench.db import worker_name
 from mlbench.driver.cores import run_threads
 from mlbench.driver.prepare import Datasets
+from mlbench.suite import training_labels
 
 CHECKPOINT_FILES = ("last.pt", "best.pt")
 HOLDER_FILE = "holder"  # CHECKPOINTS/<run id>/holder: the attempt that may write its checkpoints
@@ -131,6 +132,29 @@ class RunResult:
         return [("val_mean_auc", "", self.best_val_mean_auc, None, None),
                 ("train_seconds", "", self.train_seconds, None, None),
                 ("train_images_per_s", "", self.train_images_per_s, None, None)]
+
+
+class ShuffledLabels:
+    """A training split whose label rows are permuted over its images (``labels: shuffled``
+    of a grid.loss mapping, :data:`mlbench.suite.grid.LABEL_CONTROLS`): item i is image i with
+    the labels of image ``perm[i]``, ``perm`` a seeded permutation fixed for the run. The
+    label statistics (``stats()``: class counts, the loss factory's) are the split's own, so
+    the loss is built as for the true labels; only the pairing of images and labels is gone."""
+
+    def __init__(self, base, seed: int):
+        self.base = base
+        self.perm = np.random.default_rng([seed, 25]).permutation(len(base))
+        self.labels = np.ascontiguousarray(base.labels[self.perm])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        img, label, *rest = self.base[i]
+        return (img, label.new_tensor(self.labels[i]), *rest)
+
+    def stats(self) -> dict:
+        return self.base.stats()
 
 
 def _train_config(train_cfg: dict):
@@ -241,11 +265,13 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
                             pretrained=mcfg["pretrained"], in_chans=mcfg["in_chans"],
                             weights=mcfg["weights"], head_kwargs=mcfg["head_kwargs"] or None)
         sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std, cache)
-        loss_fn = losses.create_loss(cfg["loss"], stats=sets["train"].stats())
+        spec, labels = training_labels(cfg["loss"])
+        loss_fn = losses.create_loss(spec, stats=sets["train"].stats())
+        train_set = sets["train"] if labels is None else ShuffledLabels(sets["train"], seed)
         workers = tcfg["num_workers"]
         common = {"num_workers": workers, "pin_memory": cuda}
-        train_loader = DataLoader(sets["train"], batch_size=tcfg["batch_size"], shuffle=True,
-                                  drop_last=len(sets["train"]) > tcfg["batch_size"],
+        train_loader = DataLoader(train_set, batch_size=tcfg["batch_size"], shuffle=True,
+                                  drop_last=len(train_set) > tcfg["batch_size"],
                                   **common, **loader_kwargs(seed))
         eval_kw = dict(batch_size=tcfg["eval_batch_size"], shuffle=False, **common)
         val_loader = DataLoader(sets["val"], **eval_kw, **loader_kwargs(seed))

@@ -203,7 +203,25 @@ def primary_frame(df, fmt: str):
             "p non-inf": _fmt_p(r.get("p_noninf", math.nan)),
             "verdict": r.get("verdict", ""),
         })
-    return pd.DataFrame(out)
+        if "expected" in r:  # a control: the verdict it must get, and whether it did
+            out[-1]["expected"] = r["expected"]
+            out[-1]["control"] = "pass" if r["as_expected"] else "FAIL"
+    frame = pd.DataFrame(out)
+    if "expected" in frame.columns:
+        frame[["expected", "control"]] = frame[["expected", "control"]].fillna("")
+    return frame
+
+
+def controls_line(rows: list[dict]) -> str | None:
+    """``controls: 3 of 3 as expected`` (None without ``analysis.expect``)."""
+    checked = [r for r in rows if "expected" in r]
+    if not checked:
+        return None
+    ok = sum(bool(r["as_expected"]) for r in checked)
+    failed = [f"{r['contrast']} ({r.get('verdict')}, expected {r['expected']})"
+              for r in checked if not r["as_expected"]]
+    return (f"controls: {ok} of {len(checked)} as expected"
+            + (f"; not as expected: {'; '.join(failed)}" if failed else ""))
 
 
 def render(df, fmt: str = "text", reference: str = "bce") -> str:
@@ -222,6 +240,10 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
         n = len(df.attrs["primary"])
         parts += titled_tables([(f"Primary contrasts (one Holm family of {n})",
                                  primary_frame(df, fmt))], fmt)
+        line = controls_line(df.attrs["primary"])
+        if line:
+            parts.append(f"<p class='note'>{html.escape(line)}</p>" if fmt == "html"
+                         else line + "\n")
     parts += titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
                            for (backbone, head), group
                            in shown.groupby(["backbone", "head"], sort=False)), fmt)

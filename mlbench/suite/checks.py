@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import loss_label, normalise_loss
+from mlbench.suite.grid import loss_label, normalise_loss, training_labels
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -53,8 +53,8 @@ def check_names(suite: Suite) -> None:
         if suite.plan is not None:
             break  # tuned: the grid entries may hold {placeholders}, checked per setting above
         try:
-            loss = losses.create_loss(normalise_loss(spec, f"grid.loss[{i}]"),
-                                      stats=dummy_stats())
+            plain = training_labels(normalise_loss(spec, f"grid.loss[{i}]"))[0]
+            loss = losses.create_loss(plain, stats=dummy_stats())
         except ValueError as exc:
             raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
         problem = try_loss(loss)
@@ -87,7 +87,7 @@ def _check_tuned(suite: Suite) -> None:
             seen.add(text)
             where = f"`tune` setting {setting.values} of {cell.loss!r}"
             try:
-                loss = losses.create_loss(cfg["loss"], stats=dummy_stats())
+                loss = losses.create_loss(training_labels(cfg["loss"])[0], stats=dummy_stats())
             except (TypeError, ValueError) as exc:
                 raise SuiteError(f"{where}: {exc}") from None
             problem = try_loss(loss)

@@ -107,6 +107,8 @@ ANALYSIS = {
     "margin": Key((float, int, type(None)), None, minimum=0,
                   doc="equivalence margin in mean AUC: verdicts equivalent / non-inferior "
                   "(two one-sided tests at the same level)"),
+    "expect": Key((dict,), {}, doc="controls: primary contrast -> its expected verdict (or a "
+                  "list), printed beside the observed one (mlbench.suite.contrasts)"),
 }
 # Where runs execute (mlbench.driver); not part of any run id. Derived from the executors'
 # options classes (``mlbench.execution``), as the CLI flags that override these are.
