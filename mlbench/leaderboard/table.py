@@ -167,6 +167,10 @@ def footnote(df) -> list[str]:
         lines.append(verdict_note(df.attrs.get("margin"), alpha))
     if "p_best" in df.columns:
         lines.append(df.attrs.get("p_best_note", ""))
+    if df.attrs.get("strata"):
+        from mlbench.leaderboard.strata import notes as strata_notes
+
+        lines += strata_notes(df.attrs["strata"])
     return lines + list(df.attrs.get("notes", []))
 
 
@@ -247,6 +251,10 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
     parts += titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
                            for (backbone, head), group
                            in shown.groupby(["backbone", "head"], sort=False)), fmt)
+    if df.attrs.get("strata"):
+        from mlbench.leaderboard.strata import tables
+
+        parts += titled_tables(tables(df.attrs["strata"]), fmt)
     notes = footnote(df)
     if fmt == "html":
         parts += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
@@ -268,7 +276,11 @@ def as_json(df) -> str:
 
     rows = [{k: clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
     primary = [{k: clean(v) for k, v in r.items()} for r in df.attrs.get("primary") or []]
-    return json.dumps({"rows": rows, "primary": primary, "margin": df.attrs.get("margin"),
+    strata = [{**e, "losses": [{k: clean(v) for k, v in r.items()} for r in e["losses"]],
+               "per_class": [{k: clean(v) for k, v in r.items()} for r in e["per_class"]]}
+              for e in df.attrs.get("strata") or []]
+    return json.dumps({"rows": rows, "primary": primary, "strata": strata,
+                       "margin": df.attrs.get("margin"),
                        "alpha": df.attrs.get("alpha"), "reference": df.attrs.get("reference"),
                        "notes": footnote(df)}, indent=1, ensure_ascii=False) + "\n"
 
