@@ -332,5 +332,5 @@ def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,
     tuned = SelectedRuns(db) if stored_plan(db) else None
     df = build(tuned or db, reference=reference, per_class=per_class, analysis=analysis)
     if tuned is not None:
-        df = annotate(df, tuned.selections)
+        df = annotate(df, tuned.selections, tuned.fresh)
     return df, tuned

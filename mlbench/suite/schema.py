@@ -151,6 +151,9 @@ TUNE = {
                   doc="2: every setting on the first seed, the best (validation) on the rest; "
                   "1: every setting on every seed"),
     "seed": Key((int,), 0, doc="seed of the draw when a loss has more settings than the budget"),
+    "fresh_seeds": Key((bool,), False,
+                       doc="stages 2: report the seeds after the first only (the selection "
+                       "run on seed 0 left out of the estimate: no winner's curse)"),
 }
 # Experiment tracking (mlbench.logs.tracking); not part of any run id. CLI: --mlflow, --tensorboard.
 TRACKING = {
