@@ -26,6 +26,17 @@ MISSING = ("error", "skip")
 # Written by CXR14-sim before generation starts (so a killed generation is resumed, and a
 # folder of other data is never taken for, or overwritten as, a simulated one).
 SIM_MARKER = ".mlbench_sim.json"
+# CXR14-sim's test-split knobs at their defaults (today's folders): the test split's share of
+# the images and how strongly sick patients are preferred for it (``mlbench.data.sim``). A knob
+# at its default is left out of the marker and of every run id.
+SIM_KNOBS = {"test_fraction": 0.2, "sick_preference": 2.0}
+
+
+def sim_knobs(**given) -> dict:
+    """The knobs of ``given`` that differ from :data:`SIM_KNOBS` (None: the default), as
+    floats: what a sim folder's marker and a run config hold of them."""
+    return {k: float(v) for k, v in given.items()
+            if k in SIM_KNOBS and v is not None and float(v) != SIM_KNOBS[k]}
 
 
 def is_sim(root) -> bool:

@@ -29,6 +29,12 @@ def register(subparsers) -> None:
     s.add_argument("--images", type=int, default=2000, help="number of images (default 2000)")
     s.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    s.add_argument("--test-fraction", type=float, default=None,
+                   help="the test split's share of the folder (default 0.2); the training side "
+                   "keeps its images and positives, the test split is drawn on top")
+    s.add_argument("--sick-preference", type=float, default=None,
+                   help="how strongly the test split prefers sick patients (default 2.0, as "
+                   "the official test list is sicker; 0: none)")
     s.add_argument("--force", action="store_true",
                    help="replace a CXR14-sim of other parameters, or write into a non-empty "
                    "folder; a label table that CXR14-sim did not write is never overwritten")
@@ -55,18 +61,20 @@ def _cmd_sim(args) -> int:
     from mlbench.data.sim import is_complete, sim_params
 
     t0 = time.perf_counter()
-    if is_complete(args.out, sim_params(args.images, args.size, args.seed)):
+    knobs = {"test_fraction": args.test_fraction, "sick_preference": args.sick_preference}
+    if is_complete(args.out, sim_params(args.images, args.size, args.seed, **knobs)):
         print(f"CXR14-sim: {args.out} already holds these {args.images} images of "
               f"{args.size}px (seed {args.seed}); nothing to do")
         return 0
     try:
         out = generate_sim(args.out, images=args.images, size=args.size, seed=args.seed,
-                           force=args.force)
+                           force=args.force, **knobs)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
+    n = len((out / "Data_Entry_2017_v2020.csv").read_text().splitlines()) - 1
     print(
-        f"CXR14-sim: {args.images} images of {args.size}px in {out} ({dt:.1f} s, {args.images / dt:.0f} img/s)"
+        f"CXR14-sim: {n} images of {args.size}px in {out} ({dt:.1f} s, {n / dt:.0f} img/s)"
     )
     return 0

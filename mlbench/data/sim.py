@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mlbench.data.locks import folder_lock
 from mlbench.data.phantom import render
 from mlbench.data.release import parse_findings, shipped_table
-from mlbench.layout import LABEL_FILES, SIM_MARKER, SPLIT_FILES
+from mlbench.layout import LABEL_FILES, SIM_KNOBS, SIM_MARKER, SPLIT_FILES, sim_knobs
 
 REFERENCE_TABLE = "Data_Entry_2017_v2020.csv.gz"
 # Fixed PNG encoder settings: no metadata chunks, fixed zlib level -> identical bytes.
@@ -72,18 +72,21 @@ def sample_rows(images: int, seed: int, *, max_per_patient: int = 6) -> pd.DataF
     return table.iloc[np.sort(np.concatenate(chosen))].reset_index(drop=True)
 
 
-def assign_split(rows: pd.DataFrame, seed: int, test_fraction: float = 0.2) -> np.ndarray:
+def assign_split(rows: pd.DataFrame, seed: int, test_fraction: float = 0.2,
+                 sick_preference: float = 2.0) -> np.ndarray:
     """Boolean (N,) test mask, patient-disjoint, with about ``test_fraction`` of the images.
 
     Patients known to be in the official test list go to test first; the rest are drawn
-    with a preference for sick patients, as the official test list is sicker.
+    with a preference for sick patients, as the official test list is sicker: a patient's
+    key is ``u ** (1 / (1 + sick_preference * sick share))`` (u uniform), the highest keys
+    first (a weighted order without replacement; 0: no preference).
     """
     patient = rows["Patient ID"].astype(int).to_numpy()
     sick = (rows["Finding Labels"] != "No Finding").to_numpy()
     ids, inv, counts = np.unique(patient, return_inverse=True, return_counts=True)
     sick_frac = np.bincount(inv, weights=sick) / counts
     rng = np.random.default_rng([seed, 1])
-    key = rng.random(len(ids)) ** (1.0 / (1.0 + 2.0 * sick_frac))  # weighted order, no replacement
+    key = rng.random(len(ids)) ** (1.0 / (1.0 + sick_preference * sick_frac))
     key[np.isin(ids, list(_known_test_patients()))] = 2.0
     order = np.argsort(-key, kind="stable")
     filled = np.cumsum(counts[order])
@@ -91,13 +94,84 @@ def assign_split(rows: pd.DataFrame, seed: int, test_fraction: float = 0.2) -> n
     return np.isin(patient, ids[order[:n_test]])
 
 
+def split_rows(images: int, seed: int, *, test_fraction: float | None = None,
+               sick_preference: float | None = None,
+               max_per_patient: int = 6) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of a CXR14-sim folder and its test mask.
+
+    At the defaults (``mlbench.layout.SIM_KNOBS``: None or the default value) this is
+    today's folder: ``images`` rows (:func:`sample_rows`), split by :func:`assign_split`.
+    With a knob set, the training side (``train_val``) is still exactly that folder's, so
+    its images and positives are kept whatever the knobs; the test split is drawn afresh
+    from the other patients of the real table (films capped at ``max_per_patient`` per
+    patient, seeded) with ``sick_preference`` (default 2.0) in the key of
+    :func:`assign_split` and no official-test patients first, patient by patient until it
+    holds ``test_fraction / (1 - test_fraction)`` times the training side's images (the
+    last patient truncated to hit it exactly): a folder of ``train_val + test`` images, in
+    the real table's order.
+    """
+    rows = sample_rows(images, seed, max_per_patient=max_per_patient)
+    test = assign_split(rows, seed)
+    knobs = sim_knobs(test_fraction=test_fraction, sick_preference=sick_preference)
+    if not knobs:
+        return rows, test
+    frac = knobs.get("test_fraction", SIM_KNOBS["test_fraction"])
+    pref = knobs.get("sick_preference", SIM_KNOBS["sick_preference"])
+    if not 0 < frac < 1:
+        raise ValueError(f"Expected argument `test_fraction` in (0, 1) but got {frac!r}")
+    if pref < 0:
+        raise ValueError(f"Expected argument `sick_preference` >= 0 but got {pref!r}")
+    train = rows[~test]
+    n_test = max(1, round(frac / (1 - frac) * len(train)))
+    table = pd.read_csv(reference_table_path(), dtype=str, keep_default_na=False)
+    taken = set(train["Patient ID"])
+    groups = table.groupby("Patient ID", sort=True).indices
+    rng = np.random.default_rng([seed, 3])
+    pids, films = [], []
+    for pid in sorted(groups):
+        if pid in taken:
+            continue
+        idx = groups[pid]
+        if len(idx) > max_per_patient:
+            idx = np.sort(rng.choice(idx, max_per_patient, replace=False))
+        pids.append(pid)
+        films.append(idx)
+    counts = np.array([len(f) for f in films])
+    if counts.sum() < n_test:
+        raise ValueError(f"a test split of {n_test} images needs more patients than the real "
+                         f"table has beside the training side ({counts.sum()} films); lower "
+                         "`test_fraction` or `images`")
+    sick = (table["Finding Labels"] != "No Finding").to_numpy()
+    sick_frac = np.array([sick[f].mean() for f in films])
+    key = rng.random(len(pids)) ** (1.0 / (1.0 + pref * sick_frac))
+    order = np.argsort(-key, kind="stable")
+    chosen, total = [], 0
+    for k in order:
+        part = films[k][: n_test - total]
+        chosen.append(part)
+        total += len(part)
+        if total >= n_test:
+            break
+    test_part = table.iloc[np.sort(np.concatenate(chosen))]
+    position = pd.Series(np.arange(len(table)), index=table["Image Index"])
+    out = pd.concat([train, test_part])
+    out = out.iloc[np.argsort(position[out["Image Index"]].to_numpy(), kind="stable")]
+    out = out.reset_index(drop=True)  # in the real table's order, as sample_rows gives them
+    return out, out["Image Index"].isin(set(test_part["Image Index"])).to_numpy()
+
+
 class SimFolderError(ValueError):
     """The output folder holds something that CXR14-sim must not overwrite."""
 
 
-def sim_params(images: int, size: int, seed: int) -> dict:
-    """The parameters a CXR14-sim folder is made with (``SIM_MARKER``'s content)."""
-    return {"images": int(images), "seed": int(seed), "size": int(size)}
+def sim_params(images: int, size: int, seed: int, **knobs) -> dict:
+    """The parameters a CXR14-sim folder is made with (``SIM_MARKER``'s content): the test
+    split's knobs (``test_fraction``, ``sick_preference``) only where they differ from their
+    defaults, so a folder made before they existed keeps its marker."""
+    bad = sorted(set(knobs) - set(SIM_KNOBS))
+    if bad:
+        raise TypeError(f"unknown CXR14-sim parameter {bad[0]!r}; knobs: {sorted(SIM_KNOBS)}")
+    return {"images": int(images), "seed": int(seed), "size": int(size), **sim_knobs(**knobs)}
 
 
 def read_marker(root: str | os.PathLike) -> dict | None:
@@ -169,7 +243,8 @@ def generate_sim(
     size: int = 128,
     seed: int = 0,
     *,
-    test_fraction: float = 0.2,
+    test_fraction: float | None = None,
+    sick_preference: float | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> Path:
@@ -178,7 +253,10 @@ def generate_sim(
     Files: ``Data_Entry_2017_v2020.csv`` (2020 format, rows verbatim from the real table),
     ``images/*.png`` (size x size grayscale), ``train_val_list.txt`` and ``test_list.txt``
     (patient-disjoint), and ``SIM_MARKER`` (the parameters). Same arguments give
-    byte-identical files.
+    byte-identical files. ``test_fraction`` / ``sick_preference``: the test split's share
+    and its preference for sick patients (:func:`split_rows`; None, or the defaults of
+    ``mlbench.layout.SIM_KNOBS``: the folder as before these knobs, byte for byte); the
+    training side keeps its images and positives whatever they are.
 
     Safe to call on the same folder from several processes at once: the folder is locked
     while it is written, and a folder already holding a finished CXR14-sim of the same
@@ -195,7 +273,8 @@ def generate_sim(
     if not isinstance(images, int) or images < 1:
         raise ValueError(f"Expected argument `images` to be an int >= 1 but got {images!r}")
     out = Path(out_dir)
-    params = sim_params(images, size, seed)
+    params = sim_params(images, size, seed, test_fraction=test_fraction,
+                        sick_preference=sick_preference)
     problem = _refusal(out, params, force)  # before anything is created
     if problem:
         raise SimFolderError(problem)
@@ -214,15 +293,15 @@ def generate_sim(
         # the temporary file beside the folder, not in it: a second driver looking at the
         # folder meanwhile sees it empty or marked, never "not empty and not CXR14-sim"
         _write_atomic(out / SIM_MARKER, json.dumps(params, sort_keys=True), tmp_dir=out.parent)
-        _write(out, images, size, seed, test_fraction, progress)
+        _write(out, images, size, seed, params, progress)
     return out
 
 
-def _write(out: Path, images: int, size: int, seed: int, test_fraction: float,
+def _write(out: Path, images: int, size: int, seed: int, params: dict,
            progress: bool) -> None:
     (out / "images").mkdir(exist_ok=True)
-    rows = sample_rows(images, seed)
-    test = assign_split(rows, seed, test_fraction)
+    knobs = {k: v for k, v in params.items() if k in SIM_KNOBS}
+    rows, test = split_rows(images, seed, **knobs)
     labels = parse_findings(rows["Finding Labels"], images=rows["Image Index"].to_numpy())
     ages = pd.to_numeric(rows["Patient Age"]).to_numpy()
     for i in tqdm(range(len(rows)), desc="CXR14-sim", unit="img", disable=not progress):

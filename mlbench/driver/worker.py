@@ -31,6 +31,7 @@ import numpy as np
 from mlbench.db import worker_name
 from mlbench.driver.cores import run_threads
 from mlbench.driver.prepare import Datasets
+from mlbench.suite import training_labels
 
 CHECKPOINT_FILES = ("last.pt", "best.pt")
 HOLDER_FILE = "holder"  # CHECKPOINTS/<run id>/holder: the attempt that may write its checkpoints
@@ -131,6 +132,29 @@ class RunResult:
         return [("val_mean_auc", "", self.best_val_mean_auc, None, None),
                 ("train_seconds", "", self.train_seconds, None, None),
                 ("train_images_per_s", "", self.train_images_per_s, None, None)]
+
+
+class ShuffledLabels:
+    """A training split whose label rows are permuted over its images (``labels: shuffled``
+    of a grid.loss mapping, :data:`mlbench.suite.grid.LABEL_CONTROLS`): item i is image i with
+    the labels of image ``perm[i]``, ``perm`` a seeded permutation fixed for the run. The
+    label statistics (``stats()``: class counts, the loss factory's) are the split's own, so
+    the loss is built as for the true labels; only the pairing of images and labels is gone."""
+
+    def __init__(self, base, seed: int):
+        self.base = base
+        self.perm = np.random.default_rng([seed, 25]).permutation(len(base))
+        self.labels = np.ascontiguousarray(base.labels[self.perm])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        img, label, *rest = self.base[i]
+        return (img, label.new_tensor(self.labels[i]), *rest)
+
+    def stats(self) -> dict:
+        return self.base.stats()
 
 
 def _train_config(train_cfg: dict):
@@ -246,20 +270,24 @@ def _execute(run, paths, data, bar_position, progress, on_epoch, cache,
                             pretrained=mcfg["pretrained"], in_chans=mcfg["in_chans"],
                             weights=mcfg["weights"], head_kwargs=mcfg["head_kwargs"] or None)
         sets = data.get(dcfg, tcfg, model.norm_mean, model.norm_std, cache)
+        spec, labels = training_labels(cfg["loss"])
         train_set, val_set = sets["train"], sets["val"]
         if no_finding:
             train_set, val_set = WithNoFinding(train_set), WithNoFinding(val_set)
+        if labels is not None:  # a control: the label rows permuted over the images
+            train_set = ShuffledLabels(train_set, seed)
         train_cfg = _train_config(tcfg)
-        if is_recipe(cfg["loss"]):
-            stages, loss_fn = recipe_stages(cfg["loss"], train_cfg, train_set.stats()), None
+        if is_recipe(spec):
+            stages, loss_fn = recipe_stages(spec, train_cfg, train_set.stats()), None
         else:
-            stages, loss_fn = None, losses.create_loss(cfg["loss"], stats=train_set.stats())
+            stages, loss_fn = None, losses.create_loss(spec, stats=train_set.stats())
         workers = tcfg["num_workers"]
         common = {"num_workers": workers, "pin_memory": cuda}
         order = {"shuffle": True, **loader_kwargs(seed)}
-        if tcfg.get("sampler") == "class_aware":
+        if tcfg.get("sampler") == "class_aware":  # grouped by the findings the loss sees
             order["shuffle"] = False
-            order["sampler"] = ClassAwareSampler(sets["train"].labels, order["generator"])
+            findings = train_set.labels[:, :sets["train"].labels.shape[1]]
+            order["sampler"] = ClassAwareSampler(findings, order["generator"])
         train_loader = DataLoader(train_set, batch_size=tcfg["batch_size"],
                                   drop_last=len(train_set) > tcfg["batch_size"],
                                   **common, **order)

@@ -291,7 +291,8 @@ def _cost(block: Block, loss: str, reference: str) -> float:
 
 def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
           published: bool | None = None, alpha: float = 0.05,
-          rule: SparseRule | None = None, analysis: dict | None = None) -> pd.DataFrame:
+          rule: SparseRule | None = None, analysis: dict | None = None,
+          strata: bool = True) -> pd.DataFrame:
     """The leaderboard as a DataFrame (numbers unrounded), with the statistics of SPEC §5.1.
 
     One row per (backbone, head, loss[, setup]). ``mean_auc`` / ``std``: mean and SD over
@@ -304,6 +305,7 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     ``analysis``: the suite's ``analysis`` section (default: stored with the results); its
     primary contrasts form their own Holm family (:mod:`.primary`: ``family``, ``verdict``;
     ``df.attrs["primary"]`` one row per contrast and setup), the rest are exploratory.
+    ``strata``: ``df.attrs["strata"]``, per block (:mod:`.strata`).
     """
     from mlbench.leaderboard import primary as prim
     reference = loss_key(reference)
@@ -397,6 +399,9 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     df.attrs["notes"] = notes
     df.attrs["comparisons"] = len(tests)
     df.attrs["primary"] = contrasts
+    if strata:  # per-class Δ of the primary contrasts, strata, validation vs test
+        from mlbench.leaderboard.strata import compute
+        df.attrs["strata"] = compute(db, blocks, findings, contrasts, reference, alpha, many_setups)
     if "p_best" in df.columns:
         df.attrs["p_best_note"] = prim.P_BEST_NOTE
     df.attrs["margin"] = analysis.get("margin")

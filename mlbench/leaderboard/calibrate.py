@@ -78,18 +78,18 @@ def real_test_structure(split_list: str | Path | None = None, patients: int | No
     return Structure(labels[keep] > 0, meta["patient"].to_numpy()[keep], name)
 
 
-def sim_test_structure(images: int = 3000, seed: int = 0) -> Structure:
-    """The test split CXR14-sim writes for ``images`` and ``seed`` (labels and patients
-    only; no pixels are rendered)."""
+def sim_test_structure(images: int = 3000, seed: int = 0, **knobs) -> Structure:
+    """The test split CXR14-sim writes for ``images``, ``seed`` and its test-split knobs
+    (``test_fraction``, ``sick_preference``; labels and patients only, no pixels)."""
     from mlbench.data.release import parse_findings
-    from mlbench.data.sim import assign_split, sample_rows
+    from mlbench.data.sim import split_rows
 
-    rows = sample_rows(images, seed)
-    test = assign_split(rows, seed)
+    rows, test = split_rows(images, seed, **knobs)
     part = rows[test]
+    extra = "".join(f", {k}={v:g}" for k, v in knobs.items() if v is not None)
     return Structure(parse_findings(part["Finding Labels"]) > 0,
                      part["Patient ID"].astype(int).to_numpy(),
-                     f"CXR14-sim test split (images={images}, seed={seed})")
+                     f"CXR14-sim test split (images={images}, seed={seed}{extra})")
 
 
 def dataset_structure(root: str | Path) -> Structure:

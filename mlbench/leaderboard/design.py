@@ -126,7 +126,8 @@ def structure_of(suite, results: str | None = None, test_list: str | None = None
         return cal.real_test_structure(test_list), {}
     ds = suite.dataset
     if ds.get("sim"):
-        return cal.sim_test_structure(ds["sim"]["images"], ds["sim"]["seed"]), {}
+        knobs = {k: v for k, v in ds["sim"].items() if k in ("test_fraction", "sick_preference")}
+        return cal.sim_test_structure(ds["sim"]["images"], ds["sim"]["seed"], **knobs), {}
     root = Path(ds["root"])
     if (root / "Data_Entry_2017.csv").exists() or (root / "test_list.txt").exists():
         return cal.dataset_structure(root), {}

@@ -6,16 +6,19 @@ that holds both losses, on the seeds both have, as the leaderboard's comparison
 the block's comparisons); another B gets its paired differences moderated with the block's
 comparisons (:func:`mlbench.stats.seed_terms`). The primary contrasts form one Holm family and
 each gets a verdict (:mod:`mlbench.stats.verdicts`); every other comparison of the table is
-exploratory, Holm-adjusted in its own family.
+exploratory, Holm-adjusted in its own family. ``A vs chance``: Δ = A's mean AUC - 0.5, from
+the CI of its mean (:func:`mlbench.stats.mean_ci`, its seed term moderated over the block's
+losses). A contrast named in ``analysis.expect`` (a control) gets ``expected`` (its acceptable
+verdicts) and ``as_expected`` (the observed verdict among them).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlbench.stats import compare, group_index, seed_terms
+from mlbench.stats import compare, group_index, mean_ci, seed_terms
 from mlbench.stats.verdicts import family_verdicts
-from mlbench.suite import parse_contrasts
+from mlbench.suite import CHANCE, expectations, parse_contrasts
 
 PRIMARY, EXPLORATORY = "primary", "exploratory"
 
@@ -41,7 +44,7 @@ def evaluate(blocks, analysis: dict | None, reference: str, alpha: float = 0.05,
             if not c.applies(backbone, head):
                 continue
             sa, sb = block.stats.get(c.a, {}), block.stats.get(c.b, {})
-            matched = [s for s in sorted(sa) if s in sb]
+            matched = [s for s in sorted(sa) if s in sb or c.b == CHANCE]
             row = {"backbone": backbone, "head": head, "contrast": c.label, "loss": c.a,
                    "versus": c.b, "matched": len(matched), "margin": margin}
             if many_setups:
@@ -52,10 +55,17 @@ def evaluate(blocks, analysis: dict | None, reference: str, alpha: float = 0.05,
                 rows.append(row)
                 continue
             terms = terms or block.seed_terms(reference)
-            seed = _seed_term(block, terms, c, matched, reference)
             gi, ng = group_index(block.groups)
+            kw = dict(alpha=alpha, classes=block.classes, left_out=block.left_out)
+            if c.b == CHANCE:  # A's mean AUC against 0.5: the CI of its mean, shifted
+                r = mean_ci([sa[s] for s in matched], gi, ng, seed=terms["mean"].get(c.a), **kw)
+                row.update(delta=r.delta - 0.5, delta_lo=r.ci_lo - 0.5, delta_hi=r.ci_hi - 0.5,
+                           p=r.p_value, se=r.se, df=r.df, seed_term=r.seed_term)
+                rows.append(row)
+                continue
+            seed = _seed_term(block, terms, c, matched, reference)
             r = compare([sa[s] for s in matched], [sb[s] for s in matched], gi, ng,
-                        alpha=alpha, seed=seed, classes=block.classes, left_out=block.left_out)
+                        seed=seed, **kw)
             row.update(delta=r.delta, delta_lo=r.ci_lo, delta_hi=r.ci_hi, p=r.p_value,
                        se=r.se, df=r.df, seed_term=r.seed_term)
             rows.append(row)
@@ -66,6 +76,12 @@ def evaluate(blocks, analysis: dict | None, reference: str, alpha: float = 0.05,
             row.update(p_holm=float(v["p_holm"][k]), p_noninf=float(v["p_noninf"][k]),
                        p_equiv=float(v["p_equiv"][k]), verdict=str(v["verdict"][k]),
                        family=PRIMARY, significant=bool(v["p_holm"][k] < alpha))
+    expect = expectations(analysis, {c.label for c in contrasts})
+    for row in rows:
+        want = expect.get(row["contrast"])
+        if want is not None:
+            row["expected"] = " or ".join(want)
+            row["as_expected"] = row.get("verdict") in want
     return rows
 
 

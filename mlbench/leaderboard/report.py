@@ -224,7 +224,7 @@ def build_report(out_dir: str | Path, reference: str | None = None) -> str:
             db = SelectedRuns(db)
         df = build(db, reference=reference)
         if isinstance(db, SelectedRuns):
-            df = annotate(df, db.selections)
+            df = annotate(df, db.selections, db.fresh)
         findings = db.get_meta("findings") or finding_columns(df)
         parts = [
             f"<h1>mlbench report — {html.escape(str(db.get_meta('suite', path.name)))}</h1>",

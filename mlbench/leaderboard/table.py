@@ -167,6 +167,10 @@ def footnote(df) -> list[str]:
         lines.append(verdict_note(df.attrs.get("margin"), alpha))
     if "p_best" in df.columns:
         lines.append(df.attrs.get("p_best_note", ""))
+    if df.attrs.get("strata"):
+        from mlbench.leaderboard.strata import notes as strata_notes
+
+        lines += strata_notes(df.attrs["strata"])
     return lines + list(df.attrs.get("notes", []))
 
 
@@ -203,7 +207,25 @@ def primary_frame(df, fmt: str):
             "p non-inf": _fmt_p(r.get("p_noninf", math.nan)),
             "verdict": r.get("verdict", ""),
         })
-    return pd.DataFrame(out)
+        if "expected" in r:  # a control: the verdict it must get, and whether it did
+            out[-1]["expected"] = r["expected"]
+            out[-1]["control"] = "pass" if r["as_expected"] else "FAIL"
+    frame = pd.DataFrame(out)
+    if "expected" in frame.columns:
+        frame[["expected", "control"]] = frame[["expected", "control"]].fillna("")
+    return frame
+
+
+def controls_line(rows: list[dict]) -> str | None:
+    """``controls: 3 of 3 as expected`` (None without ``analysis.expect``)."""
+    checked = [r for r in rows if "expected" in r]
+    if not checked:
+        return None
+    ok = sum(bool(r["as_expected"]) for r in checked)
+    failed = [f"{r['contrast']} ({r.get('verdict')}, expected {r['expected']})"
+              for r in checked if not r["as_expected"]]
+    return (f"controls: {ok} of {len(checked)} as expected"
+            + (f"; not as expected: {'; '.join(failed)}" if failed else ""))
 
 
 def render(df, fmt: str = "text", reference: str = "bce") -> str:
@@ -222,9 +244,17 @@ def render(df, fmt: str = "text", reference: str = "bce") -> str:
         n = len(df.attrs["primary"])
         parts += titled_tables([(f"Primary contrasts (one Holm family of {n})",
                                  primary_frame(df, fmt))], fmt)
+        line = controls_line(df.attrs["primary"])
+        if line:
+            parts.append(f"<p class='note'>{html.escape(line)}</p>" if fmt == "html"
+                         else line + "\n")
     parts += titled_tables(((f"{backbone} / {head}", group.drop(columns=["backbone", "head"]))
                            for (backbone, head), group
                            in shown.groupby(["backbone", "head"], sort=False)), fmt)
+    if df.attrs.get("strata"):
+        from mlbench.leaderboard.strata import tables
+
+        parts += titled_tables(tables(df.attrs["strata"]), fmt)
     notes = footnote(df)
     if fmt == "html":
         parts += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
@@ -246,7 +276,11 @@ def as_json(df) -> str:
 
     rows = [{k: clean(v) for k, v in r.items()} for r in df.to_dict(orient="records")]
     primary = [{k: clean(v) for k, v in r.items()} for r in df.attrs.get("primary") or []]
-    return json.dumps({"rows": rows, "primary": primary, "margin": df.attrs.get("margin"),
+    strata = [{**e, "losses": [{k: clean(v) for k, v in r.items()} for r in e["losses"]],
+               "per_class": [{k: clean(v) for k, v in r.items()} for r in e["per_class"]]}
+              for e in df.attrs.get("strata") or []]
+    return json.dumps({"rows": rows, "primary": primary, "strata": strata,
+                       "margin": df.attrs.get("margin"),
                        "alpha": df.attrs.get("alpha"), "reference": df.attrs.get("reference"),
                        "notes": footnote(df)}, indent=1, ensure_ascii=False) + "\n"
 
@@ -383,5 +417,5 @@ def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,
     tuned = SelectedRuns(db) if stored_plan(db) else None
     df = build(tuned or db, reference=reference, per_class=per_class, analysis=analysis)
     if tuned is not None:
-        df = annotate(df, tuned.selections)
+        df = annotate(df, tuned.selections, tuned.fresh)
     return df, tuned

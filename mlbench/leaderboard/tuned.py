@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from mlbench.leaderboard.render import titled_tables
-from mlbench.suite import Selection, selected
+from mlbench.suite import Selection, selected, stored_plan
 
 MASK = "(tuned)"  # a tuned train value as the leaderboard's setup sees it
 
@@ -29,10 +29,13 @@ class SelectedRuns:
         self.selections = selected(db) if selections is None else selections
         self._chosen: dict[str, list] = {}
         self._planned: set[str] = set()
+        self.fresh = fresh_cells(db)  # cell keys whose selection run is not reported
         for sel in self.selections.values():
             for ids in sel.run_ids:
                 self._planned.update(ids.values())
-            for rid in sel.chosen_runs.values():
+            for seed, rid in sel.chosen_runs.items():
+                if sel.key in self.fresh and seed in sel.selection_seeds():
+                    continue  # fresh_seeds: the run that won the selection is not reported
                 self._chosen.setdefault(rid, []).append(sel)
 
     def __getattr__(self, name):
@@ -58,6 +61,26 @@ class SelectedRuns:
         return out
 
 
+def fresh_cells(db) -> set:
+    """Keys (backbone, head, loss) of the stored cells planned with ``tune.fresh_seeds``."""
+    return {(c["backbone"], c["head"], c["loss"]) for c in stored_plan(db).values()
+            if c.get("fresh_seeds")}
+
+
+def fresh_note(selections: dict, fresh: set) -> str | None:
+    """What ``tune.fresh_seeds`` did and what it costs, for the leaderboard's notes."""
+    sels = [s for k, s in selections.items() if k in fresh]
+    if not sels:
+        return None
+    n = len(sels[0].seeds)
+    return (f"fresh_seeds: each tuned loss is reported on seeds {sels[0].seeds[1:]}, the "
+            f"selection run on seed {sels[0].seeds[0]} left out (it won its cell on validation: "
+            f"a small winner's curse if kept). Cost: {n - 1} of {n} seeds reported, so the "
+            f"seed term's variance of a mean is {n / (n - 1):.2f}x (SE {((n / (n - 1)) ** 0.5):.2f}x) "
+            f"that of {n} seeds and its own df {n - 2} instead of {n - 1}; the same runs, no "
+            "extra GPU time (list one more seed to keep the reported count).")
+
+
 def settings_text(values: dict | None) -> str:
     """``lr=0.001, alpha=0.1`` (train keys without their prefix)."""
     if not values:
@@ -74,7 +97,7 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def annotate(df, selections: dict):
+def annotate(df, selections: dict, fresh: set = frozenset()):
     """Add ``setting`` (the chosen values), ``budget`` and ``val_auc`` (the chosen
     setting's validation score) to a leaderboard frame's tuned rows."""
     if df.empty or not selections:
@@ -92,6 +115,10 @@ def annotate(df, selections: dict):
         "Tuned: each loss's row is its chosen setting (the best validation mean AUC of its "
         "`budget` settings; val AUC = that score; selection never reads test data); the "
         "statistics use the chosen setting's runs only. --all-settings lists every setting."]
+    if fresh:
+        note = fresh_note(selections, fresh)
+        if note:
+            df.attrs["notes"].append(note)
     return df
 
 

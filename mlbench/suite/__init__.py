@@ -22,8 +22,8 @@ reported at once; ``check_names`` imports the registries, the only source of val
 """
 
 from mlbench.suite.checks import check_names, data_problem, sim_root_problem
-from mlbench.suite.contrasts import Contrast, parse_contrast, parse_contrasts
-from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
+from mlbench.suite.contrasts import CHANCE, Contrast, expectations, parse_contrast, parse_contrasts
+from mlbench.suite.grid import Run, expand, loss_label, normalise_loss, training_labels
 from mlbench.suite.identity import canonical_json, path_run_id, run_id
 from mlbench.suite.load import (
     Suite,
@@ -60,12 +60,12 @@ from mlbench.suite.selection import (
 from mlbench.suite.tuning import Cell, Plan, Setting, plan_suite, unique_runs
 
 __all__ = [
-    "Contrast", "parse_contrast", "parse_contrasts",
+    "CHANCE", "Contrast", "expectations", "parse_contrast", "parse_contrasts",
     "DATASET", "EVAL", "GRID", "GRID_AXES", "META_KEY", "MODEL", "SIM", "TOP",
     "TRAIN_HARNESS", "Cell", "Key", "Plan", "Run", "Selection", "Setting", "Suite",
     "SuiteError", "apply_overrides", "canonical_json", "check_names", "data_problem",
     "describe_runs", "expand", "filter_plan", "filter_runs", "interpolate", "load_suite",
     "loss_label", "normalise_loss", "parse_only", "path_run_id", "plan_suite", "run_id",
     "selected", "sim_root_problem", "store_plan", "store_selection", "stored_plan",
-    "train_schema", "unique_runs", "val_aucs",
+    "train_schema", "training_labels", "unique_runs", "val_aucs",
 ]

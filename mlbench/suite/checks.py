@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 
 from mlbench.layout import LABEL_FILES, NIH_URL, SIM_MARKER, SPLIT_FILES
-from mlbench.suite.grid import backbone_weights, loss_label, normalise_loss
+from mlbench.suite.grid import backbone_weights, loss_label, normalise_loss, training_labels
 from mlbench.suite.load import Suite
 from mlbench.suite.schema import SuiteError, as_list
 
@@ -53,7 +53,7 @@ def check_names(suite: Suite) -> None:
             break  # tuned: the grid entries may hold {placeholders}, checked per setting above
         spec = normalise_loss(spec, f"grid.loss[{i}]")
         try:
-            built = build_losses(spec, suite.config["train"])
+            built = build_losses(training_labels(spec)[0], suite.config["train"])
         except ValueError as exc:
             raise SuiteError(f"`grid.loss[{i}]` ({loss_label(spec)}): {exc}") from None
         for loss in built:
@@ -116,7 +116,7 @@ def _check_tuned(suite: Suite) -> None:
             seen.add(text)
             where = f"`tune` setting {setting.values} of {cell.loss!r}"
             try:
-                built = build_losses(cfg["loss"], cfg["train"])
+                built = build_losses(training_labels(cfg["loss"])[0], cfg["train"])
             except (TypeError, ValueError) as exc:
                 raise SuiteError(f"{where}: {exc}") from None
             for loss in built:

@@ -57,9 +57,16 @@ def normalise_loss(spec: Any, where: str) -> Any:
         if "name" not in spec:
             raise SuiteError(f"`{where}`: a loss mapping needs `name` (or `stages`, a recipe), "
                              f"got keys {sorted(spec)}")
+        if "labels" in spec and spec["labels"] not in LABEL_CONTROLS:
+            raise SuiteError(f"`{where}.labels`: the training labels a loss sees, one of "
+                             f"{list(LABEL_CONTROLS)} (a control), got {spec['labels']!r}")
         return dict(spec)
     if isinstance(spec, list) and spec and all(isinstance(t, dict) for t in spec):
-        return [normalise_loss(t, f"{where}[{i}]") for i, t in enumerate(spec)]
+        terms = [normalise_loss(t, f"{where}[{i}]") for i, t in enumerate(spec)]
+        if any("labels" in t for t in terms):
+            raise SuiteError(f"`{where}`: `labels` belongs to a one-term mapping ({{name: bce, "
+                             "labels: shuffled}), not to a term of a sum")
+        return terms
     raise SuiteError(f"`{where}` must be a spec string like 'bce+0.1*msml' or a mapping, got {spec!r}")
 
 
@@ -127,6 +134,22 @@ def check_recipe(spec: Any, epochs: int, where: str) -> None:
         rest = "add up to" if named[-1] is not None else "leave at least one epoch of"
         raise SuiteError(f"`{where}`: the stages' epochs {named} must {rest} train.epochs "
                          f"({epochs}); change the stages' epochs or train.epochs")
+
+
+# ``labels:`` of a grid.loss mapping: what the loss is trained on instead of the true labels.
+# "shuffled": the training split's label rows permuted over its images (seeded by the run's
+# seed), a negative control: the model can learn nothing about the images, so its test AUC
+# is at chance. Validation and test keep their true labels. Not a loss option: the worker
+# takes it off the spec before ``losses.create_loss`` (:func:`training_labels`).
+LABEL_CONTROLS = ("shuffled",)
+
+
+def training_labels(spec: Any) -> tuple[Any, str | None]:
+    """(the loss spec ``losses.create_loss`` takes, the ``labels`` control or None)."""
+    if isinstance(spec, dict) and "labels" in spec:
+        rest = {k: v for k, v in spec.items() if k != "labels"}
+        return rest, spec["labels"]
+    return spec, None
 
 
 def loss_label(spec: Any) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from mlbench.layout import SIM_KNOBS, sim_knobs
 from mlbench.suite.contrasts import check_analysis
 from mlbench.suite.grid import Run, expand
 from mlbench.suite.schema import (
@@ -182,7 +183,9 @@ def _check_bounds(text: str, path: Path) -> None:
 def _check_dataset(cfg: dict) -> None:
     ds = cfg["dataset"]
     if ds["sim"] is not None:
-        ds["sim"] = check_section(ds["sim"], SIM, "dataset.sim")
+        sim = check_section(ds["sim"], SIM, "dataset.sim")
+        knobs = sim_knobs(**{k: sim.pop(k) for k in SIM_KNOBS})  # at their defaults: absent
+        ds["sim"] = {**sim, **knobs}
         if ds["root"] is None:
             ds["root"] = str(Path(cfg["output"]) / "cxr14-sim")
     elif ds["root"] is None:

@@ -50,6 +50,14 @@ SIM = {
     "size": Key((int,), 128, doc="side of the rendered PNGs in pixels", minimum=16),
     "seed": Key((int,), 0, doc="generator seed (same seed -> same files)", minimum=0,
                 maximum=SEED_MAX),
+    # the test split's knobs (mlbench.data.sim.split_rows); at their defaults (None) they are
+    # left out of the config, so a suite without them keeps its run ids
+    "test_fraction": Key((float, int, type(None)), None, minimum=0, maximum=0.95,
+                         doc="test split's share of the folder (default 0.2); the training "
+                         "side keeps its images, the test split is drawn on top"),
+    "sick_preference": Key((float, int, type(None)), None, minimum=0,
+                           doc="how strongly the test split prefers sick patients (default "
+                           "2.0; 0: none)"),
 }
 DATASET = {
     "root": Key((str, type(None)), None, doc="ChestX-ray14 folder (NIH layout)"),
@@ -119,6 +127,8 @@ ANALYSIS = {
     "margin": Key((float, int, type(None)), None, minimum=0,
                   doc="equivalence margin in mean AUC: verdicts equivalent / non-inferior "
                   "(two one-sided tests at the same level)"),
+    "expect": Key((dict,), {}, doc="controls: primary contrast -> its expected verdict (or a "
+                  "list), printed beside the observed one (mlbench.suite.contrasts)"),
 }
 # Where runs execute (mlbench.driver); not part of any run id. Derived from the executors'
 # options classes (``mlbench.execution``), as the CLI flags that override these are.
@@ -161,6 +171,9 @@ TUNE = {
                   doc="2: every setting on the first seed, the best (validation) on the rest; "
                   "1: every setting on every seed"),
     "seed": Key((int,), 0, doc="seed of the draw when a loss has more settings than the budget"),
+    "fresh_seeds": Key((bool,), False,
+                       doc="stages 2: report the seeds after the first only (the selection "
+                       "run on seed 0 left out of the estimate: no winner's curse)"),
 }
 # Experiment tracking (mlbench.logs.tracking); not part of any run id. CLI: --mlflow, --tensorboard.
 TRACKING = {

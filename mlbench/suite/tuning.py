@@ -28,6 +28,10 @@ settings, chosen by the same rule, on data the comparison does not use. The rule
   setting on every seed (``budget x seeds``), selected by the mean validation AUC over seeds.
   A setting with a failed selection run cannot be chosen; a cell whose selection runs are
   not all done has no choice yet.
+- **Fresh seeds.** ``tune.fresh_seeds: true`` (stages 2, >= 3 seeds): the leaderboard
+  reports each cell's chosen setting on the seeds after the first only; the selection run
+  (seed ``seeds[0]``), which won its cell on validation, is left out of the estimate (its
+  small winner's curse). The runs are the same; the cost is one reported seed fewer.
 - **No test data.** Selection reads ``val_mean_auc`` (or, for an older results.db, the
   epochs' ``val_mean_auc``) and nothing else.
 
@@ -97,6 +101,7 @@ class Plan:
     seeds: list[int]
     stages: int
     train_keys: list[str] = field(default_factory=list)
+    fresh_seeds: bool = False  # report seeds[1:] only (the selection run left out)
 
     def stage_one(self) -> list[Run]:
         """Every setting on the first seed (``stages: 1``: on every seed)."""
@@ -130,7 +135,7 @@ class Plan:
         return {cell_id(c.key): {
             "backbone": c.backbone, "head": c.head, "loss": c.loss, "budget": c.budget,
             "space": c.space, "stages": self.stages, "seeds": list(self.seeds),
-            "train_keys": list(self.train_keys),
+            "train_keys": list(self.train_keys), "fresh_seeds": self.fresh_seeds,
             "settings": [{"index": s.index, "values": s.values,
                           "runs": {str(seed): r.id for seed, r in s.runs.items()}}
                          for s in c.settings],
@@ -144,10 +149,12 @@ class Plan:
         if self.stages == 1:
             return (f"tune: {len(self.cells)} cells x {b} settings x {s} seeds "
                     f"= {self.total_runs()} runs (stages: 1)")
+        fresh = (f"; reported: seeds {self.seeds[1:]} (fresh_seeds: the selection run on seed "
+                 f"{self.seeds[0]} left out)") if self.fresh_seeds else ""
         return (f"tune: stage 1 = {len(self.stage_one())} runs (every setting on seed "
                 f"{self.seeds[0]}); stage 2 = {len(self.cells) * (s - 1)} runs (each cell's "
                 f"setting with the best validation AUC on seeds {self.seeds[1:]}); "
-                f"budget {b} + {s} seeds - 1 per cell, {self.total_runs()} runs in all")
+                f"budget {b} + {s} seeds - 1 per cell, {self.total_runs()} runs in all{fresh}")
 
 
 def unique_runs(runs) -> list[Run]:
@@ -212,7 +219,12 @@ def plan_suite(cfg: dict, train_schema: dict | None = None) -> Plan | None:
                 runs = _setting_runs(cfg, backbone, head, loss, train_values, lab, values)
                 settings.append(Setting(i, values, runs))
             cells.append(Cell(backbone, head, lab, budgets[lab], len(spaces[lab]), settings))
-    return Plan(cells, seeds, tune.get("stages", 2), [k for k, _ in train_space])
+    fresh = bool(tune.get("fresh_seeds", False))
+    if fresh and (tune.get("stages", 2) != 2 or len(seeds) < 3):
+        raise SuiteError("`tune.fresh_seeds` reports the seeds after the selection seed: it "
+                         "needs `tune.stages: 2` and >= 3 seeds (2 reported, for a seed term); "
+                         f"got stages {tune.get('stages', 2)} and {len(seeds)} seed(s)")
+    return Plan(cells, seeds, tune.get("stages", 2), [k for k, _ in train_space], fresh)
 
 
 def _values(raw: Any, where: str) -> list:

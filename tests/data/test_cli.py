@@ -32,3 +32,17 @@ def test_prepare_default_size_is_the_suites_image_size():
 
     args = build_parser().parse_args(["data", "prepare", "ROOT"])
     assert args.size == DATASET["image_size"].default
+
+
+def test_cli_sim_test_split_knobs(tmp_path, capsys):
+    from mlbench.data.sim import read_marker
+
+    out = tmp_path / "knobs"
+    assert main(["data", "sim", str(out), "--images", "20", "--size", "16",
+                 "--test-fraction", "0.5", "--sick-preference", "0"]) == 0
+    assert read_marker(out) == {"images": 20, "seed": 0, "size": 16, "test_fraction": 0.5,
+                                "sick_preference": 0.0}
+    capsys.readouterr()
+    assert main(["data", "sim", str(out), "--images", "20", "--size", "16",
+                 "--test-fraction", "0.5", "--sick-preference", "0"]) == 0
+    assert "already holds" in capsys.readouterr().out

@@ -108,3 +108,36 @@ def test_a_suite_run_from_an_unguarded_script_fails_at_once(sim_root, tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert f"{script} runs the suite from its top level (line 5) without an " in last, last
     assert 'put the script\'s code under that guard' in last
+
+
+def test_shuffled_labels_permute_the_label_rows_over_the_images():
+    """`labels: shuffled` (a negative control): image i keeps its pixels and gets the labels
+    of image perm[i]; the class counts (the loss factory's stats) are the split's own."""
+    import numpy as np
+    import torch
+
+    from mlbench.driver.worker import ShuffledLabels
+
+    class Split:
+        labels = (np.arange(40)[:, None] % np.arange(2, 16)[None, :] == 0).astype(np.float32)
+
+        def __len__(self):
+            return len(self.labels)
+
+        def __getitem__(self, i):
+            return torch.full((1, 2, 2), float(i)), torch.from_numpy(self.labels[i].copy())
+
+        def stats(self):
+            return {"class_counts": self.labels.sum(0).astype(np.int64), "num_samples": 40}
+
+    base = Split()
+    a, b = ShuffledLabels(base, 3), ShuffledLabels(base, 3)
+    np.testing.assert_array_equal(a.perm, b.perm)  # seeded
+    assert sorted(a.perm) == list(range(40)) and (a.perm != np.arange(40)).mean() > 0.8
+    for i in range(40):
+        img, label = a[i]
+        assert img[0, 0, 0].item() == i and label.dtype == torch.float32
+        np.testing.assert_array_equal(label.numpy(), base.labels[a.perm[i]])
+    assert a.stats()["num_samples"] == 40
+    np.testing.assert_array_equal(a.labels.sum(0), base.labels.sum(0))
+    assert not np.array_equal(ShuffledLabels(base, 4).perm, a.perm)

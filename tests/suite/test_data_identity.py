@@ -71,3 +71,16 @@ def test_the_renamed_losses_are_the_registry_aliases():
     import losses
 
     assert {old: new for new, old in RENAMED_LOSSES.items()} == losses.loss_aliases()
+
+
+def test_sim_knobs_at_their_defaults_keep_the_run_ids(tmp_path):
+    def ids(**sim):
+        suite = load_suite(tiny_suite(None, tmp_path / "out", **{"dataset.sim": {
+            "images": 40, "size": 16, "seed": 0, **sim}}), env={}, train_keys=False)
+        return [r.id for r in suite.runs], suite.runs[0].config["dataset"]["sim"]
+
+    plain, sim = ids()
+    assert sim == {"images": 40, "size": 16, "seed": 0}
+    assert ids(test_fraction=0.2, sick_preference=2)[0] == plain
+    other, sim = ids(test_fraction=0.5)
+    assert sim["test_fraction"] == 0.5 and set(other).isdisjoint(plain)

@@ -53,9 +53,10 @@ def _test(run):
     return TEST[run.config["train"]["lr"]]
 
 
-def planted(tmp_path, second_stage: bool = False):
-    """A tuned suite whose stage 1 (and stage 2) results are planted in its results.db."""
-    suite = _suite(tmp_path)
+def planted(tmp_path, second_stage: bool = False, **tune):
+    """A tuned suite whose stage 1 (and stage 2) results are planted in its results.db
+    (``tune``: more keys of its ``tune`` section)."""
+    suite = _suite(tmp_path, **tune)
     with ResultsDB(suite.output) as db:
         store_plan(db, suite.plan)
         _plant(db, suite.plan.stage_one(), _val, _test)

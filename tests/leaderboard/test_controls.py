@@ -1,0 +1,91 @@
+"""The controls suite (issue 25 item 5), reduced: suites/controls.yaml loaded with overrides
+to a tiny size, results planted by hand, and the expected-vs-observed machinery checked (not
+the outcomes: the full suite is run by hand, docs/HARNESS.md); plus the strata it prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlbench.db import ResultsDB
+from mlbench.leaderboard import leaderboard
+from mlbench.leaderboard.analysis import build
+from mlbench.stats.strata import STRATA
+from tests.helpers import fill
+
+SUITE = Path(__file__).resolve().parents[2] / "suites" / "controls.yaml"
+TINY = ["dataset.sim.images=120", "dataset.sim.size=16", "dataset.image_size=16",
+        "seeds=[0,1,2]", "train.epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def controls_out(tmp_path_factory):
+    from mlbench.suite import load_suite
+
+    out = tmp_path_factory.mktemp("controls") / "out"
+    suite = load_suite(SUITE, overrides=TINY, env={"MLBENCH_OUT": str(out)}, train_keys=False)
+    # msml clearly below bce, the composite a little above it, shuffled labels at chance
+    strength = {"bce": 1.5, "msml": 0.7, "bce+0.1*msml": 1.55, "bce(labels=shuffled)": 0.0}
+    with ResultsDB(suite.output) as db:
+        fill(db, suite.runs, strength.__getitem__)
+        db.set_meta("reference", "bce")
+        db.set_meta("analysis", suite.config["analysis"])
+        db.set_meta("dataset", {"kind": "sim", "root": "x", "image_size": 16})
+    return suite.output
+
+
+def test_the_suite_declares_its_controls():
+    from mlbench.suite import expectations, load_suite
+
+    suite = load_suite(SUITE, overrides=TINY, env={}, train_keys=False)
+    assert expectations(suite.config["analysis"]) == {
+        "msml vs bce": ("worse",), "bce+0.1*msml vs bce": ("equivalent",),
+        "bce(labels=shuffled) vs chance": ("equivalent",)}
+    assert suite.config["dataset"]["sim"]["test_fraction"] == 0.75
+    assert {r.loss for r in suite.runs} == {"bce", "msml", "bce+0.1*msml", "bce(labels=shuffled)"}
+
+
+def test_expected_and_observed_verdicts_are_shown(controls_out):
+    with ResultsDB(controls_out, readonly=True) as db:
+        df = build(db, reference="bce")
+    prim = {r["contrast"]: r for r in df.attrs["primary"]}
+    assert set(prim) == {"msml vs bce", "bce+0.1*msml vs bce", "bce(labels=shuffled) vs chance"}
+    for r in prim.values():  # whatever the verdict, the check is the verdict's membership
+        assert r["as_expected"] == (r["verdict"] in r["expected"].split(" or "))
+    chance = prim["bce(labels=shuffled) vs chance"]
+    mean = df.loc[df["loss"] == "bce(labels=shuffled)", "mean_auc"].item()
+    assert chance["delta"] == pytest.approx(mean - 0.5)
+    assert chance["delta_lo"] < chance["delta"] < chance["delta_hi"]
+    assert prim["msml vs bce"]["verdict"] == "worse"  # planted far below: the machinery sees it
+    text = leaderboard(controls_out, per_class=False)
+    ok = sum(r["as_expected"] for r in prim.values())
+    assert f"controls: {ok} of 3 as expected" in text
+    assert "expected" in text and ("pass" in text or "FAIL" in text)
+    got = json.loads(leaderboard(controls_out, fmt="json", per_class=False))
+    assert {r["contrast"]: r["as_expected"] for r in got["primary"]} == {
+        k: r["as_expected"] for k, r in prim.items()}
+
+
+def test_strata_per_class_delta_and_validation_beside_test(controls_out):
+    with ResultsDB(controls_out, readonly=True) as db:
+        df = build(db, reference="bce")
+    (entry,) = df.attrs["strata"]
+    assert any("no view strata" in n for n in entry["notes"])  # no dataset behind "x"
+    rows = {r["loss"]: r for r in entry["losses"]}
+    for loss, r in rows.items():
+        assert r["mean_auc"] == pytest.approx(df.loc[df["loss"] == loss, "mean_auc"].item())
+        # 120 planted images: some strata have too few positives of every class (NaN)
+        assert any(np.isfinite(r[name]) for name in STRATA[2:])
+        assert r["val_auc"] == pytest.approx(0.7)  # the planted curve's best epoch
+    assert sorted(r["test_rank"] for r in rows.values()) == [1, 2, 3, 4]
+    prim = {r["contrast"]: r for r in df.attrs["primary"]}
+    for w in entry["wins"]:
+        per = [r["delta"] for r in entry["per_class"] if r["contrast"] == w["contrast"]]
+        assert np.mean(per) == pytest.approx(prim[w["contrast"]]["delta"])
+        assert w["wins"] + w["losses"] + w["ties"] == w["classes"] == len(per)
+    text = leaderboard(controls_out, per_class=False)
+    assert "per-class Δ of msml vs bce" in text and "pos >=2 findings" in text
+    assert "validation vs test" in text
