@@ -20,7 +20,7 @@ from mlbench.signals import SIGTERM_EXIT, sigterm_as_exit
 
 _EPILOG = """\
 first steps:
-  python -m mlbench run suites/quickstart.yaml        simulated data, every loss, ~8 min on CPU
+  python -m mlbench run suites/quickstart.yaml        simulated data, every loss, ~4 min on CPU
   python -m mlbench leaderboard runs/quickstart       the table again (also --format md|csv|html)
   python -m mlbench report runs/quickstart            one HTML file with plots
   python -m mlbench losses                            the registered losses and their papers

@@ -271,7 +271,7 @@ def data_problem(suite: Suite) -> str | None:
         "       export CXR14_ROOT=/path/to/ChestX-ray14\n"
         f"       python -m mlbench run {shlex.quote(str(suite.source)) if suite.source else 'SUITE'}\n"
         "     (or: --set dataset.root=/path/to/ChestX-ray14)\n\n"
-        "No data at hand? The simulated suite (CXR14-sim, generated on the fly, ~8 min on CPU):\n"
+        "No data at hand? The simulated suite (CXR14-sim, generated on the fly, ~4 min on CPU):\n"
         "       python -m mlbench run suites/quickstart.yaml\n"
     )
 
