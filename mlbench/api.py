@@ -72,9 +72,12 @@ class Results:
     csv`` has the same numbers): one row per backbone/head/loss[/setup] with ``mean_auc``,
     ``std``, ``ci_lo``/``ci_hi``, ``delta`` vs the reference with its CI, ``p``, ``p_holm``,
     ``significant``, ``map``, ``lrap``, ``ranking_loss``, ``cost`` and a column per finding;
-    ``leaderboard.attrs["notes"]`` holds its footnotes. A suite's runs are scored on one test
-    split, the suite's own; results of another test set (another dataset set-up) form their
-    own ``setup`` rows.
+    ``leaderboard.attrs["notes"]`` holds its footnotes. The leaderboard is that of the runs'
+    own test split (``nih``); ``test_sets`` maps every test set the runs were scored on
+    (``eval.test_sets``) to its own leaderboard frame, with the same columns and statistics
+    (``{"nih": leaderboard}`` when there is no other), ``transfer`` one row per setup and
+    pair of test sets with the ranking agreement (Kendall's tau, its CI, the verdict) and
+    ``deltas`` Δ vs the reference per test set side by side (both empty with one test set).
     """
 
     output: Path
@@ -82,6 +85,9 @@ class Results:
     per_class: object
     leaderboard: object
     reference: str
+    test_sets: dict = field(default_factory=dict)
+    transfer: object = None
+    deltas: object = None
 
     @property
     def notes(self) -> list[str]:
@@ -140,6 +146,7 @@ def results(out, reference: str | None = None) -> Results:
 
     from mlbench.db import ResultsDB
     from mlbench.leaderboard import leaderboard_frame
+    from mlbench.leaderboard.table import test_set_boards
 
     path = Path(out)
     try:
@@ -148,12 +155,18 @@ def results(out, reference: str | None = None) -> Results:
             runs = db.runs()
             metrics = db.metrics()
             ref = board.attrs.get("reference", reference or db.get_meta("reference", "bce"))
+            sets = test_set_boards(db, board, ref)
     except FileNotFoundError as exc:
         raise MlbenchError(str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise MlbenchError(results_db_problem(path, exc)) from None
+    if sets is None:
+        test_sets, transfer, deltas = {"nih": board}, pd.DataFrame(), pd.DataFrame()
+    else:
+        test_sets = {b.name: b.frame for b in sets["boards"]}
+        transfer, deltas = pd.DataFrame(sets["transfer"]), sets["deltas"]
     return Results(path, _runs_frame(pd, runs, metrics), _per_class_frame(pd, runs, metrics),
-                   board, ref)
+                   board, ref, test_sets, transfer, deltas)
 
 
 _RUN_COLUMNS = ("id", "backbone", "head", "loss", "seed", "status", "error", "device",

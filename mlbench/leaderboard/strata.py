@@ -125,8 +125,10 @@ def _loss_rows(db, block, scores: dict, masks: dict, names: list[str], reference
         if matched and loss != reference:
             row["delta"] = float(np.mean([by_seed[s].auc.mean() - ref[s].auc.mean()
                                           for s in matched]))
-            row["delta_without"] = float(np.mean([by_seed[s].auc[keep].mean()
-                                                  - ref[s].auc[keep].mean() for s in matched]))
+            if keep:  # one class: nothing is left without the sparsest (NaN, said as "-")
+                row["delta_without"] = float(np.mean([by_seed[s].auc[keep].mean()
+                                                      - ref[s].auc[keep].mean()
+                                                      for s in matched]))
         vals = [val[block.runs[loss][s]["id"]] for s in seeds if block.runs[loss][s]["id"] in val]
         row["val_auc"] = float(np.mean(vals)) if vals else math.nan
         per = [stratified_auc(block.targets, scores[(loss, s)], masks, classes)

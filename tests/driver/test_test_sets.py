@@ -126,6 +126,25 @@ def test_one_block_per_test_set_with_cis_and_tests(scored, capsys):
         assert code == 0 and mark in text
 
 
+def test_the_python_api_gives_each_test_set_its_frame(scored, capsys):
+    """``mlbench.results``: one leaderboard frame per test set, the same numbers as the
+    leaderboard's json, and the ranking transfer."""
+    import mlbench
+
+    res = mlbench.results(scored["out"])
+    assert list(res.test_sets) == THREE
+    assert res.test_sets["nih"] is res.leaderboard
+    code, text, _ = cli(capsys, "leaderboard", str(scored["out"]), "--format", "json")
+    board = {t["name"]: t for t in json.loads(text)["test_sets"]}
+    for name, frame in res.test_sets.items():
+        got = frame.set_index("loss")["mean_auc"]
+        want = {r["loss"]: r["mean_auc"] for r in board[name]["rows"] if r.get("seeds")}
+        assert set(want) == {"bce", "msml"}
+        assert all(got[loss] == pytest.approx(v, abs=1e-9) for loss, v in want.items()), name
+    assert len(res.transfer) == 3 and {"tau", "verdict"} <= set(res.transfer.columns)
+    assert not res.deltas.empty
+
+
 def test_status_and_calibrate_per_test_set(scored, capsys):
     out = str(scored["out"])
     code, text, _ = cli(capsys, "status", out, "--format", "json")
