@@ -30,6 +30,24 @@ REPO = Path(__file__).resolve().parents[1]
 FINDINGS = tuple(f"F{i}" for i in range(14))
 
 
+class NanAt:
+    """A loss for the engine: BCE, but NaN at training call number ``at`` (0-based;
+    evaluation calls, made without grad, are not counted)."""
+
+    def __init__(self, at):
+        self.at, self.calls = at, 0
+
+    def __call__(self, logits, targets):
+        import torch
+        import torch.nn.functional as F
+
+        out = F.binary_cross_entropy_with_logits(logits, targets)
+        if not torch.is_grad_enabled():
+            return out
+        self.calls += 1
+        return out * float("nan") if self.calls - 1 == self.at else out
+
+
 # ------------------------------------------------------------------ the tiny suite
 # 2 runs (bce, msml; seed 0) of test_resnet at 16 px, 2 epochs of 2 steps, on CXR14-sim
 # (120 images of 32 px; the session's shared folder is the `sim_root` fixture).

@@ -18,6 +18,7 @@ from mlbench.train import (
     lr_at,
     save_checkpoint,
 )
+from tests.helpers import NanAt
 
 
 @pytest.fixture
@@ -58,20 +59,6 @@ def test_different_seed_differs(run):
     _, _, o1 = run(seed=0, cfg=TrainConfig(epochs=1))
     _, _, o2 = run(seed=1, cfg=TrainConfig(epochs=1))
     assert not np.array_equal(o1["scores"], o2["scores"])
-
-
-class NanAt:
-    """BCE, but NaN at training call number ``at`` (0-based; evaluation calls not counted)."""
-
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, logits, targets):
-        out = F.binary_cross_entropy_with_logits(logits, targets)
-        if not torch.is_grad_enabled():
-            return out
-        self.calls += 1
-        return out * float("nan") if self.calls - 1 == self.at else out
 
 
 @pytest.mark.parametrize("check_every", [1, 4, 50])

@@ -5,29 +5,13 @@ of "epoch 1/3"."""
 from __future__ import annotations
 
 import pytest
-import torch.nn.functional as F
 
 from mlbench.logs import worker_run
 from mlbench.models import build_model
 from mlbench.train import TrainConfig, deterministic, fit
+from tests.helpers import NanAt
 
 pytestmark = pytest.mark.reliability
-
-
-class NanAt:
-    """BCE, but NaN at training call number ``at`` (0-based; evaluation calls not counted)."""
-
-    def __init__(self, at):
-        self.at, self.calls = at, 0
-
-    def __call__(self, logits, targets):
-        import torch
-
-        out = F.binary_cross_entropy_with_logits(logits, targets)
-        if not torch.is_grad_enabled():
-            return out
-        self.calls += 1
-        return out * float("nan") if self.calls - 1 == self.at else out
 
 
 def test_the_nan_message_and_the_log_count_epochs_alike(task, loaders, capfd):
