@@ -75,15 +75,10 @@ def private_core_pool(tmp_path, monkeypatch):
 def filled(tmp_path):
     """(output dir, suite) with every run finished on fake predictions: resnet10t x {linear,
     bilinear} x {bce, msml, bce+0.1*msml} x seeds {0, 1}, better losses in that order."""
-    from mlbench.db import ResultsDB
     from mlbench.suite import load_suite
-    from tests.helpers import EIGHT_RUNS, fill
+    from tests.helpers import EIGHT_RUNS, fill_suite
 
     suite = load_suite(tiny_suite(None, tmp_path / "out", EIGHT_RUNS, **{
         "grid.loss": ["bce", "msml", "bce+0.1*msml"]}), train_keys=False)
     strength = {"bce": 1.0, "msml": 1.5, "bce+0.1*msml": 2.0}
-    with ResultsDB(suite.output) as db:
-        fill(db, suite.runs, strength.__getitem__)
-        db.set_meta("reference", "bce")
-        db.set_meta("dataset", {"kind": "sim", "root": "x", "image_size": 32})
-    return suite.output, suite
+    return fill_suite(suite, strength, 32), suite

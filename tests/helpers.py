@@ -190,6 +190,22 @@ def fill(db, runs, signal_of: Callable[[str], float], seed: int = 0,
               seed=run.seed, epochs=history)
 
 
+def fill_suite(suite, strength: Mapping[str, float], image_size: int,
+               analysis: bool = False):
+    """A results folder planted by hand for ``suite``'s runs (``fill`` with each loss's
+    signal ``strength[loss]``), reference bce, a sim dataset of ``image_size`` px and, with
+    ``analysis``, the suite's analysis section (its primary contrasts); returns its output."""
+    from mlbench.db import ResultsDB
+
+    with ResultsDB(suite.output) as db:
+        fill(db, suite.runs, strength.__getitem__)
+        db.set_meta("reference", "bce")
+        if analysis:
+            db.set_meta("analysis", suite.config["analysis"])
+        db.set_meta("dataset", {"kind": "sim", "root": "x", "image_size": image_size})
+    return suite.output
+
+
 # ------------------------------------------------------------------ what runs stored
 TIMING = frozenset({"train_seconds", "train_images_per_s", "train_time", "eval_time",
                     "images_per_s"})

@@ -14,7 +14,7 @@ from mlbench.db import ResultsDB
 from mlbench.leaderboard import leaderboard
 from mlbench.leaderboard.analysis import build
 from mlbench.stats.strata import STRATA
-from tests.helpers import fill
+from tests.helpers import fill_suite
 
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "controls.yaml"
 TINY = ["dataset.sim.images=120", "dataset.sim.size=16", "dataset.image_size=16",
@@ -29,12 +29,7 @@ def controls_out(tmp_path_factory):
     suite = load_suite(SUITE, overrides=TINY, env={"MLBENCH_OUT": str(out)}, train_keys=False)
     # msml clearly below bce, the composite a little above it, shuffled labels at chance
     strength = {"bce": 1.5, "msml": 0.7, "bce+0.1*msml": 1.55, "bce(labels=shuffled)": 0.0}
-    with ResultsDB(suite.output) as db:
-        fill(db, suite.runs, strength.__getitem__)
-        db.set_meta("reference", "bce")
-        db.set_meta("analysis", suite.config["analysis"])
-        db.set_meta("dataset", {"kind": "sim", "root": "x", "image_size": 16})
-    return suite.output
+    return fill_suite(suite, strength, 16, analysis=True)
 
 
 def test_the_suite_declares_its_controls():

@@ -13,7 +13,7 @@ from mlbench.db import ResultsDB
 from mlbench.leaderboard import leaderboard
 from mlbench.leaderboard.analysis import build
 from mlbench.stats.verdicts import family_verdicts
-from tests.helpers import EIGHT_RUNS, fill, tiny_suite
+from tests.helpers import EIGHT_RUNS, fill_suite, tiny_suite
 
 PRIMARY = ["bce+0.1*msml vs bce", "msml vs bce+0.1*msml @ resnet10t/linear"]
 
@@ -26,12 +26,7 @@ def primary_out(tmp_path_factory):
         "grid.loss": ["bce", "msml", "bce+0.1*msml"], "seeds": [0, 1, 2],
         "analysis": {"primary": PRIMARY, "margin": 0.05}}), train_keys=False)
     strength = {"bce": 1.0, "msml": 1.5, "bce+0.1*msml": 2.0}
-    with ResultsDB(suite.output) as db:
-        fill(db, suite.runs, strength.__getitem__)
-        db.set_meta("reference", "bce")
-        db.set_meta("analysis", suite.config["analysis"])
-        db.set_meta("dataset", {"kind": "sim", "root": "x", "image_size": 32})
-    return suite.output
+    return fill_suite(suite, strength, 32, analysis=True)
 
 
 def test_families_and_verdicts(primary_out):
