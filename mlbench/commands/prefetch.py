@@ -29,7 +29,7 @@ def _cmd_prefetch(args) -> int:
     from pathlib import Path
 
     from mlbench.commands.common import quote
-    from mlbench.models.hub import hub_weights, prefetch
+    from mlbench.models.hub import prefetch
     from mlbench.suite import SuiteError, load_suite
     from mlbench.suite.grid import backbone_weights
     from mlbench.suite.schema import as_list
@@ -50,13 +50,9 @@ def _cmd_prefetch(args) -> int:
     folder = Path(args.dir) if args.dir else None
     got = {}
     for backbone in needed:
-        if hub_weights(backbone).source == "none":
-            print(f"error: backbone {backbone!r} has no pretrained weights in timm; set "
-                  "model.pretrained: false or give a model.weights file", file=sys.stderr)
-            return 2
         try:
             got[backbone] = prefetch(backbone, folder)
-        except (RuntimeError, OSError) as exc:
+        except (ValueError, RuntimeError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"{backbone}: {got[backbone]}")

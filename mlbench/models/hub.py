@@ -72,7 +72,8 @@ def prefetch(backbone: str, folder: Path | None = None) -> Path:
     """
     where = hub_weights(backbone)
     if where.source == "none":
-        raise ValueError(f"timm has no pretrained weights for backbone {backbone!r}")
+        raise ValueError(f"backbone {backbone!r} has no pretrained weights in timm; set "
+                         "model.pretrained: false or give a model.weights file")
     try:
         net = timm.create_model(backbone, pretrained=True, num_classes=0)
     except Exception as e:  # hub/network errors come in many types (OSError, HF, requests...)
