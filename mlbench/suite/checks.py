@@ -84,11 +84,14 @@ def check_weights(suite: Suite) -> None:
 
     model = suite.config["model"]
     backbones = as_list(suite.config["grid"]["backbone"])
+    checked: set = set()
     for backbone, file in backbone_weights(model["weights"], backbones).items():
         key = "`model.weights`" if isinstance(model["weights"], str) else \
             f"`model.weights.{backbone}`"
         if file is not None:
-            check_weights_file(file, key)
+            if file not in checked:  # one file for every backbone: loaded once
+                check_weights_file(file, key)
+                checked.add(file)
             continue
         if not (model["pretrained"] and offline()):
             continue
