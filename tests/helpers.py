@@ -89,6 +89,21 @@ TUNED = {
 TUNE = {"train": {"lr": [1e-3, 3e-3]}, "loss": {"bce+{alpha}*msml": {"alpha": [0.1, 0.3]}}}
 
 
+def fake_selection(plan, pick: int = 0) -> dict:
+    """Every cell of a tuning ``plan`` as if its selection runs had finished (validation AUC
+    0.5 each), the setting at position ``pick`` chosen: cell key -> ``Selection``."""
+    from mlbench.suite import Selection
+
+    out = {}
+    for c in plan.cells:
+        n = len(c.settings)
+        out[c.key] = Selection(*c.key, c.budget, c.space, plan.stages, c.seeds,
+                               [s.values for s in c.settings], [s.index for s in c.settings],
+                               [{k: r.id for k, r in s.runs.items()} for s in c.settings],
+                               [0.5] * n, ["finished"] * n, c.settings[pick].index)
+    return out
+
+
 def tiny_suite(root: Path | str | None, out: Path | str, *layers: Mapping,
                **changes) -> dict:
     """The tiny suite (``BASE``) as a mapping, with changes.

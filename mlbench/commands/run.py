@@ -95,6 +95,8 @@ def _cmd_run(args) -> int:
         print(f"\n{len(runs)} runs; output {suite.output}")
         if suite.plan is not None:
             print(suite.plan.describe())
+        elif suite.seeds.more:
+            print(suite.seeds.describe())
         if problem:  # the listing stands; say that the runs could not start yet
             print(f"\nnote: a real run would stop here:\n{problem}", file=sys.stderr)
         return 0

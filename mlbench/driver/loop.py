@@ -87,6 +87,7 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
         db.set_meta("dataset", dataset_meta(suite.dataset))
         db.set_meta("reference", suite.config["eval"]["reference"])
         db.set_meta("analysis", suite.config.get("analysis") or {})
+        db.set_meta("seeds", suite.seeds.to_json())  # every cell's: the leaderboard's complete
         db.set_meta("findings", list(FINDINGS))
         before = db.counts(ids)
     # running now: held by another live driver (stale ones were reset above); waited for, and

@@ -50,8 +50,10 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
     if plan.stages == 2:
         second = filter_runs(plan.stage_two(sel), only, strict=False)
         if say:
+            more = " and the cells' added seeds" if any(c.seeds != plan.seeds
+                                                         for c in plan.cells) else ""
             print(f"tune: stage 2: {len(second)} runs (chosen settings on seeds "
-                  f"{plan.seeds[1:]})", flush=True)
+                  f"{plan.seeds[1:]}{more})", flush=True)
         if second:
             run_suite(suite, second, progress=progress, **kwargs)
     done = unique_runs(first + second)

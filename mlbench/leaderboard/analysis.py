@@ -300,7 +300,8 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     CI (:func:`mlbench.stats.mean_ci`); ``delta``, ``delta_lo``/``delta_hi``, ``p``: the paired
     comparison with the reference on the seeds both have (:func:`mlbench.stats.compare`);
     ``p_holm``: Holm over every comparison of the table; ``significant``: p_holm < alpha;
-    ``incomplete``: fewer finished seeds than the setup's fullest loss; ``cost``: train time
+    ``incomplete``: fewer finished seeds than its cell's seeds in the suite
+    (:func:`planned_seeds`; results without them: than the setup's fullest loss); ``cost``: train time
     / the reference's (same seed and device). ``df.attrs["notes"]``: the footnotes.
     ``analysis``: the suite's ``analysis`` section (default: stored with the results); its
     primary contrasts form their own Holm family (:mod:`.primary`: ``family``, ``verdict``;
@@ -315,6 +316,7 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     if analysis is None:
         analysis = db.get_meta("analysis", {}) or {}
     contrasts = prim.evaluate(blocks, analysis, reference, alpha, many_setups)
+    planned = planned_seeds(db)
     rows, notes, tests = [], [], []
     for block in blocks:
         backbone, head, setup = block.key
@@ -329,9 +331,10 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
             by_seed = block.stats.get(loss, {})
             seeds = sorted(by_seed)
             recs = [block.records[block.runs[loss][s]["id"]] for s in seeds]
+            want = planned.get((backbone, head, loss), len(seeds_all))
             row = {"backbone": backbone, "head": head, "loss": loss, "seeds": len(seeds),
                    "failed": failed.get(block.key + (loss,), 0),
-                   "incomplete": 0 < len(seeds) < len(seeds_all)}
+                   "incomplete": 0 < len(seeds) < want}
             if many_setups:
                 row["setup"] = setup
             if contrasts:
@@ -410,6 +413,21 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
     df.attrs["reference"] = reference
     df.attrs["rule"] = (rule or SparseRule()).describe()
     return df
+
+
+def planned_seeds(db) -> dict:
+    """(backbone, head, loss) -> the number of seeds the suite gives the cell (meta ``seeds``,
+    stored by ``run``; a cell may have more than the others, ``seeds.cells``), less the
+    selection seed of a ``tune.fresh_seeds`` cell (not reported); {} for older results."""
+    import json
+
+    stored = db.get_meta("seeds", {}) or {}
+    fresh = getattr(db, "fresh", set())
+    out = {}
+    for cid, seeds in stored.items():
+        key = tuple(json.loads(cid))
+        out[key] = len(seeds) - (key in fresh)
+    return out
 
 
 def unstable_flags(terms: dict) -> dict:

@@ -26,70 +26,100 @@ MAX_SEEDS = 32  # plan looks for the seeds an effect needs up to this many
 @dataclass
 class Family:
     """One Holm family of a suite: m comparisons in blocks of ``losses`` losses; ``cells``
-    the (backbone, head, loss) cells whose seeds the family's comparisons use."""
+    the (backbone, head, loss) cells whose seeds the family's comparisons use; ``matched``
+    each comparison's matched seeds (the seeds both cells have, ``seeds.cells``)."""
 
     name: str
     m: int
     losses: int
     cells: set = field(default_factory=set)
+    matched: list = field(default_factory=list)
+
+    @property
+    def seeds(self) -> int:
+        """The family's seeds: its comparisons' fewest matched seeds (what it is simulated
+        with; a family whose comparisons differ is planned for its weakest)."""
+        return min(self.matched, default=0)
+
+    @property
+    def seeds_text(self) -> str:
+        lo, hi = self.seeds, max(self.matched, default=0)
+        return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
 def families(suite) -> list[Family]:
     """The suite's comparison families (the leaderboard's: :mod:`.primary`)."""
     from mlbench.leaderboard.analysis import loss_key
-    from mlbench.suite import loss_label, normalise_loss, parse_contrasts
+    from mlbench.suite import CHANCE, loss_label, normalise_loss, parse_contrasts
     from mlbench.suite.schema import as_list
 
     cfg = suite.config
+    per_cell = suite.seeds
     losses = [loss_key(loss_label(normalise_loss(s, "grid.loss")))
               for s in as_list(cfg["grid"]["loss"])]
     ref = loss_key(cfg["eval"]["reference"])
     blocks = [(str(b), str(h)) for b in as_list(cfg["grid"]["backbone"])
               for h in as_list(cfg["grid"]["head"])]
+
+    def matched(b, h, a, other) -> int:
+        mine = per_cell.of(b, h, a)
+        return len(mine) if other == CHANCE else len(set(mine) & set(per_cell.of(b, h, other)))
+
     others = [x for x in losses if x != ref]
     every = {(b, h, x) for b, h in blocks for x in others}
     contrasts = parse_contrasts((cfg.get("analysis") or {}).get("primary") or [])
     if not contrasts:
         return [Family("all comparisons", len(every), len(losses),
-                       {(b, h, x) for b, h in blocks for x in losses})]
-    prim, prim_rows, cells = 0, set(), set()
+                       {(b, h, x) for b, h in blocks for x in losses},
+                       [matched(b, h, x, ref) for b, h, x in sorted(every)])]
+    prim, prim_rows, cells, seen = 0, set(), set(), []
     for c in contrasts:
         for b, h in blocks:
             if c.applies(b, h):
                 prim += 1
-                cells |= {(b, h, c.a), (b, h, c.b)}
+                cells |= {(b, h, c.a)} | ({(b, h, c.b)} if c.b != CHANCE else set())
+                seen.append(matched(b, h, c.a, c.b))
                 if c.b == ref:
                     prim_rows.add((b, h, c.a))
-    out = [Family("primary", prim, len(losses), cells)]
+    out = [Family("primary", prim, len(losses), cells, seen)]
     rest = every - prim_rows
     if rest:
         out.append(Family("exploratory", len(rest), len(losses),
-                          {(b, h, x) for b, h in blocks for x in losses}))
+                          {(b, h, x) for b, h in blocks for x in losses},
+                          [matched(b, h, x, ref) for b, h, x in sorted(rest)]))
     return out
 
 
-def runs_at(suite, seeds: int, cells: set | None = None) -> int:
-    """Runs of the suite with ``seeds`` seeds for ``cells`` (default every cell; the others
-    keep the suite's seeds): tuned cells run their settings on the first seed (``stages: 2``)
-    or on every seed."""
+def runs_at(suite, seeds: int | None = None, cells: set | None = None) -> int:
+    """Runs of the suite, each cell on its own seeds (``seeds.cells``); with ``seeds``, the
+    cells of ``cells`` (default every cell) on that many instead (a cell that ``seeds.cells``
+    gives more keeps them: another family needs them). Tuned cells run their settings on the
+    first seed (``stages: 2``) or on every seed."""
+    from mlbench.leaderboard.analysis import loss_key
+    from mlbench.suite import loss_label, normalise_loss
     from mlbench.suite.schema import as_list
 
     cfg = suite.config
-    base = len(as_list(cfg["seeds"]))
+    per_cell = suite.seeds
+    default = len(per_cell.default)
+
+    def count(key, own: int) -> int:
+        if seeds is None or not (cells is None or key in cells):
+            return own
+        return max(own, seeds) if own != default else seeds
+
     plan = suite.plan
     total = 0
     if plan is None:
-        from mlbench.leaderboard.analysis import loss_key
-        from mlbench.suite import loss_label, normalise_loss
-
         for b in as_list(cfg["grid"]["backbone"]):
             for h in as_list(cfg["grid"]["head"]):
                 for spec in as_list(cfg["grid"]["loss"]):
-                    key = (str(b), str(h), loss_key(loss_label(normalise_loss(spec, "grid.loss"))))
-                    total += seeds if cells is None or key in cells else base
+                    label = loss_label(normalise_loss(spec, "grid.loss"))
+                    key = (str(b), str(h), loss_key(label))
+                    total += count(key, len(per_cell.of(b, h, label)))
         return total
     for c in plan.cells:
-        s = seeds if cells is None or c.key in cells else base
+        s = count(c.key, len(c.seeds))
         n = len(c.settings)
         total += n * s if plan.stages == 1 else n + s - 1
     return total
@@ -144,7 +174,6 @@ def plan_table(suite, structure, seed_sd: float, *, effect: float = 0.005,
     from mlbench.stats import SparseRule
     from mlbench.stats import design as dz
     from mlbench.stats import simulate as sim
-    from mlbench.suite.schema import as_list
 
     model = model or sim.ScoreModel()
     classes, _ = SparseRule().check(structure.targets, structure.groups)
@@ -156,14 +185,16 @@ def plan_table(suite, structure, seed_sd: float, *, effect: float = 0.005,
     if seed_sd < floor:
         raise ValueError(f"seed SD {seed_sd:g} is below {floor:.4g}, what a run's own test-set "
                          "noise alone gives on this split: give a larger --seed-sd")
-    s0 = len(as_list(suite.config["seeds"]))
     epochs = suite.config["train"].get("epochs", 1) if isinstance(suite.config["train"], dict) \
         else 1
     rows = []
     for fam in families(suite):
+        s0 = fam.seeds
         if progress:
-            print(f"  {fam.name}: m = {fam.m}, {fam.losses} losses x {s0} seeds ...", flush=True)
+            print(f"  {fam.name}: m = {fam.m}, {fam.losses} losses x {fam.seeds_text} seeds ...",
+                  flush=True)
         row = {"family": fam.name, "comparisons": fam.m, "losses": fam.losses, "seeds": s0,
+               "seeds_text": fam.seeds_text,
                "se": dz.true_se(pm, seed_sd, s0, rho) if s0 >= 2 else math.nan,
                "se_limit": math.sqrt(2 * pm.vu.sum())}
         if s0 >= 2 and fam.losses >= 2:
@@ -177,7 +208,7 @@ def plan_table(suite, structure, seed_sd: float, *, effect: float = 0.005,
                                    replicates, seed, rho, alpha, max_seeds, pm)
         row.update(effect=effect, seeds_needed=need, power_needed=pw, max_seeds=max_seeds,
                    se_needed=dz.true_se(pm, seed_sd, need, rho) if need else math.nan,
-                   runs=runs_at(suite, s0),
+                   runs=runs_at(suite),
                    runs_needed=runs_at(suite, need, fam.cells) if need else None)
         h = _hours(epoch_h, suite)
         row["gpu_hours"] = row["runs"] * epochs * h if h else math.nan
@@ -210,10 +241,8 @@ def _hours_at(suite, seeds, cells, epoch_h, epochs) -> float:
     for b in as_list(suite.config["grid"]["backbone"]):
         sub = {c for c in cells if c[0] == str(b)}
         h = epoch_h.get(str(b), epoch_h.get("all"))
-        share = runs_at(suite, seeds, sub) - runs_at(suite, len(as_list(suite.config["seeds"])),
-                                                      sub)
-        total += share * epochs * h
-    base = runs_at(suite, len(as_list(suite.config["seeds"]))) * epochs * _hours(epoch_h, suite)
+        total += (runs_at(suite, seeds, sub) - runs_at(suite)) * epochs * h
+    base = runs_at(suite) * epochs * _hours(epoch_h, suite)
     return base + total
 
 
@@ -224,7 +253,8 @@ def render_plan(rows: list[dict], header: list[str]) -> str:
     def f(x, fmt):
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
 
-    table = [[r["family"], r["comparisons"], f"{r['losses']} x {r['seeds']}", f(r["se"], ".4f"),
+    table = [[r["family"], r["comparisons"], f"{r['losses']} x {r.get('seeds_text', r['seeds'])}",
+              f(r["se"], ".4f"),
               f(r["se_limit"], ".4f"),
               f(r["mde"], ".4f") or "> 0.3", f"{100 * r['power']:.0f}%",
               (str(r["seeds_needed"]) if r["seeds_needed"] else

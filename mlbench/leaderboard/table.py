@@ -1,7 +1,7 @@
 """The leaderboard table: ``python -m mlbench leaderboard OUT`` as text, Markdown, CSV or HTML.
 
 Per (backbone, head, loss), over its finished seeds (numbers: :func:`analysis.build`):
-seeds (marked incomplete when fewer than the setup's fullest loss), mean test AUC ± SD over
+seeds (marked incomplete when fewer than its cell's seeds in the suite), mean test AUC ± SD over
 seeds, its 95% CI, Δ vs the reference loss with its 95% CI, the raw and the Holm-adjusted
 p-value (significance marked on the adjusted one), mAP, label ranking average precision,
 ranking loss, cost (train time relative to the reference), per-class AUC. The footnote says

@@ -72,8 +72,12 @@ def fresh_note(selections: dict, fresh: set) -> str | None:
     sels = [s for k, s in selections.items() if k in fresh]
     if not sels:
         return None
+    sels = sorted(sels, key=lambda x: len(x.seeds))  # the suite's seeds first
     n = len(sels[0].seeds)
-    return (f"fresh_seeds: each tuned loss is reported on seeds {sels[0].seeds[1:]}, the "
+    more = sorted({len(x.seeds) for x in sels} - {n})
+    also = (f" (cells with {', '.join(map(str, more))} seeds: theirs after the first)"
+            if more else "")
+    return (f"fresh_seeds: each tuned loss is reported on seeds {sels[0].seeds[1:]}{also}, the "
             f"selection run on seed {sels[0].seeds[0]} left out (it won its cell on validation: "
             f"a small winner's curse if kept). Cost: {n - 1} of {n} seeds reported, so the "
             f"seed term's variance of a mean is {n / (n - 1):.2f}x (SE {((n / (n - 1)) ** 0.5):.2f}x) "

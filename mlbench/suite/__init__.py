@@ -23,7 +23,15 @@ reported at once; ``check_names`` imports the registries, the only source of val
 
 from mlbench.suite.checks import check_names, data_problem, sim_root_problem
 from mlbench.suite.contrasts import CHANCE, Contrast, expectations, parse_contrast, parse_contrasts
-from mlbench.suite.grid import Run, expand, loss_label, normalise_loss, training_labels
+from mlbench.suite.grid import (
+    CellSeeds,
+    Run,
+    cell_seeds,
+    expand,
+    loss_label,
+    normalise_loss,
+    training_labels,
+)
 from mlbench.suite.identity import canonical_json, path_run_id, run_id
 from mlbench.suite.load import (
     Suite,
@@ -60,7 +68,7 @@ from mlbench.suite.selection import (
 from mlbench.suite.tuning import Cell, Plan, Setting, plan_suite, unique_runs
 
 __all__ = [
-    "CHANCE", "Contrast", "expectations", "parse_contrast", "parse_contrasts",
+    "CHANCE", "CellSeeds", "Contrast", "cell_seeds", "expectations", "parse_contrast", "parse_contrasts",
     "DATASET", "EVAL", "GRID", "GRID_AXES", "META_KEY", "MODEL", "SIM", "TOP",
     "TRAIN_HARNESS", "Cell", "Key", "Plan", "Run", "Selection", "Setting", "Suite",
     "SuiteError", "apply_overrides", "canonical_json", "check_names", "data_problem",

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlbench.suite.identity import run_id
-from mlbench.suite.schema import OPTIONAL_KEYS, SEED_MAX, SuiteError, as_list, yaml_float
+from mlbench.suite.schema import (
+    OPTIONAL_KEYS,
+    SEED_MAX,
+    Key,
+    SuiteError,
+    as_list,
+    check_section,
+    yaml_float,
+)
 
 
 @dataclass
@@ -194,24 +202,21 @@ def _without_defaults(section: dict, name: str) -> dict:
 
 
 def expand(cfg: dict) -> list[Run]:
-    """One ``Run`` per backbone x head x loss x seed, in suite order."""
+    """One ``Run`` per backbone x head x loss x seed of its cell (:func:`cell_seeds`), in
+    suite order (a cell's added seeds after the suite's)."""
     grid = cfg["grid"]
     backbones = as_list(grid["backbone"])
     heads = as_list(grid["head"])
     losses_ = [normalise_loss(s, f"grid.loss[{i}]") for i, s in enumerate(as_list(grid["loss"]))]
-    seeds = as_list(cfg["seeds"])
-    for axis, values in (("grid.backbone", backbones), ("grid.head", heads), ("seeds", seeds)):
-        kind = int if axis == "seeds" else str
+    for axis, values in (("grid.backbone", backbones), ("grid.head", heads)):
         for i, v in enumerate(values):
-            if not isinstance(v, kind) or isinstance(v, bool):
-                raise SuiteError(f"`{axis}[{i}]` must be {kind.__name__}, got {v!r}")
-            if kind is int and not 0 <= v <= SEED_MAX:
-                raise SuiteError(f"`{axis}[{i}]` must be in [0, {SEED_MAX}] (a 32-bit seed, "
-                                 f"what every RNG of a run takes), got {v}")
+            if not isinstance(v, str):
+                raise SuiteError(f"`{axis}[{i}]` must be str, got {v!r}")
         if not values:
             raise SuiteError(f"`{axis}` is empty")
     if not losses_:
         raise SuiteError("`grid.loss` is empty")
+    seeds = cell_seeds(cfg)
     for i, spec in enumerate(losses_):
         check_recipe(spec, cfg["train"]["epochs"], f"grid.loss[{i}]")
     shared = {
@@ -222,17 +227,146 @@ def expand(cfg: dict) -> list[Run]:
     }
     weights = backbone_weights(cfg["model"].get("weights"), backbones)
     runs, seen = [], set()
-    for backbone, head, loss, seed in itertools.product(backbones, heads, losses_, seeds):
-        config = {"suite": cfg["name"], "backbone": backbone, "head": head, "loss": loss,
-                  "seed": seed, **copy.deepcopy(shared)}
-        if isinstance(cfg["model"].get("weights"), dict):  # a run holds its backbone's file
-            config["model"]["weights"] = weights[backbone]
-        rid = run_id(config)
-        if rid in seen:  # the same cell listed twice runs once
-            continue
-        seen.add(rid)
-        runs.append(Run(rid, config))
+    for backbone, head, loss in itertools.product(backbones, heads, losses_):
+        for seed in seeds.of(backbone, head, loss_label(loss)):
+            config = {"suite": cfg["name"], "backbone": backbone, "head": head, "loss": loss,
+                      "seed": seed, **copy.deepcopy(shared)}
+            if isinstance(cfg["model"].get("weights"), dict):  # a run holds its backbone's file
+                config["model"]["weights"] = weights[backbone]
+            rid = run_id(config)
+            if rid in seen:  # the same cell listed twice runs once
+                continue
+            seen.add(rid)
+            runs.append(Run(rid, config))
     return runs
+
+
+# ---------------------------------------------------------------- seeds per cell
+# ``seeds`` is a list (every cell's seeds) or a mapping ``{default: [...], cells: [{only:
+# {backbone: ..., head: ..., loss: [...]}, seeds: [...]}, ...]}``: the cells an entry's
+# ``only`` matches (by the names ``--only`` uses; a key left out matches every value) run its
+# seeds, which begin with ``default`` (a cell adds seeds: the selection seed of a tuned suite
+# is every cell's first, and comparisons with other cells use the seeds they share). A run's
+# id is its config's, which holds its seed, never the list: adding seeds to a cell adds runs.
+SEEDS = {"default": Key((list, int), doc="every cell's seeds (the cells below add to them)"),
+         "cells": Key((list,), [], doc="[{only: {backbone|head|loss: name or list}, seeds: "
+                      "[...]}]: cells with more seeds")}
+CELL_AXES = ("backbone", "head", "loss")
+
+
+@dataclass(frozen=True)
+class CellSeeds:
+    """The seeds of every (backbone, head, loss label) cell of a suite."""
+
+    default: list
+    cells: dict  # (backbone, head, loss label) -> its seeds, every cell of the grid
+
+    def of(self, backbone: str, head: str, loss: str) -> list:
+        return self.cells.get((backbone, head, loss), self.default)
+
+    @property
+    def more(self) -> dict:
+        """The cells whose seeds are not ``default``."""
+        return {k: v for k, v in self.cells.items() if v != self.default}
+
+    def to_json(self) -> dict:
+        """Cell id (JSON of the key) -> seeds, as stored in results.db (meta ``seeds``)."""
+        import json
+
+        return {json.dumps(list(k)): list(v) for k, v in self.cells.items()}
+
+    def describe(self) -> str:
+        """``seeds [0, 1, 2]; 3 cells [0, 1, 2, 3, 4]: a/b/c, ...`` (the dry run)."""
+        by: dict = {}
+        for key, seeds in self.more.items():
+            by.setdefault(tuple(seeds), []).append("/".join(key))
+        text = f"seeds {list(self.default)}"
+        for seeds, cells in by.items():
+            text += f"; {len(cells)} cell(s) {list(seeds)}: {', '.join(cells)}"
+        return text
+
+
+def _check_seed_list(values, where: str) -> list:
+    values = as_list(values)
+    if not values:
+        raise SuiteError(f"`{where}` is empty")
+    for i, v in enumerate(values):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise SuiteError(f"`{where}[{i}]` must be int, got {v!r}")
+        if not 0 <= v <= SEED_MAX:
+            raise SuiteError(f"`{where}[{i}]` must be in [0, {SEED_MAX}] (a 32-bit seed, "
+                             f"what every RNG of a run takes), got {v}")
+    return values
+
+
+def cell_seeds(cfg: dict) -> CellSeeds:
+    """Every cell's seeds from a suite's ``seeds`` (a list, or the mapping above).
+
+    Raises:
+        SuiteError: names the key and the fix: an unknown axis in ``only``, a name not in the
+            grid, an entry matching no cell, seeds that are not ints, that do not begin with
+            ``seeds.default`` or repeat one, two entries giving one cell different seeds.
+    """
+    raw = cfg["seeds"]
+    grid = cfg["grid"]
+    backbones, heads = as_list(grid["backbone"]), as_list(grid["head"])
+    labels = list(dict.fromkeys(loss_label(normalise_loss(s, f"grid.loss[{i}]"))
+                                for i, s in enumerate(as_list(grid["loss"]))))
+    keys = list(itertools.product(backbones, heads, labels))
+    if not isinstance(raw, dict):
+        default = _check_seed_list(raw, "seeds")
+        return CellSeeds(default, dict.fromkeys(keys, default))
+    sec = check_section(raw, SEEDS, "seeds")
+    default = _check_seed_list(sec["default"], "seeds.default")
+    cells = dict.fromkeys(keys, default)
+    given: dict = {}
+    names = {"backbone": backbones, "head": heads, "loss": labels}
+    for i, entry in enumerate(sec["cells"]):
+        at = f"seeds.cells[{i}]"
+        if not isinstance(entry, dict) or set(entry) != {"only", "seeds"}:
+            raise SuiteError(f"`{at}` must be a mapping with the keys `only` and `seeds`, e.g. "
+                             "{only: {backbone: densenet121, loss: [bce, msml]}, seeds: "
+                             f"{default + [max(default) + 1]}}}, got {entry!r}")
+        only = entry["only"]
+        if not isinstance(only, dict) or not only:
+            raise SuiteError(f"`{at}.only` must map some of {list(CELL_AXES)} to a name or a "
+                             f"list of names (as --only), got {only!r}")
+        want = {}
+        for axis, value in only.items():
+            if axis not in CELL_AXES:
+                extra = (" (a cell's seeds are its `seeds`)" if axis == "seed" else "")
+                raise SuiteError(f"unknown key `{at}.only.{axis}`{extra}; valid keys: "
+                                 f"{list(CELL_AXES)}")
+            want[axis] = [_cell_name(v, axis, f"{at}.only.{axis}") for v in as_list(value)]
+            for name in want[axis]:
+                if name not in names[axis]:
+                    raise SuiteError(f"`{at}.only.{axis}`: {name!r} is not in the grid, so "
+                                     f"it matches no cell; {axis} values: {names[axis]}")
+        seeds = _check_seed_list(entry["seeds"], f"{at}.seeds")
+        if seeds[:len(default)] != default or len(set(seeds)) != len(seeds):
+            fix = default + [s for s in dict.fromkeys(seeds) if s not in default]
+            raise SuiteError(f"`{at}.seeds` must begin with `seeds.default` {default} and add "
+                             f"seeds not listed yet (a cell adds seeds: the first is the "
+                             f"selection seed of every cell), got {seeds}; write {fix}")
+        # the grid is a product: names that are in it always match some cell
+        matched = [k for k in keys if all(dict(zip(CELL_AXES, k, strict=True))[a] in v
+                                          for a, v in want.items())]
+        for key in matched:
+            if key in given and cells[key] != seeds:
+                raise SuiteError(f"cell {'/'.join(key)} gets seeds {cells[key]} from "
+                                 f"`seeds.cells[{given[key]}]` and {seeds} from `{at}`; give "
+                                 "it one list (narrow an `only`)")
+            cells[key], given[key] = seeds, i
+    return CellSeeds(default, cells)
+
+
+def _cell_name(value, axis: str, where: str) -> str:
+    """A name of ``only``: a string without spaces (as --only), or a loss spec's label."""
+    if axis == "loss" and isinstance(value, (dict, list)):
+        return loss_label(normalise_loss(value, where))
+    if not isinstance(value, str):
+        raise SuiteError(f"`{where}` must be a name or a list of names, got {value!r}")
+    return re.sub(r"\s+", "", value)
 
 
 def backbone_weights(weights: Any, backbones: list[str]) -> dict[str, str | None]:

@@ -16,7 +16,7 @@ import yaml
 
 from mlbench.layout import SIM_KNOBS, sim_knobs
 from mlbench.suite.contrasts import check_analysis
-from mlbench.suite.grid import Run, expand
+from mlbench.suite.grid import CellSeeds, Run, cell_seeds, expand
 from mlbench.suite.schema import (
     GRID_AXES,
     SIM,
@@ -51,6 +51,11 @@ class Suite:
     @property
     def dataset(self) -> dict:
         return self.config["dataset"]
+
+    @property
+    def seeds(self) -> CellSeeds:
+        """Every cell's seeds (``seeds``, or ``seeds.default`` with ``seeds.cells``)."""
+        return cell_seeds(self.config)
 
 
 def load_suite(

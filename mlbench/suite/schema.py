@@ -190,7 +190,9 @@ TOP = {
     "description": Key((str,), ""),
     "dataset": DATASET,
     "grid": GRID,
-    "seeds": Key((list, int), [0]),
+    "seeds": Key((list, int, dict), [0],
+                 doc="every cell's seeds, or {default: [...], cells: [{only: {...}, seeds: "
+                 "[...]}]} (mlbench.suite.grid.cell_seeds)"),
     "model": MODEL,
     "train": TRAIN_HARNESS,
     "eval": EVAL,

@@ -53,7 +53,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlbench.suite.grid import Run, expand, loss_label, normalise_loss
+from mlbench.suite.grid import Run, cell_seeds, expand, loss_label, normalise_loss
 from mlbench.suite.identity import canonical_json
 from mlbench.suite.schema import (
     SuiteError,
@@ -87,6 +87,7 @@ class Cell:
     budget: int
     space: int  # size of the loss's space (budget < space: drawn)
     settings: list[Setting]
+    seeds: list  # the cell's seeds (``seeds.cells`` may give it more than the suite's)
 
     @property
     def key(self) -> tuple:
@@ -98,15 +99,15 @@ class Plan:
     """The tuned suite: cells, seeds, stages, the tuned ``train`` keys."""
 
     cells: list[Cell]
-    seeds: list[int]
+    seeds: list[int]  # the suite's (``seeds.default``); a cell's own are ``Cell.seeds``
     stages: int
     train_keys: list[str] = field(default_factory=list)
     fresh_seeds: bool = False  # report seeds[1:] only (the selection run left out)
 
     def stage_one(self) -> list[Run]:
         """Every setting on the first seed (``stages: 1``: on every seed)."""
-        seeds = self.seeds if self.stages == 1 else self.seeds[:1]
-        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings for seed in seeds)
+        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings
+                           for seed in (c.seeds if self.stages == 1 else c.seeds[:1]))
 
     def stage_two(self, selections: dict) -> list[Run]:
         """The chosen setting of each cell with a choice, on the remaining seeds."""
@@ -117,14 +118,14 @@ class Plan:
             sel = selections.get(c.key)
             if sel is not None and sel.chosen is not None:
                 setting = next(s for s in c.settings if s.index == sel.chosen)
-                out += [setting.runs[seed] for seed in self.seeds[1:]]
+                out += [setting.runs[seed] for seed in c.seeds[1:]]
         return unique_runs(out)
 
     def every_run(self) -> list[Run]:
-        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings for seed in self.seeds)
+        return unique_runs(s.runs[seed] for c in self.cells for s in c.settings for seed in c.seeds)
 
     def runs_per_cell(self, cell: Cell) -> int:
-        n, s = len(cell.settings), len(self.seeds)
+        n, s = len(cell.settings), len(cell.seeds)
         return n * s if self.stages == 1 else n + s - 1
 
     def total_runs(self) -> int:
@@ -134,7 +135,7 @@ class Plan:
         """The plan as stored in results.db (meta ``tune``): cell key -> cell."""
         return {cell_id(c.key): {
             "backbone": c.backbone, "head": c.head, "loss": c.loss, "budget": c.budget,
-            "space": c.space, "stages": self.stages, "seeds": list(self.seeds),
+            "space": c.space, "stages": self.stages, "seeds": list(c.seeds),
             "train_keys": list(self.train_keys), "fresh_seeds": self.fresh_seeds,
             "settings": [{"index": s.index, "values": s.values,
                           "runs": {str(seed): r.id for seed, r in s.runs.items()}}
@@ -146,15 +147,21 @@ class Plan:
         budgets = sorted({c.budget for c in self.cells})
         s = len(self.seeds)
         b = "/".join(map(str, budgets))
+        more = [c for c in self.cells if c.seeds != self.seeds]
+        cells = (f"; {len(more)} cell(s) with more seeds (seeds.cells): "
+                 + ", ".join(f"{c.backbone}/{c.head}/{c.loss} {c.seeds}" for c in more)
+                 ) if more else ""
         if self.stages == 1:
             return (f"tune: {len(self.cells)} cells x {b} settings x {s} seeds "
-                    f"= {self.total_runs()} runs (stages: 1)")
+                    f"= {self.total_runs()} runs (stages: 1){cells}")
         fresh = (f"; reported: seeds {self.seeds[1:]} (fresh_seeds: the selection run on seed "
                  f"{self.seeds[0]} left out)") if self.fresh_seeds else ""
+        second = sum(len(c.seeds) - 1 for c in self.cells)
         return (f"tune: stage 1 = {len(self.stage_one())} runs (every setting on seed "
-                f"{self.seeds[0]}); stage 2 = {len(self.cells) * (s - 1)} runs (each cell's "
+                f"{self.seeds[0]}); stage 2 = {second} runs (each cell's "
                 f"setting with the best validation AUC on seeds {self.seeds[1:]}); "
-                f"budget {b} + {s} seeds - 1 per cell, {self.total_runs()} runs in all{fresh}")
+                f"budget {b} + {s} seeds - 1 per cell, {self.total_runs()} runs in all"
+                f"{cells}{fresh}")
 
 
 def unique_runs(runs) -> list[Run]:
@@ -207,18 +214,21 @@ def plan_suite(cfg: dict, train_schema: dict | None = None) -> Plan | None:
     seed = tune.get("seed", 0)
     chosen = {lab: _draw(len(spaces[lab]), budgets[lab], seed, lab, spaces[lab]) for lab in spaces}
 
-    expand(cfg)  # the axes' own checks (types, empty lists)
-    seeds = as_list(cfg["seeds"])
+    expand(cfg)  # the axes' own checks (types, empty lists, seeds per cell)
+    per_cell = cell_seeds(cfg)
+    seeds = per_cell.default
     cells = []
     for backbone, head in itertools.product(as_list(cfg["grid"]["backbone"]),
                                             as_list(cfg["grid"]["head"])):
         for lab in dict.fromkeys(labels):
             settings = []
+            own = per_cell.of(backbone, head, lab)
             for i in chosen[lab]:
                 values, train_values, loss = spaces[lab][i]
-                runs = _setting_runs(cfg, backbone, head, loss, train_values, lab, values)
+                runs = _setting_runs(cfg, backbone, head, loss, train_values, lab, values, own)
                 settings.append(Setting(i, values, runs))
-            cells.append(Cell(backbone, head, lab, budgets[lab], len(spaces[lab]), settings))
+            cells.append(Cell(backbone, head, lab, budgets[lab], len(spaces[lab]), settings,
+                              list(own)))
     fresh = bool(tune.get("fresh_seeds", False))
     if fresh and (tune.get("stages", 2) != 2 or len(seeds) < 3):
         raise SuiteError("`tune.fresh_seeds` reports the seeds after the selection seed: it "
@@ -356,10 +366,12 @@ def _draw(size: int, budget: int, seed: int, label: str, space: list) -> list[in
 
 
 def _setting_runs(cfg: dict, backbone: str, head: str, loss: Any, train_values: dict,
-                  label: str, values: dict) -> dict:
-    """seed -> Run of one setting: the suite's config with the values filled in."""
+                  label: str, values: dict, seeds: list) -> dict:
+    """seed -> Run of one setting on the cell's ``seeds``: the suite's config with the values
+    filled in."""
     one = copy.deepcopy(cfg)
     one["grid"] = {"backbone": [backbone], "head": [head], "loss": [loss]}
+    one["seeds"] = list(seeds)
     for key, v in train_values.items():
         one["train"][key.removeprefix("train.")] = copy.deepcopy(v)
     out = {}

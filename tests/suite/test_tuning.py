@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlbench.suite import Selection, SuiteError, load_suite, run_id
-from tests.helpers import TUNED, tiny_suite
+from mlbench.suite import SuiteError, load_suite, run_id
+from tests.helpers import TUNED, fake_selection, tiny_suite
 
 
 def _tuned(tmp_path, *layers, **changes) -> dict:
@@ -93,24 +93,13 @@ def test_bad_tune_names_the_key(tmp_path, tune, losses, match):
         load_suite(_tuned(tmp_path, {"grid.loss": list(losses)}, tune=tune))
 
 
-def _fake_selection(plan, pick=0):
-    out = {}
-    for c in plan.cells:
-        n = len(c.settings)
-        out[c.key] = Selection(*c.key, c.budget, c.space, plan.stages, plan.seeds,
-                               [s.values for s in c.settings], [s.index for s in c.settings],
-                               [{k: r.id for k, r in s.runs.items()} for s in c.settings],
-                               [0.5] * n, ["finished"] * n, c.settings[pick].index)
-    return out
-
-
 @pytest.mark.parametrize("stages", [1, 2])
 def test_stage_sizes(tmp_path, stages):
     tune = {"train": {"lr": [1e-3, 3e-3, 1e-2]}, "stages": stages,
             "loss": {"bce+{alpha}*msml": {"alpha": [0.1, 0.3]}}}
     suite, plan = _plan(tmp_path, tune=tune, seeds=[0, 1, 2, 3])
     b, s = 3, 4
-    first, second = plan.stage_one(), plan.stage_two(_fake_selection(plan, pick=1))
+    first, second = plan.stage_one(), plan.stage_two(fake_selection(plan, pick=1))
     assert suite.runs == first
     if stages == 2:
         assert len(first) == 2 * b and {r.seed for r in first} == {0}
