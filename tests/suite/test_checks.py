@@ -15,8 +15,12 @@ def test_shipped_suites_validate():
 
     real = load_suite(REPO / "suites/chestxray14.yaml", env={})
     check_names(real)
-    cells = 2 * 2 * 10  # tuned: 2 settings per loss, the chosen one on the other 2 seeds
-    assert len(real.plan.cells) == cells and real.plan.total_runs() == cells * (2 + 3 - 1)
+    cells = 2 * 2 * 10  # tuned: 3 settings per loss, the chosen one on the cell's other seeds
+    primary = {("densenet121", "linear", x) for x in ("bce", "msml", "bce+{alpha}*msml")}
+    assert len(real.plan.cells) == cells and {c.key for c in real.plan.cells
+                                              if len(c.seeds) == 5} == primary
+    assert all(len(c.settings) == 3 for c in real.plan.cells)
+    assert real.plan.total_runs() == (cells - 3) * (3 + 3 - 1) + 3 * (3 + 5 - 1) == 206
     assert {r.backbone for r in real.runs} == {"densenet121", "resnet50"}
     assert real.config["model"]["pretrained"] is True and real.dataset["image_size"] == 224
     quick = load_suite(REPO / "suites/quickstart.yaml", env={})
