@@ -11,6 +11,8 @@ Tables:
     predictions    (run_id, scores, targets): test-set scores as compressed .npy blobs
     test_set_scores, test_set_metrics   a run's scores and metrics on each named test set
                    beyond its own test split (``eval.test_sets``; ``testsets``)
+    strata         (run_id, test_set, key, names, tab, note): a run's stratum table, valid
+                   for the predictions and test ids its ``key`` fingerprints (``testsets``)
     meta           key -> value (dataset description, ...)
 
 Status: pending -> running -> finished | failed. Claiming a run and finishing it are single
@@ -51,7 +53,7 @@ from mlbench.db.sqlite import (
     run_dict,
     unpack_array,
 )
-from mlbench.db.testsets import SCORED_TABLES, TEST_SETS_SCHEMA, RunTestSetsMixin
+from mlbench.db.testsets import SCORED_TABLES, STRATA_SCHEMA, TEST_SETS_SCHEMA, RunTestSetsMixin
 
 __all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 
@@ -118,7 +120,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-""" + TEST_SETS_SCHEMA
+""" + TEST_SETS_SCHEMA + STRATA_SCHEMA
 
 
 class ResultsDB(RunTestSetsMixin):
