@@ -51,6 +51,7 @@ from mlbench.db.sqlite import (
     json_default,
     pack_array,
     run_dict,
+    trust_own_writes,
     unpack_array,
 )
 from mlbench.db.testsets import SCORED_TABLES, STRATA_SCHEMA, TEST_SETS_SCHEMA, RunTestSetsMixin
@@ -140,7 +141,7 @@ class ResultsDB(RunTestSetsMixin):
             if not readonly:
                 path.mkdir(parents=True, exist_ok=True)
             path = path / DB_NAME
-        self.path, self.timeout = path, timeout
+        self.path, self.timeout, self.readonly = path, timeout, readonly
         if readonly:
             self.conn = connect_readonly(path, timeout)
             self.conn.row_factory = sqlite3.Row
@@ -207,6 +208,8 @@ class ResultsDB(RunTestSetsMixin):
 
     def close(self) -> None:
         self.conn.close()
+        if not self.readonly:
+            trust_own_writes(self.path)  # checked once per command (check_results_db)
 
     def __enter__(self) -> ResultsDB:
         return self

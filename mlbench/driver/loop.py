@@ -121,7 +121,8 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     store_strata(out, ids)  # what the leaderboard's strata read instead of recomputing them
     with ResultsDB(out) as db:
         after = db.counts(ids)
-    return {**after, "seconds": time.perf_counter() - t0}
+    # to_do: the runs there were to train (pending or running when it started)
+    return {**after, "seconds": time.perf_counter() - t0, "to_do": todo}
 
 
 def _match_path_ids(out: Path, runs: list) -> None:
