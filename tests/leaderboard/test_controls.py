@@ -133,3 +133,13 @@ def test_stored_strata_are_read_and_give_the_same_numbers(controls_out, tmp_path
         msml(computed), planted_mean)
     assert store_strata(out, ids) == 1  # the next run stores it again
     assert _strata_json(out) == stale
+
+
+def test_no_strata_leaves_the_strata_tables_out(controls_out, capsys):
+    from tests.helpers import cli
+
+    code, text, _ = cli(capsys, "leaderboard", str(controls_out), "--no-per-class", "--no-strata")
+    assert code == 0 and "controls: " in text  # the primary contrasts stay
+    assert "pos >=2 findings" not in text and "validation vs test" not in text
+    assert "pos >=2 findings" in leaderboard(controls_out, per_class=False)
+    assert json.loads(leaderboard(controls_out, fmt="json", strata=False))["strata"] == []
