@@ -21,6 +21,10 @@ from pathlib import Path
 LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv")
 SPLIT_FILES = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
 NIH_URL = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
+# The official test split (test_list.txt of the release): what SPEC §6's published results were
+# measured on. sha256: of its image names, sorted, joined by "\n" (official_test_key).
+OFFICIAL_TEST = {"images": 25_596, "patients": 2_797,
+                 "sha256": "38ca5ef7f756092946f57c1a59faca882ed589a1ab1f72590b45dc06c6d5e1cc"}
 VIEWS = ("all", "PA", "AP")
 MISSING = ("error", "skip")
 # Written by CXR14-sim before generation starts (so a killed generation is resumed, and a
@@ -83,3 +87,12 @@ def dataset_fingerprint(root) -> str | None:
         h.update("\n".join(names).encode())
         _FINGERPRINTS[key] = h.hexdigest()[:20]
     return _FINGERPRINTS[key]
+
+
+def is_official_test(image_ids) -> bool:
+    """Whether ``image_ids`` are the official test split, every image of it (in any order):
+    a split cut to the images present, to one view or to a sample is not."""
+    if len(image_ids) != OFFICIAL_TEST["images"]:
+        return False
+    names = "\n".join(sorted(str(x) for x in image_ids))
+    return hashlib.sha256(names.encode()).hexdigest() == OFFICIAL_TEST["sha256"]

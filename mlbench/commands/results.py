@@ -33,6 +33,10 @@ def _register_leaderboard(sub) -> None:
     p.add_argument("--reference", metavar="LOSS",
                    help="loss to compare against (default: the suite's eval.reference, bce)")
     p.add_argument("--no-per-class", action="store_true", help="leave out per-class AUC columns")
+    p.add_argument("--no-strata", action="store_true",
+                   help="leave out the strata tables (per-class Δ of the primary contrasts, "
+                   "without the sparsest class, validation vs test, view and label-count "
+                   "strata): faster on a results.db whose runs have no stored strata yet")
     p.add_argument("--all-settings", action="store_true",
                    help="tuned suites: also every tried setting's validation AUC (what selection "
                    "used) and test AUC (with --format csv: that table alone)")
@@ -55,7 +59,7 @@ def _cmd_leaderboard(args) -> int:
             analysis = {"primary": args.primary or [], "margin": args.margin}
         text = leaderboard(args.out, fmt=args.format, reference=args.reference,
                            per_class=not args.no_per_class, all_settings=args.all_settings,
-                           analysis=analysis)
+                           analysis=analysis, strata=not args.no_strata)
     except ValueError as exc:  # SuiteError: a malformed --primary
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -92,6 +96,7 @@ def _register_report(sub) -> None:
     p.add_argument("out", metavar="OUT", help="output folder of a suite run (holds results.db)")
     p.add_argument("-o", "--output", metavar="FILE", help="HTML file (default OUT/report.html)")
     p.add_argument("--reference", metavar="LOSS", help="loss to compare against")
+    p.add_argument("--no-strata", action="store_true", help="leave out the strata tables")
     p.set_defaults(func=_cmd_report)
 
 
@@ -103,7 +108,8 @@ def _cmd_report(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        dest = write_report(args.out, args.output, reference=args.reference)
+        dest = write_report(args.out, args.output, reference=args.reference,
+                            strata=not args.no_strata)
     except (FileNotFoundError, ReportWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

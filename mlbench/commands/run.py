@@ -126,8 +126,7 @@ def _cmd_run(args) -> int:
         board = leaderboard(suite.output, per_class=False)
         print()
         print(board)
-        print(f"{summary['finished']} finished, {summary['failed']} failed of {len(runs)} runs "
-              f"in {summary['seconds']:.0f} s. Results: {suite.output}/results.db")
+        print(f"{_summary_line(summary, len(runs))}. Results: {suite.output}/results.db")
         out = quote(suite.output)
         print(f"Per-class AUCs: python -m mlbench leaderboard {out}   "
               f"Plots: python -m mlbench report {out}")
@@ -140,6 +139,17 @@ def _cmd_run(args) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1
+
+
+def _summary_line(summary: dict, n_runs: int) -> str:
+    """``run``'s closing line: what was done, or that nothing was left to do."""
+    finished, failed = summary["finished"], summary["failed"]
+    if summary.get("to_do", 1) == 0:  # every run finished or failed before this call
+        done = (f"all {n_runs} runs already finished" if finished == n_runs else
+                f"{finished} of {n_runs} runs already finished")
+        return ("nothing to do: " + done
+                + (f", {failed} failed (--retry-failed runs them again)" if failed else ""))
+    return f"{finished} finished, {failed} failed of {n_runs} runs in {summary['seconds']:.0f} s"
 
 
 def load_runs(source, overrides=(), out=None, only=(), dry_run: bool = False,
@@ -310,5 +320,6 @@ def _run_json(suite, runs, summary) -> int:
     print(json.dumps({"suite": suite.name, "output": str(suite.output),
                       "runs": len(runs), "finished": summary["finished"],
                       "failed": summary["failed"], "seconds": round(summary["seconds"], 1),
+                      "to_do": summary.get("to_do"),
                       "failed_runs": [f for f in st["failed"] if f["id"] in ids]}, indent=1))
     return 0 if summary["failed"] == 0 and summary["finished"] == len(runs) else 1

@@ -212,6 +212,29 @@ def read_label_table(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray]
     return meta, labels
 
 
+_VIEWS: dict = {}  # (label table, mtime) -> {image: view}, for views_of
+
+
+def views_of(root: str | os.PathLike, image_ids) -> tuple[np.ndarray | None, str]:
+    """(N,) view (PA / AP) of each of ``image_ids`` from the label table of the dataset at
+    ``root``, or (None, why not): the leaderboard's view strata and the strata the driver
+    stores with each run."""
+    try:
+        path = find_label_file(root)
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        if key not in _VIEWS:
+            meta, _ = read_label_table(path)
+            _VIEWS.clear()  # one table remembered: a process reads one dataset's
+            _VIEWS[key] = dict(zip(meta["image"].astype(str), meta["view"], strict=True))
+    except Exception:  # noqa: BLE001 - the data is not here (moved, other machine)
+        return None, "the dataset's label table is not readable here: no view strata"
+    view = _VIEWS[key]
+    got = [view.get(str(i)) for i in image_ids]
+    if any(v is None for v in got):
+        return None, "test images missing from the dataset's label table: no view strata"
+    return np.asarray(got), ""
+
+
 def repair_hint(root: str | os.PathLike, release: str) -> str:
     """What to do about missing or broken files in ``root``: a CXR14-sim folder is generated
     again (never downloaded); for a release, ``release`` says what to get from NIH."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sqlite3
 import zlib
 from pathlib import Path
@@ -93,7 +94,11 @@ def check_results_db(path: Path) -> None:
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return
+    key = str(path.resolve())
+    if _CHECKED.get(key) == _stamp(path):  # checked in this process, unchanged since
+        return
     wal = path.with_name(path.name + "-wal")
+    logging.getLogger("mlbench.db").debug(f"PRAGMA quick_check of {path}")
     problem = _quick_check(path, "?mode=ro" if wal.exists() else "?mode=ro&immutable=1")
     if problem is not None and wal.exists():  # a writer started meanwhile: through it
         problem = _quick_check(path, "?mode=ro")
@@ -101,6 +106,40 @@ def check_results_db(path: Path) -> None:
         if "not a database" in problem:
             raise sqlite3.DatabaseError(problem)
         raise sqlite3.DatabaseError(f"database disk image is malformed ({problem[:200]})")
+    _CHECKED[key] = _stamp(path)
+
+
+# A results.db checked in this process, with the stamp of its files then: not read through
+# again while unchanged (a `run` opens it up to five times), nor after this process's own
+# writes to it (``trust_own_writes``), so one command checks it once.
+_CHECKED: dict[str, tuple] = {}
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when the database or its -wal file is written, replaced or copied over:
+    inode, size, modification time (and the database's change time: a copy that keeps the
+    modification time changes it; a -wal file's changes whenever a reader opens it, and an
+    empty one, which a reader makes, holds nothing)."""
+    out = []
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = p.stat()
+        except OSError:
+            st = None
+        if st is None or (p != path and st.st_size == 0):  # no -wal, or an empty one
+            out.append(None)
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                    st.st_ctime_ns if p == path else None))
+    return tuple(out)
+
+
+def trust_own_writes(path: Path) -> None:
+    """After this process wrote to a results.db it had checked (``ResultsDB`` closing a
+    writable connection): its current state counts as checked."""
+    key = str(Path(path).resolve())
+    if key in _CHECKED:
+        _CHECKED[key] = _stamp(Path(path))
 
 
 def _quick_check(path: Path, query: str) -> str | None:

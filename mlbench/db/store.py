@@ -11,6 +11,8 @@ Tables:
     predictions    (run_id, scores, targets): test-set scores as compressed .npy blobs
     test_set_scores, test_set_metrics   a run's scores and metrics on each named test set
                    beyond its own test split (``eval.test_sets``; ``testsets``)
+    strata         (run_id, test_set, key, names, tab, note): a run's stratum table, valid
+                   for the predictions and test ids its ``key`` fingerprints (``testsets``)
     meta           key -> value (dataset description, ...)
 
 Status: pending -> running -> finished | failed. Claiming a run and finishing it are single
@@ -49,9 +51,10 @@ from mlbench.db.sqlite import (
     json_default,
     pack_array,
     run_dict,
+    trust_own_writes,
     unpack_array,
 )
-from mlbench.db.testsets import SCORED_TABLES, TEST_SETS_SCHEMA, RunTestSetsMixin
+from mlbench.db.testsets import SCORED_TABLES, STRATA_SCHEMA, TEST_SETS_SCHEMA, RunTestSetsMixin
 
 __all__ = ["DB_NAME", "LEASE_S", "STATUSES", "ResultsDB"]
 
@@ -118,7 +121,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-""" + TEST_SETS_SCHEMA
+""" + TEST_SETS_SCHEMA + STRATA_SCHEMA
 
 
 class ResultsDB(RunTestSetsMixin):
@@ -138,7 +141,7 @@ class ResultsDB(RunTestSetsMixin):
             if not readonly:
                 path.mkdir(parents=True, exist_ok=True)
             path = path / DB_NAME
-        self.path, self.timeout = path, timeout
+        self.path, self.timeout, self.readonly = path, timeout, readonly
         if readonly:
             self.conn = connect_readonly(path, timeout)
             self.conn.row_factory = sqlite3.Row
@@ -205,6 +208,8 @@ class ResultsDB(RunTestSetsMixin):
 
     def close(self) -> None:
         self.conn.close()
+        if not self.readonly:
+            trust_own_writes(self.path)  # checked once per command (check_results_db)
 
     def __enter__(self) -> ResultsDB:
         return self

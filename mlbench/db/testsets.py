@@ -58,7 +58,22 @@ CREATE TABLE IF NOT EXISTS test_set_metrics (
     PRIMARY KEY (run_id, test_set, name, finding)
 );
 """
-SCORED_TABLES = ("test_set_scores", "test_set_metrics")  # cleared when a run is claimed
+STRATA_SCHEMA = """
+-- a run's stratum AUCs per test set (mlbench.stats.strata.stratum_table), written by the
+-- driver after scoring (`key`: a fingerprint of the stored predictions and test ids)
+CREATE TABLE IF NOT EXISTS strata (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    test_set TEXT NOT NULL,
+    key TEXT NOT NULL,
+    names TEXT NOT NULL,
+    tab BLOB NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, test_set)
+);
+"""
+# cleared when a run is claimed
+SCORED_TABLES = ("test_set_scores", "test_set_metrics", "strata")
+OWN = "nih"  # a run's own test split: tables metrics and predictions
 
 
 class RunTestSetsMixin:
@@ -190,6 +205,61 @@ class RunTestSetsMixin:
         has every label)."""
         return None
 
+    # ------------------------------------------------------------ strata cache
+    def prediction_digest(self, run_id: str, test_set: str = OWN) -> str | None:
+        """SHA-256 of a run's stored scores, targets (and mask) on ``test_set`` and of the
+        key of its test ids, from the stored bytes (nothing decompressed); None when not
+        stored. What a stored stratum table is valid for."""
+        import hashlib
+
+        try:
+            if test_set == OWN:
+                row = self.conn.execute(
+                    "SELECT p.scores, p.targets, r.test_set AS ids FROM predictions p LEFT JOIN"
+                    " run_test_sets r ON r.run_id = p.run_id WHERE p.run_id=?",
+                    (run_id,)).fetchone()
+                parts = None if row is None else (row["scores"], row["targets"])
+            else:
+                row = self.conn.execute(
+                    "SELECT scores, targets, mask, ids FROM test_set_scores WHERE run_id=? AND"
+                    " test_set=?", (run_id, test_set)).fetchone()
+                parts = None if row is None else (row["scores"], row["targets"], row["mask"])
+        except sqlite3.OperationalError:  # an older database, opened read-only
+            return None
+        if row is None:
+            return None
+        h = hashlib.sha256()
+        for blob in parts:
+            h.update(len(blob).to_bytes(8, "little") + bytes(blob))
+        h.update((row["ids"] or "").encode())
+        return h.hexdigest()
+
+    def store_strata(self, run_id: str, test_set: str, key: str, names: list[str],
+                     table: np.ndarray, note: str = "") -> None:
+        """Store a finished run's stratum table on ``test_set`` (``key``: what it is of,
+        :func:`mlbench.stats.strata.table_key`); replaces an earlier one."""
+        with self.transaction():
+            row = self.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None or row["status"] != "finished":
+                return  # claimed again meanwhile: its new results get their own
+            self.conn.execute(
+                "INSERT OR REPLACE INTO strata (run_id, test_set, key, names, tab, note)"
+                " VALUES (?,?,?,?,?,?)", (run_id, test_set, key, json.dumps(list(names)),
+                                          pack_array(np.asarray(table, np.float64)), note))
+
+    def stored_strata(self, run_id: str, test_set: str = OWN) -> dict | None:
+        """A run's stored stratum table on ``test_set``: {"key", "names", "table", "note"};
+        None when none is stored (or the database predates them)."""
+        try:
+            row = self.conn.execute("SELECT key, names, tab, note FROM strata WHERE run_id=?"
+                                    " AND test_set=?", (run_id, test_set)).fetchone()
+        except sqlite3.OperationalError:  # an older database, opened read-only: no table
+            return None
+        if row is None:
+            return None
+        return {"key": row["key"], "names": json.loads(row["names"]),
+                "table": unpack_array(row["tab"]), "note": row["note"]}
+
 
 class TestSetView:
     """A results store seen through one named test set: the runs scored on it, their
@@ -239,6 +309,12 @@ class TestSetView:
     def test_ids(self, run_id: str):
         r = self._result(run_id)
         return None if r is None else (r["images"], r["patients"])
+
+    def prediction_digest(self, run_id: str) -> str | None:
+        return self.db.prediction_digest(run_id, self.name)
+
+    def stored_strata(self, run_id: str) -> dict | None:
+        return self.db.stored_strata(run_id, self.name)
 
     def info(self) -> dict:
         """What the output states about this test set (from its first scored run)."""

@@ -30,7 +30,7 @@ from mlbench.driver.executors import Executor
 from mlbench.driver.executors.base import WorkerDied
 from mlbench.driver.plan import make_plan, resolve
 from mlbench.driver.prepare import dataset_meta, prepare_data
-from mlbench.driver.testsets import check_test_sets, score_test_sets
+from mlbench.driver.testsets import check_test_sets, score_test_sets, store_strata
 from mlbench.driver.worker import fault_spec
 from mlbench.logs import DriverLog, current_level, make_tracker
 from mlbench.signals import sigterm_as_exit
@@ -119,9 +119,11 @@ def run_suite(suite, runs, *, workers: int | None = None, progress: bool = True,
     # every finished run on every named test set not stored yet (no training)
     score_test_sets(suite, out, ids, Path(opts.common.checkpoint_dir or out / "checkpoints"),
                     progress)
+    store_strata(out, ids)  # what the leaderboard's strata read instead of recomputing them
     with ResultsDB(out) as db:
         after = db.counts(ids)
-    return {**after, "seconds": time.perf_counter() - t0}
+    # to_do: the runs there were to train (pending or running when it started)
+    return {**after, "seconds": time.perf_counter() - t0, "to_do": todo}
 
 
 def _match_path_ids(out: Path, runs: list) -> None:

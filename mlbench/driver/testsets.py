@@ -226,3 +226,40 @@ def _track(suite, out, db, checkpoint_dir, ids: list[str]) -> None:
     tracker = make_tracker(suite, out, checkpoint_dir)
     for rid in ids if tracker else ():
         tracker.after_store(db, rid)
+
+
+def store_strata(out: str | Path, ids: list[str]) -> int:
+    """Each finished run of ``ids``: its stratum table (``mlbench.stats.strata.run_table``)
+    on its own test split and on each named test set it was scored on, stored in
+    ``results.db`` where none is stored for its current predictions and test ids (so the
+    leaderboard reads them instead of recomputing them at every call; a run's table is
+    cleared when it is claimed again). Returns how many tables were stored."""
+    from mlbench.data import FINDINGS
+    from mlbench.data.release import views_of
+    from mlbench.stats.strata import pack_table, run_table, table_key
+
+    stored = 0
+    with ResultsDB(out) as db:
+        scored = db.scored_test_sets()
+        runs = [r for r in (db.get_run(i) for i in ids) if r and r["status"] == "finished"]
+        for name in [OWN, *scored]:
+            view = db if name == OWN else db.for_test_set(name)
+            findings = list(view.get_meta("findings") or FINDINGS)
+            for run in runs:
+                digest = view.prediction_digest(run["id"])
+                if digest is None:
+                    continue
+                key = table_key(digest)
+                have = view.stored_strata(run["id"])
+                if have is not None and have["key"] == key:
+                    continue
+                scores, targets = view.predictions(run["id"])
+                test_ids = view.test_ids(run["id"])
+                views, note = (None, "no test image ids stored: no view strata") \
+                    if test_ids is None else views_of(run["config"]["dataset"]["root"], test_ids[0])
+                names = [findings[c] if c < len(findings) else str(c)
+                         for c in range(targets.shape[1])]
+                table = run_table(targets, scores, views, names, view.prediction_mask(run["id"]))
+                db.store_strata(run["id"], name, key, list(table), pack_table(table), note)
+                stored += 1
+    return stored

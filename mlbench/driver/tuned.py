@@ -30,7 +30,8 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
         kwargs: passed to ``run_suite`` (workers, executor, retry_failed, ...).
 
     Returns:
-        counts over both stages, ``seconds``, ``runs`` (every run of both stages),
+        counts over both stages, ``seconds``, ``to_do`` (runs there were to train),
+        ``runs`` (every run of both stages),
         ``stage1``/``stage2`` (run counts) and ``selections``.
     """
     run_suite = run_suite or loop.run_suite
@@ -41,8 +42,9 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
         store_plan(db, plan)
     if say:
         print(plan.describe(), flush=True)
+    to_do = 0  # runs there were to train, both stages
     if first:
-        run_suite(suite, first, progress=progress, **kwargs)
+        to_do += run_suite(suite, first, progress=progress, **kwargs).get("to_do", 0)
     second: list[Run] = []
     with ResultsDB(suite.output) as db:
         sel = selected(db, plan)
@@ -55,11 +57,11 @@ def run_tuned(suite, runs: list[Run] | None = None, *, only: dict | None = None,
             print(f"tune: stage 2: {len(second)} runs (chosen settings on seeds "
                   f"{plan.seeds[1:]}{more})", flush=True)
         if second:
-            run_suite(suite, second, progress=progress, **kwargs)
+            to_do += run_suite(suite, second, progress=progress, **kwargs).get("to_do", 0)
     done = unique_runs(first + second)
     with ResultsDB(suite.output) as db:
         counts = db.counts([r.id for r in done])
         sel = selected(db, plan)
         store_selection(db, sel)
-    return {**counts, "seconds": time.perf_counter() - t0, "runs": done,
+    return {**counts, "seconds": time.perf_counter() - t0, "to_do": to_do, "runs": done,
             "stage1": len(first), "stage2": len(second), "selections": sel}

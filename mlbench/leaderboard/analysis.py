@@ -12,8 +12,9 @@ unstable; Holm adjusts the p-values over every comparison of the table. Renderin
 :mod:`mlbench.leaderboard.table`.
 
 On the real ChestX-ray14 the published results of SPEC §6 are added as context rows,
-labelled with their split (official vs random); they are not comparable with sim numbers
-and never shown for CXR14-sim.
+labelled with their split (official vs random), where the runs' test split is the official
+one in full (their stored test image ids); a part of it (a partial release, one view) gets a
+note instead. They are never shown for CXR14-sim.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mlbench.db import ResultsDB
-from mlbench.layout import is_sim
+from mlbench.layout import OFFICIAL_TEST, is_official_test, is_sim
 from mlbench.stats import (
     SparseRule,
     compare,
@@ -392,6 +393,11 @@ def build(db: ResultsDB, reference: str = "bce", per_class: bool = True,
         ds = db.get_meta("dataset", {}) or {}
         # a results.db made before the kind came from the data may call a sim folder "real"
         published = ds.get("kind") == "real" and not (ds.get("root") and is_sim(ds["root"]))
+        official, n_images = _official(db, blocks)
+        if published and not official:  # other images: not comparable
+            published = False
+            notes.append(PUBLISHED_NOTE.format(n=f"{n_images:,} images" if n_images else
+                                               "no stored test image ids"))
     if published:
         context = pd.DataFrame([
             {"backbone": "published (context)", "head": f"{split} split",
@@ -428,6 +434,29 @@ def planned_seeds(db) -> dict:
         key = tuple(json.loads(cid))
         out[key] = len(seeds) - (key in fresh)
     return out
+
+
+PUBLISHED_NOTE = (
+    f"The published results on ChestX-ray14 (SPEC §6: CheXNet, Wang et al., ...) are not shown: "
+    f"they were measured on the official test split ({OFFICIAL_TEST['images']:,} images of "
+    f"{OFFICIAL_TEST['patients']:,} patients), and these runs' test split ({{n}}) is not "
+    "that split in full (a part of the release, one view, other lists): not comparable.")
+
+
+def _official(db, blocks: list[Block]) -> tuple[bool, int]:
+    """Whether every block's test split (its stored test image ids) is the official test
+    split in full, what the published results were measured on; and the number of test
+    images of the first block that is not (0: none stored)."""
+    seen = False
+    for block in blocks:
+        run = next((r for by in block.runs.values() for r in by.values()), None)
+        if run is None:
+            continue
+        ids = db.test_ids(run["id"])
+        if ids is None or not is_official_test(ids[0]):
+            return False, 0 if ids is None else len(ids[0])
+        seen = True
+    return seen, 0
 
 
 def unstable_flags(terms: dict) -> dict:

@@ -214,15 +214,16 @@ def training_curves(db: ResultsDB) -> list[tuple[str, str]]:
     return out
 
 
-def build_report(out_dir: str | Path, reference: str | None = None) -> str:
-    """The report of ``OUT/results.db`` as one HTML string."""
+def build_report(out_dir: str | Path, reference: str | None = None, strata: bool = True) -> str:
+    """The report of ``OUT/results.db`` as one HTML string (``strata``: False leaves out the
+    strata tables)."""
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
         reference = loss_key(reference or db.get_meta("reference", "bce"))
         if stored_plan(db):  # tuned: each loss's chosen setting (table, ROC, training curves)
             db = SelectedRuns(db)
-        df = build(db, reference=reference)
+        df = build(db, reference=reference, strata=strata)
         if isinstance(db, SelectedRuns):
             df = annotate(df, db.selections, db.fresh)
         findings = db.get_meta("findings") or finding_columns(df)
@@ -264,10 +265,10 @@ def _describe(db: ResultsDB) -> str:
 
 
 def write_report(out_dir: str | Path, dest: str | Path | None = None,
-                 reference: str | None = None) -> Path:
+                 reference: str | None = None, strata: bool = True) -> Path:
     """Write the report (default ``OUT/report.html``); returns its path."""
     dest = Path(dest) if dest else Path(out_dir) / "report.html"
-    page = build_report(out_dir, reference)  # first: a missing results.db makes no folder
+    page = build_report(out_dir, reference, strata)  # first: a missing results.db makes no folder
     from mlbench.files import atomic_write, disk_of, is_no_space
 
     try:  # whole or not at all: a kill or a full disk mid-write leaves the previous report

@@ -13,9 +13,12 @@ Per block (backbone, head, setup):
   views and findings differs from the test split's;
 * per loss: mean AUC by view (PA / AP) and by label count, mean over seeds.
 
-Views are not stored with the runs: they are read from the dataset's label table (the run
-config's ``dataset.root``) by the stored test image ids; where it is not readable the view
-strata are left out with a note. The number of findings of an image is its count of positive
+Each run's strata are its stratum table (:func:`mlbench.stats.strata.run_table`: per stratum
+and class the AUC and the counts), stored by the driver in ``results.db`` after scoring
+(``strata``, keyed by a fingerprint of the stored predictions and test ids) and computed from
+the stored scores where none matches; the block's mean over its classes is taken from it.
+Views are read from the dataset's label table (the run config's ``dataset.root``) by the
+stored test image ids; where it is not readable the view strata are left out with a note. The number of findings of an image is its count of positive
 targets (a "No Finding" column does not count).
 """
 
@@ -30,8 +33,10 @@ from mlbench.stats.strata import (
     STRATA,
     class_stats,
     per_class_delta,
-    stratified_auc,
-    stratum_masks,
+    run_table,
+    table_key,
+    table_mean,
+    unpack_table,
     win_loss,
 )
 from mlbench.suite import CHANCE, val_aucs
@@ -53,31 +58,61 @@ NOTE = (
 def compute(db, blocks, findings: list[str], contrasts: list[dict], reference: str,
             alpha: float = 0.05, many_setups: bool = False) -> list[dict]:
     """One entry per block with statistics: ``where``, ``losses`` (rows per loss),
-    ``per_class`` (rows per primary contrast and class), ``wins`` (per contrast), ``notes``."""
+    ``per_class`` (rows per primary contrast and class), ``wins`` (per contrast), ``notes``.
+
+    Each run's strata come from its stored stratum table when that is of its stored
+    predictions and test ids (the driver stores one per run and test set after scoring,
+    ``mlbench.driver.testsets.store_strata``); otherwise they are computed from the stored
+    scores, by the same function (:func:`mlbench.stats.strata.run_table`)."""
     out = []
     for block in blocks:
         if not block.classes or not block.stats or block.targets is None:
             continue
         where = " / ".join(block.key if many_setups else block.key[:2])
         entry = {"where": where, "losses": [], "per_class": [], "wins": [], "notes": []}
-        views, note = _views(db, block)
-        if note:
-            entry["notes"].append(f"{where}: {note}")
         names = [findings[c] if c < len(findings) else str(c) for c in range(block.targets.shape[1])]
-        counted = [c for c, f in enumerate(names) if f.replace("_", " ").lower() != "no finding"]
-        masks = stratum_masks(block.targets, views, counted)
-        scores = _scores(db, block)
-        entry["losses"] = _loss_rows(db, block, scores, masks, names, reference)
+        tables, notes = _tables(db, block, names)
+        entry["notes"] += [f"{where}: {n}" for n in notes]
+        scores = _scores(db, block, contrasts)
+        entry["losses"] = _loss_rows(db, block, tables, names, reference)
         entry["per_class"], entry["wins"] = _contrast_rows(block, scores, contrasts, names,
                                                            alpha)
         out.append(entry)
     return out
 
 
-def _scores(db, block) -> dict:
-    """(loss, seed) -> stored test scores of the block's runs with statistics."""
+def _tables(db, block, names: list[str]) -> tuple[dict, list[str]]:
+    """(loss, seed) -> the run's stratum table (stored, or computed from its scores), and
+    the notes on them (why there are no view strata)."""
+    tables, notes, views = {}, [], False  # views: read once per block, when first needed
+    for loss, by_seed in block.stats.items():
+        for seed in by_seed:
+            rid = block.runs[loss][seed]["id"]
+            stored, digest = db.stored_strata(rid), db.prediction_digest(rid)
+            if stored is not None and digest is not None and stored["key"] == table_key(digest):
+                tables[(loss, seed)] = unpack_table(stored["names"], stored["table"])
+                note = stored["note"]
+            else:
+                pred = db.predictions(rid)
+                if pred is None:
+                    continue
+                if views is False:
+                    views, views_note = _views(db, block)
+                tables[(loss, seed)] = run_table(pred[1], pred[0], views, names,
+                                                 db.prediction_mask(rid))
+                note = views_note
+            if note and note not in notes:
+                notes.append(note)
+    return tables, notes
+
+
+def _scores(db, block, contrasts: list[dict]) -> dict:
+    """(loss, seed) -> stored test scores of the block's runs of a primary contrast."""
+    wanted = {c[k] for c in contrasts for k in ("loss", "versus")}
     out = {}
     for loss, by_seed in block.stats.items():
+        if loss not in wanted:
+            continue
         for seed in by_seed:
             pred = db.predictions(block.runs[loss][seed]["id"])
             if pred is not None:
@@ -87,7 +122,7 @@ def _scores(db, block) -> dict:
 
 def _views(db, block):
     """(N,) view of each test image from the dataset's label table, or (None, why not)."""
-    from mlbench.data.release import find_label_file, read_label_table
+    from mlbench.data.release import views_of
 
     run = next(iter(next(iter(block.runs.values())).values()), None) if block.runs else None
     if run is None:
@@ -95,18 +130,10 @@ def _views(db, block):
     ids = db.test_ids(run["id"])
     if ids is None:
         return None, "no test image ids stored: no view strata"
-    try:
-        meta, _ = read_label_table(find_label_file(run["config"]["dataset"]["root"]))
-    except Exception:  # noqa: BLE001 - the data is not here (moved, other machine)
-        return None, "the dataset's label table is not readable here: no view strata"
-    view = dict(zip(meta["image"].astype(str), meta["view"], strict=True))
-    got = [view.get(str(i)) for i in ids[0]]
-    if any(v is None for v in got):
-        return None, "test images missing from the dataset's label table: no view strata"
-    return np.asarray(got), ""
+    return views_of(run["config"]["dataset"]["root"], ids[0])
 
 
-def _loss_rows(db, block, scores: dict, masks: dict, names: list[str], reference: str) -> list:
+def _loss_rows(db, block, tables: dict, names: list[str], reference: str) -> list:
     classes = block.classes
     positives = block.targets[:, classes].sum(axis=0)
     sparsest = int(np.argmin(positives))
@@ -131,8 +158,7 @@ def _loss_rows(db, block, scores: dict, masks: dict, names: list[str], reference
                                                       for s in matched]))
         vals = [val[block.runs[loss][s]["id"]] for s in seeds if block.runs[loss][s]["id"] in val]
         row["val_auc"] = float(np.mean(vals)) if vals else math.nan
-        per = [stratified_auc(block.targets, scores[(loss, s)], masks, classes)
-               for s in seeds if (loss, s) in scores]
+        per = [table_mean(tables[(loss, s)], classes) for s in seeds if (loss, s) in tables]
         for name in STRATA:
             got = [p[name] for p in per if name in p and p[name] == p[name]]
             row[name] = float(np.mean(got)) if got else math.nan

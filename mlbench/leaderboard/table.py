@@ -287,14 +287,16 @@ def as_json(df) -> str:
 
 def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = None,
                 per_class: bool = True, all_settings: bool = False,
-                analysis: dict | None = None) -> str:
+                analysis: dict | None = None, strata: bool = True) -> str:
     """Open ``OUT/results.db`` and render its leaderboard.
 
     ``reference`` defaults to the suite's ``eval.reference`` stored with the results. A tuned
     suite gets one row per loss from its chosen setting (:mod:`.tuned`), with the chosen
     values and the budget; ``all_settings`` adds every tried setting's validation and test
     AUC (with ``fmt="csv"``: that table alone). ``analysis``: primary contrasts and margin
-    (default: the suite's ``analysis`` stored with the results).
+    (default: the suite's ``analysis`` stored with the results). ``strata``: False leaves
+    out the strata tables (per-class Δ, without the sparsest class, validation vs test,
+    view and label-count strata).
     """
     from mlbench.db import ResultsDB
     from mlbench.leaderboard.analysis import loss_key
@@ -303,11 +305,12 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
     path = Path(out_dir)
     db_path = path if path.suffix == ".db" else path / "results.db"
     with ResultsDB(db_path, readonly=True) as db:
-        df, tuned = leaderboard_frame(db, reference, per_class, analysis=analysis)
+        df, tuned = leaderboard_frame(db, reference, per_class, analysis=analysis, strata=strata)
         reference = df.attrs.get("reference", reference or db.get_meta("reference", "bce"))
         every = render_settings(db, fmt, tuned and tuned.selections) if all_settings else ""
         # named test sets: their blocks for an untuned suite (a tuned one: its own split)
-        sets = None if tuned else test_set_boards(db, df, reference, per_class, analysis)
+        sets = None if tuned else test_set_boards(db, df, reference, per_class, analysis,
+                                                  strata)
     if fmt == "csv" and all_settings:
         return every
     if sets:
@@ -323,7 +326,7 @@ def leaderboard(out_dir: str | Path, fmt: str = "text", reference: str | None = 
 
 
 def test_set_boards(db, own, reference: str, per_class: bool = True,
-                    analysis: dict | None = None) -> dict | None:
+                    analysis: dict | None = None, strata: bool = True) -> dict | None:
     """The named test sets of a results folder (``eval.test_sets``): {"boards": one
     ``TestSetBoard`` per test set, ``nih`` (``own``: its frame) first, "transfer": the
     ranking-transfer rows, "deltas": Δ vs the reference side by side}; None when the runs were
@@ -337,7 +340,7 @@ def test_set_boards(db, own, reference: str, per_class: bool = True,
         if note and not own.empty:
             own.attrs["notes"] = [f"test set nih: {x}" for x in note] + own.attrs["notes"]
         return None
-    boards = ts.boards(db, reference, per_class, analysis, own=own)
+    boards = ts.boards(db, reference, per_class, analysis, own=own, strata=strata)
     return {"boards": boards, "transfer": ts.transfer(db, boards),
             "deltas": ts.delta_frame(boards, reference)}
 
@@ -404,7 +407,7 @@ def render_test_sets(sets: dict, fmt: str, reference: str) -> str:
 
 
 def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,
-                      analysis: dict | None = None):
+                      analysis: dict | None = None, strata: bool = True):
     """The leaderboard's numbers of an open ``ResultsDB`` and the tuned suite's selection
     (``SelectedRuns``, or None): :func:`analysis.build` with the suite's stored reference by
     default; a tuned suite gets one row per loss from its chosen setting (:mod:`.tuned`);
@@ -415,7 +418,8 @@ def leaderboard_frame(db, reference: str | None = None, per_class: bool = True,
 
     reference = reference or db.get_meta("reference", "bce")
     tuned = SelectedRuns(db) if stored_plan(db) else None
-    df = build(tuned or db, reference=reference, per_class=per_class, analysis=analysis)
+    df = build(tuned or db, reference=reference, per_class=per_class, analysis=analysis,
+               strata=strata)
     if tuned is not None:
         df = annotate(df, tuned.selections, tuned.fresh)
     return df, tuned

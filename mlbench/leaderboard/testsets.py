@@ -58,17 +58,20 @@ def names(db) -> list[str]:
 
 
 def boards(db, reference: str, per_class: bool = True, analysis: dict | None = None,
-           own: pd.DataFrame | None = None) -> list[TestSetBoard]:
-    """One :class:`TestSetBoard` per test set (``own``: the own split's frame, if built)."""
+           own: pd.DataFrame | None = None, strata: bool = True) -> list[TestSetBoard]:
+    """One :class:`TestSetBoard` per test set (``own``: the own split's frame, if built;
+    ``strata``: as :func:`analysis.build`)."""
     out = []
     for name in names(db):
         if name == OWN:
-            df = own if own is not None else build(db, reference, per_class, analysis=analysis)
+            df = own if own is not None else build(db, reference, per_class, analysis=analysis,
+                                                   strata=strata)
             info = (db.get_meta("test_set_info") or {}).get(OWN, {})
             out.append(TestSetBoard(OWN, info, df, analyse(db)[0]))
             continue
         view = db.for_test_set(name)
-        df = build(view, reference, per_class, published=False, analysis=analysis)
+        df = build(view, reference, per_class, published=False, analysis=analysis,
+                   strata=strata)
         out.append(TestSetBoard(name, view.info(), df, analyse(view)[0]))
     return out
 

@@ -31,6 +31,13 @@ from mlbench.logs.runlog import (
 )
 
 STATUS_FORMATS = ("text", "json")
+# status shows what is stored, cheaply (it refreshes under --watch while runs are stored):
+# no statistics, so no interval; the leaderboard has them, over its own classes
+TEST_SETS_NOTE = (
+    "point estimates, no intervals: mean over seeds of each run's stored mean AUC (over every "
+    "class estimable on the test set), min and max over seeds; the leaderboard's mean AUC is "
+    "over the classes its sparse-class rule keeps, with 95% CIs and tests: "
+    "python -m mlbench leaderboard {out}")
 
 
 def _retry_command(out: Path, run: dict | None, commands: list[dict],
@@ -89,7 +96,10 @@ def collect(out: str | Path, now: float | None = None) -> dict:
     ``retry``: the command); ``mean_run_s`` (mean training time of the finished runs),
     ``eta_s`` (the suite's remaining time, None when no run has finished yet) and
     ``retry_failed`` (commands that rerun every failed run: one per ``run`` invocation that
-    selected some, with its suite file and overrides).
+    selected some, with its suite file and overrides); ``test_sets`` (per test set: ``name``,
+    ``finished``, ``scored``, ``images``, ``patients``, ``notes``, ``losses``: ``backbone``,
+    ``head``, ``loss``, ``seeds``, ``mean_auc``, ``min``, ``max``) and ``test_sets_note``
+    (those are point estimates; the leaderboard has the intervals).
 
     Raises:
         FileNotFoundError: no results.db; sqlite3.DatabaseError: not an mlbench database.
@@ -171,7 +181,7 @@ def collect(out: str | Path, now: float | None = None) -> dict:
         "mean_run_s": _round(mean), "eta_s": _round(eta_total),
         "retry_failed": _retry_all(out, [r for r in runs if r["status"] == "failed"],
                                    commands),
-        "test_sets": test_sets,
+        "test_sets": test_sets, "test_sets_note": TEST_SETS_NOTE.format(out=shlex.quote(str(out))),
     }
 
 
@@ -250,12 +260,14 @@ def render_text(st: dict) -> str:
                          f"running): run the same command again to resume them: "
                          f"{stale[-1]['resume']}")
     if len(st.get("test_sets") or []) > 1:
-        lines += ["", "test sets (mean AUC over seeds; statistics: mlbench leaderboard):"]
+        lines += ["", "test sets (mean AUC, point estimates: see the note below):"]
         for t in st["test_sets"]:
-            means = ", ".join(f"{x['loss']} {x['mean_auc']:.4f} ({x['seeds']})"
-                              for x in t["losses"])
+            means = ", ".join(f"{x['loss']} {x['mean_auc']:.4f} ({x['seeds']} seed"
+                              f"{'s' if x['seeds'] != 1 else ''}, range {x['min']:.4f}-"
+                              f"{x['max']:.4f})" for x in t["losses"])
             lines.append(f"  {t['name']}: {t['scored']}/{t['finished']} finished runs scored"
                          + (f"; {means}" if means else ""))
+        lines.append(f"  note: {st['test_sets_note']}")
     if st["failed"]:
         lines += ["", "failed:"]
         for r in st["failed"]:

@@ -20,6 +20,11 @@ Each positive-side (negative-side) split is an exact decomposition: the class's 
 mean of its strata's AUCs weighted by their share of the positives (negatives). A stratum's
 mean AUC is over the classes of the means with >= ``min_images`` positives and negatives in
 it (NaN where none has); no CI (a description, not a test).
+
+One run's strata do not depend on the classes of its block: :func:`stratum_table` holds, per
+stratum, every class's AUC and its positives and negatives there (what the results store
+keeps per run, ``ResultsDB.store_strata``), and :func:`table_mean` takes the mean over a
+block's classes from it: the numbers of :func:`stratified_auc`, without the scores.
 """
 
 from __future__ import annotations
@@ -119,3 +124,68 @@ def stratified_auc(targets, scores, masks: dict, classes: list[int],
         auc, _ = influence(t[:, ok], s[:, ok], m[:, ok])
         out[name] = float(np.mean(auc))
     return out
+
+
+def stratum_table(targets, scores, masks: dict, label_mask=None) -> dict:
+    """name -> {"auc", "pos", "neg"}: per class (C,), its AUC on its rows of the stratum (NaN
+    where it has no positive or no negative there) and its positives and negatives there.
+    ``label_mask``: (N, C) True where a label is known (a named test set's); unknown labels
+    are in no stratum."""
+    t = np.asarray(targets).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    known = None if label_mask is None else np.asarray(label_mask, bool)
+    out = {}
+    for name, mask in masks.items():
+        m = np.asarray(mask, bool) if known is None else np.asarray(mask, bool) & known
+        n_pos, n_neg = (t & m).sum(axis=0), (~t & m).sum(axis=0)
+        auc = np.full(t.shape[1], np.nan)
+        ok = (n_pos > 0) & (n_neg > 0)
+        if ok.any():
+            auc[ok] = influence(t[:, ok], s[:, ok], m[:, ok])[0]
+        out[name] = {"auc": auc, "pos": n_pos.astype(np.int64), "neg": n_neg.astype(np.int64)}
+    return out
+
+
+def table_mean(table: dict, classes: list[int], min_images: int = 10) -> dict:
+    """name -> mean over ``classes`` of the AUCs of :func:`stratum_table`, over the classes
+    with >= ``min_images`` positives and negatives in the stratum (NaN: none): the numbers
+    of :func:`stratified_auc` (tested)."""
+    out = {}
+    idx = np.asarray(classes, dtype=np.int64)
+    for name, entry in table.items():
+        ok = (entry["pos"][idx] >= min_images) & (entry["neg"][idx] >= min_images)
+        out[name] = float(np.mean(entry["auc"][idx][ok])) if ok.any() else float("nan")
+    return out
+
+
+def pack_table(table: dict) -> np.ndarray:
+    """A :func:`stratum_table` as one (3, S, C) float64 array (auc, pos, neg; strata in the
+    table's order), for the results store; :func:`unpack_table` inverts it."""
+    return np.stack([np.stack([np.asarray(e[k], np.float64) for e in table.values()])
+                     for k in ("auc", "pos", "neg")]) if table else np.zeros((3, 0, 0))
+
+
+def unpack_table(names: list[str], arr: np.ndarray) -> dict:
+    arr = np.asarray(arr, np.float64)
+    return {name: {"auc": arr[0, i], "pos": arr[1, i].astype(np.int64),
+                   "neg": arr[2, i].astype(np.int64)} for i, name in enumerate(names)}
+
+
+TABLE_VERSION = 1  # bump when a stratum's definition changes: stored tables are then stale
+
+
+def table_key(digest: str) -> str:
+    """What a stored stratum table is valid for: the run's stored predictions and test ids
+    (``digest``: ``ResultsDB.prediction_digest``), the strata and their definitions."""
+    import hashlib
+
+    return hashlib.sha256(f"{digest}|{'|'.join(STRATA)}|{TABLE_VERSION}".encode()).hexdigest()[:32]
+
+
+def run_table(targets, scores, views, findings: list[str], label_mask=None) -> dict:
+    """One run's :func:`stratum_table`: the strata of :data:`STRATA` (view strata only with
+    ``views``), the number of findings of an image counted over ``findings`` but a "No
+    Finding" column."""
+    counted = [c for c, f in enumerate(findings) if f.replace("_", " ").lower() != "no finding"]
+    masks = stratum_masks(targets, views, counted)
+    return stratum_table(targets, scores, masks, label_mask)

@@ -251,3 +251,26 @@ def test_dry_run_without_data_lists_runs_and_says_why_they_cannot_start(tmp_path
     assert "8 runs" in captured.out
     assert "a real run would stop here" in captured.err and "absent" in captured.err
     assert main(["run", path]) == 2  # and the real run does stop
+
+
+def test_a_rerun_with_nothing_to_do_says_so_and_checks_results_db_once(tmp_path, sim_root,
+                                                                       capsys):
+    import sqlite3
+
+    suite = tiny_suite(sim_root, tmp_path / "out", seeds=[0])
+    suite["grid"]["loss"] = ["bce", "msml"]
+    path = write(tmp_path, suite)
+    assert main(["run", path, "--no-progress"]) == 0
+    assert re.search(r"2 finished, 0 failed of 2 runs in \d+ s", capsys.readouterr().out)
+    conn = sqlite3.connect(tmp_path / "out" / "results.db")
+    try:  # run stored each run's strata (what the leaderboard reads)
+        assert conn.execute("SELECT count(*) FROM strata").fetchone() == (2,)
+    finally:
+        conn.close()
+    res = run_cli("run", path, "--no-progress", "--log-level", "DEBUG")
+    assert res.returncode == 0, res.stderr
+    assert "nothing to do: all 2 runs already finished. Results:" in res.stdout
+    assert " in 0 s" not in res.stdout
+    # a rerun opens results.db five times (the command's check, the driver's, two reads,
+    # the leaderboard): the damaged-page check reads the file once
+    assert res.stderr.count("PRAGMA quick_check of") == 1, res.stderr

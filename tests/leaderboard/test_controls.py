@@ -84,3 +84,62 @@ def test_strata_per_class_delta_and_validation_beside_test(controls_out):
     text = leaderboard(controls_out, per_class=False)
     assert "per-class Δ of msml vs bce" in text and "pos >=2 findings" in text
     assert "validation vs test" in text
+
+
+def _strata_json(out) -> str:
+    with ResultsDB(out, readonly=True) as db:
+        return json.dumps(build(db, reference="bce").attrs["strata"], sort_keys=True)
+
+
+def test_stored_strata_are_read_and_give_the_same_numbers(controls_out, tmp_path):
+    """The driver's stratum tables (one per run, results.db) are what the leaderboard reads:
+    the same numbers as computed from the scores; stale ones (other predictions) are not."""
+    import shutil
+
+    from mlbench.db import pack_array
+    from mlbench.driver.testsets import store_strata
+
+    out = tmp_path / "out"
+    shutil.copytree(controls_out, out)
+    computed = _strata_json(out)
+    with ResultsDB(out, readonly=True) as db:
+        runs = db.runs("finished")
+    ids = [r["id"] for r in runs]
+    assert store_strata(out, ids) == len(ids) == 12
+    assert store_strata(out, ids) == 0  # up to date: nothing computed again
+    assert _strata_json(out) == computed  # identical with the stored tables
+    # they are read: a planted table shows
+    victim = next(r for r in runs if r["loss"] == "msml")
+    with ResultsDB(out) as db:
+        have = db.stored_strata(victim["id"])
+        planted = have["table"].copy()
+        planted[0] = np.where(np.isnan(planted[0]), np.nan, 0.25)
+        db.store_strata(victim["id"], "nih", have["key"], have["names"], planted)
+    def msml(text):  # msml's mean AUC in a stratum where it is estimable
+        row = next(r for r in json.loads(text)[0]["losses"] if r["loss"] == "msml")
+        return row[stratum]
+
+    stratum = next(n for n in STRATA[2:] if np.isfinite(
+        next(r for r in json.loads(computed)[0]["losses"] if r["loss"] == "msml")[n]))
+    planted_mean = msml(_strata_json(out))  # 1 of its 3 seeds planted
+    assert planted_mean != msml(computed)
+    # other predictions of that run: its stored table is stale, recomputed from the scores
+    with ResultsDB(out) as db:
+        scores, _ = db.predictions(victim["id"])
+        db.conn.execute("UPDATE predictions SET scores=? WHERE run_id=?",
+                        (pack_array(np.ascontiguousarray(scores[::-1])), victim["id"]))
+    stale = _strata_json(out)
+    assert stale != computed and msml(stale) not in (
+        msml(computed), planted_mean)
+    assert store_strata(out, ids) == 1  # the next run stores it again
+    assert _strata_json(out) == stale
+
+
+def test_no_strata_leaves_the_strata_tables_out(controls_out, capsys):
+    from tests.helpers import cli
+
+    code, text, _ = cli(capsys, "leaderboard", str(controls_out), "--no-per-class", "--no-strata")
+    assert code == 0 and "controls: " in text  # the primary contrasts stay
+    assert "pos >=2 findings" not in text and "validation vs test" not in text
+    assert "pos >=2 findings" in leaderboard(controls_out, per_class=False)
+    assert json.loads(leaderboard(controls_out, fmt="json", strata=False))["strata"] == []

@@ -132,3 +132,26 @@ def test_watch_prints_one_json_line_per_update(fake_out):
 def test_fmt_seconds():
     assert fmt_seconds(None) == "?" and fmt_seconds(42) == "42s"
     assert fmt_seconds(75) == "1m15s" and fmt_seconds(3725) == "1h02m"
+
+
+def test_the_documented_json_keys_are_the_emitted_ones(fake_out):
+    """docs/HARNESS.md lists `status --format json`'s keys, level by level: exactly these."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "HARNESS.md").read_text()
+    part = doc[doc.index("`--format json` prints the same as one object"):]
+    part = part[:part.index("\n\n", part.index("\n- top level:"))]
+    documented = {}
+    for item in re.split(r"\n- ", part)[1:]:
+        where, names = item.split(":", 1)
+        documented[where.strip().strip("`")] = re.findall(r"`([a-z_]+)`", names)
+    st = collect(fake_out[0])
+    assert st["test_sets"][0]["losses"] and st["running"] and st["failed"]
+    emitted = {"top level": list(st), "counts": list(st["counts"]),
+               "setups[]": list(st["setups"][0]), "running[]": list(st["running"][0]),
+               "failed[]": list(st["failed"][0]), "test_sets[]": list(st["test_sets"][0]),
+               "test_sets[].losses[]": list(st["test_sets"][0]["losses"][0])}
+    assert {k: sorted(v) for k, v in documented.items()} == \
+        {k: sorted(v) for k, v in emitted.items()}
+    assert "point estimates" in st["test_sets_note"] and "leaderboard" in st["test_sets_note"]

@@ -73,3 +73,39 @@ def test_per_class_delta_is_the_leaderboards_comparison_on_one_class():
     assert counts["wins"] + counts["losses"] + counts["ties"] == 3 and counts["above"] == 3
     chance = per_class_delta(a, None, gi, ng)
     assert chance[0].delta == pytest.approx(np.mean([x[0].mean_auc for x in a]) - 0.5)
+
+
+def test_a_stratum_table_gives_the_numbers_of_stratified_auc_exactly():
+    from mlbench.stats.strata import pack_table, run_table, table_mean, unpack_table
+
+    t, s = _data(500, 5, 3)
+    s = np.round(s, 1)  # ties
+    views = np.where(np.arange(len(t)) % 4 == 0, "AP", "PA")
+    masks = stratum_masks(t, views)
+    table = run_table(t, s, views, ["a", "b", "c", "d", "e"])
+    back = unpack_table(list(table), pack_table(table))  # as the results store keeps it
+    for classes in ([0, 1, 2, 3, 4], [1, 3], [4, 0, 2]):
+        want = stratified_auc(t, s, masks, classes)
+        for got in (table_mean(table, classes), table_mean(back, classes)):
+            assert list(got) == list(want)
+            assert all(got[k] == want[k] or (np.isnan(got[k]) and np.isnan(want[k]))
+                       for k in want)  # identical, not close
+    # a "No Finding" column does not count as a finding
+    named = run_table(t, s, None, ["a", "b", "c", "d", "No Finding"])
+    assert table_mean(named, [0])["neg no finding"] == stratified_auc(
+        t, s, stratum_masks(t, None, [0, 1, 2, 3]), [0])["neg no finding"]
+
+
+def test_unknown_labels_are_in_no_stratum():
+    from mlbench.stats.strata import run_table
+
+    t, s = _data(400, 3, 4)
+    known = np.random.default_rng(5).random(t.shape) < 0.7
+    table = run_table(t, s, None, ["a", "b", "c"], label_mask=known)
+    masks = stratum_masks(t)
+    for name, mask in masks.items():
+        for c in range(3):
+            rows = mask[:, c] & known[:, c]
+            assert table[name]["pos"][c] == (t[rows, c]).sum()
+            assert table[name]["auc"][c] == pytest.approx(
+                stats.per_class_auc(t[rows][:, [c]], s[rows][:, [c]])[0])
