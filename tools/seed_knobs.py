@@ -4,8 +4,9 @@ The leaderboard's seed term is :func:`mlbench.stats.seedvar.moderate` (each comp
 seed variance, moderated towards the other comparisons' only as far as they vouch for it) and
 its p / CI Behrens-Fisher's; the knobs are those of ``moderate``: MIN_POOL_SEEDS
 (``min_seeds``), OUTLIER_ALPHA (``alpha``: prior weight d0 min(1, p / alpha), p the
-upper-tail outlier p), MAX_PRIOR_RATIO (``max_ratio``) and ``two_sided`` (the gate's p
-two-sided). Behrens-Fisher has no knobs.
+upper-tail outlier p), MAX_PRIOR_RATIO (``max_ratio``) and ``two_sided`` (the weight from
+min(p, 1 - p): a spread below the others' pulled up only as far as its lower tail allows).
+Behrens-Fisher has no knobs.
 
 ``draw`` simulates every scenario of the grid (losses x seeds x one loss k times as unstable
 x correlation of seed effects) once on a test split -- the official one (the label table rows
