@@ -256,7 +256,7 @@ def fit_prior(v: np.ndarray, d, mask=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
-             max_ratio: float | None = None):
+             max_ratio: float | None = None, two_sided: bool = False):
     """The seed variances of a setup's comparisons (or losses), moderated as the module says.
 
     Args:
@@ -267,6 +267,10 @@ def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
         dict of (..., n) arrays: ``var`` and ``df`` of the seed term (per seed: divide by the
         number of seeds), ``d0`` the prior df it got, ``s0`` the prior variance (NaN: none),
         ``p`` the upper-tail p of the unit's own variance under the others' prior (NaN: none).
+
+    ``two_sided``: the prior weight from min(p, 1 - p) instead of the upper-tail p: a spread
+    below the others' is pulled up only as far as its lower tail allows, one above them as
+    before (a candidate of ``mlbench calibrate``: ``simulate.RULES["symmetric"]``).
     """
     from scipy import stats as _st
 
@@ -299,7 +303,10 @@ def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
                 p[..., k] = np.where(has, pk, np.nan)
                 continue
             s0[..., k] = np.where(has, ks, np.nan)
-            w = np.minimum(1.0, np.where(has, pk, 0.0) / alpha)
+            pw = np.where(has, pk, 0.0)
+            if two_sided:  # a spread below the others' gets the weight of its lower tail
+                pw = np.minimum(pw, 1 - pw)
+            w = np.minimum(1.0, pw / alpha)
             d0[..., k] = np.where(has & (dk + 1 >= min_seeds),
                                   np.minimum(k0 * w, max_ratio * dk), 0.0)
         if rnd == 0:

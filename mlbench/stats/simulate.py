@@ -371,19 +371,24 @@ def _pooled(auc):
             (within**2).sum((-2, -1)) / df_m, float(df_m))
 
 
-def _moderated(auc, delta):
+def _moderated(auc, delta, **knobs):
     from mlbench.stats import seedvar
 
     s2, d = _own(delta)
-    m = seedvar.moderate(s2, d)
+    m = seedvar.moderate(s2, d, **knobs)
     w2, dw = _own(auc)
-    mm = seedvar.moderate(w2, dw)
+    mm = seedvar.moderate(w2, dw, **knobs)
     return (m["var"], m["df"]), (mm["var"], mm["df"])
 
 
 def _rule_leaderboard(auc, delta):
     """The guarded moderated seed term, Behrens-Fisher with the test term."""
     return (*_moderated(auc, delta), "bf")
+
+
+def _rule_symmetric(auc, delta):
+    """The leaderboard's, the prior weight from min(p, 1 - p) (``moderate(two_sided=True)``)."""
+    return (*_moderated(auc, delta, two_sided=True), "bf")
 
 
 def _rule_guarded(auc, delta):
@@ -438,6 +443,9 @@ RULES = {
                "W-S df (seed df below 4)"),
     "smyth": (_rule_smyth, "Smyth's moderated variance (prior df from the spread, inf when "
               "they agree; location the pooled variance), Behrens-Fisher p"),
+    "symmetric": (_rule_symmetric, "the leaderboard's seed term, the prior weight from "
+                  "min(p, 1 - p) (a chance-small spread is pulled up only as far as its lower "
+                  "tail allows; above the others' as the leaderboard), Behrens-Fisher p"),
     "guarded": (_rule_guarded, "the same seed term, Student t with the df at the seed term's "
                 "upper bound (seedvar.t_df: the first issue-30 rule)"),
     "own-bf": (_rule_own_bf, "each comparison's own seed variance, Behrens-Fisher p"),

@@ -72,6 +72,21 @@ def test_moderate_keeps_own_with_two_seeds_and_an_outlier_its_own():
     assert np.isnan(nan["var"][0]) and np.all(np.isfinite(nan["var"][1:]))
 
 
+def test_moderate_two_sided_gate_pulls_a_chance_small_spread_up_less():
+    """The candidate gate (``simulate.RULES["symmetric"]``): the weight from min(p, 1 - p);
+    a spread far below the others' gets less prior weight, one above them the same as today."""
+    rng = np.random.default_rng(5)
+    v = rng.chisquare(4, 10) / 4
+    v[0], v[1] = 0.02, 6.0  # by chance very small / large
+    up, two = seedvar.moderate(v, 4.0), seedvar.moderate(v, 4.0, two_sided=True)
+    np.testing.assert_allclose(two["p"], up["p"])  # the outlier p itself is the same
+    assert up["p"][0] > 0.99 and two["d0"][0] < 0.1 * up["d0"][0] and two["var"][0] < up["var"][0]
+    above = up["p"] < 0.5
+    assert above[1] and up["d0"][1] > 0
+    np.testing.assert_allclose(two["d0"][above], up["d0"][above])
+    assert np.all(two["d0"][~above] <= up["d0"][~above])
+
+
 def test_t_df_counts_both_terms_and_never_drops_below_the_seed_df():
     vs, ds, vt, dt = 1.0, 4.0, 1.0, 10.0
     df = float(seedvar.t_df(vs, ds, vt, dt))
