@@ -9,9 +9,10 @@ settings, chosen by the same rule, on data the comparison does not use. The rule
 
 - **Space.** A loss's settings are the product of the suite's ``tune.train`` lists (shared
   by every loss: ``lr: [1e-3, 3e-4]``) and the lists of its own ``tune.loss`` entry, keyed
-  by its ``grid.loss`` entry: keyword arguments of a single loss (``asl: {gamma_neg: [2, 4]}``)
-  or the ``{placeholders}`` of a composite string (``"bce+{alpha}*msml": {alpha: [0.05,
-  0.1, 0.2]}``).
+  by its ``grid.loss`` entry: keyword arguments of a single loss (``asl: {gamma_neg: [2, 4]}``),
+  the ``{placeholders}`` of a composite string (``"bce+{alpha}*msml": {alpha: [0.05,
+  0.1, 0.2]}``), or keyword arguments of a recipe's last stage's loss, keyed by the recipe's
+  label (``"bce:10>aucm[lr=0.1,schedule=step]": {margin: [0.6, 1.0]}``).
 - **Budget.** Every loss tries ``tune.budget`` settings (default: the smallest space of the
   grid's losses, so a loss without settings of its own tries the whole shared grid);
   ``tune.budget_per_loss`` gives a loss another budget (the leaderboard shows each loss's).
@@ -317,6 +318,8 @@ def _loss_space(spec: Any, label: str, params: dict) -> list[tuple[dict, Any]]:
         return out
     if not params:
         return [({}, spec)]
+    if isinstance(spec, dict) and "stages" in spec:
+        return _recipe_space(spec, label, params)
     if isinstance(spec, str) and not _NAME.fullmatch(spec):
         raise SuiteError(f"`{where}`: to tune a composite's weights write them as placeholders "
                          f"in `grid.loss`, e.g. 'bce+{{alpha}}*msml' with {{alpha: [0.05, 0.1]}}")
@@ -328,6 +331,28 @@ def _loss_space(spec: Any, label: str, params: dict) -> list[tuple[dict, Any]]:
         if name in ("name", "weight"):
             raise SuiteError(f"`{where}.{name}`: not a keyword argument of the loss")
     return [(values, {**base, **values}) for values in _product(params)]
+
+
+def _recipe_space(spec: dict, label: str, params: dict) -> list[tuple[dict, Any]]:
+    """A recipe's settings: keyword arguments of its last stage's loss (the stage that makes
+    the recipe, e.g. AUC-M's ``margin`` after the BCE warm-up)."""
+    where = f"tune.loss.{label}"
+    last = spec["stages"][-1]["loss"]
+    if isinstance(last, str) and not _NAME.fullmatch(last) or isinstance(last, list):
+        raise SuiteError(f"`{where}`: a recipe's settings are keyword arguments of its last "
+                         f"stage's loss, which must be one loss (a name or {{name: ...}}), "
+                         f"got {loss_label(last)!r}")
+    base = {"name": last} if isinstance(last, str) else dict(last)
+    for name in params:
+        if name in ("name", "weight", "labels", "stages", "epochs", "lr", "schedule"):
+            raise SuiteError(f"`{where}.{name}`: a recipe tunes keyword arguments of its last "
+                             f"stage's loss ({base['name']}), not `{name}`")
+    out = []
+    for values in _product(params):
+        stages = copy.deepcopy(spec["stages"])
+        stages[-1]["loss"] = {**base, **values}
+        out.append((values, {"stages": stages}))
+    return out
 
 
 def _budgets(tune: dict, spaces: dict) -> dict:

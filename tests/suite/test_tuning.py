@@ -128,3 +128,38 @@ def test_plan_none_without_values(tmp_path):
     suite = load_suite(_tuned(tmp_path, tune={"stages": 1}, grid={
         "backbone": ["test_resnet"], "head": ["linear"], "loss": ["bce"]}), train_keys=False)
     assert suite.plan is None and len(suite.runs) == 3
+
+
+RECIPE = {"stages": [{"loss": "bce", "epochs": 1}, {"loss": "aucm", "lr": 0.1}]}
+RECIPE_LABEL = "bce:1>aucm[lr=0.1]"
+
+
+def test_a_recipe_tunes_its_last_stages_loss(tmp_path):
+    suite, plan = _plan(tmp_path, {"grid.loss": ["bce", RECIPE], "train.epochs": 2}, tune={
+        "train": {"lr": [1e-3, 3e-3]}, "loss": {RECIPE_LABEL: {"margin": [0.6, 1.0]}}})
+    recipe = next(c for c in plan.cells if c.loss == RECIPE_LABEL)
+    assert (len(recipe.settings), recipe.space) == (2, 4)  # bce's 2 lrs: the budget
+    for s in recipe.settings:
+        stages = s.runs[0].config["loss"]["stages"]
+        assert stages[0] == {"loss": "bce", "epochs": 1}  # the warm-up untouched
+        assert stages[1] == {"loss": {"name": "aucm", "margin": s.values["margin"]}, "lr": 0.1}
+        assert s.runs[0].config["train"]["lr"] == s.values["train.lr"]
+    ids = {r.id for s in recipe.settings for r in s.runs.values()}
+    assert len(ids) == sum(len(s.runs) for s in recipe.settings)  # distinct per setting, seed
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"epochs": [1, 2]}, r"`tune.loss.bce:1>aucm\[lr=0.1\].epochs`: a recipe tunes keyword"),
+    ({"name": ["bce"]}, r"not `name`"),
+])
+def test_a_recipe_tunes_only_its_losss_arguments(tmp_path, params, match):
+    with pytest.raises(SuiteError, match=match):
+        _plan(tmp_path, {"grid.loss": ["bce", RECIPE], "train.epochs": 2},
+              tune={"train": {"lr": [1e-3, 3e-3]}, "loss": {RECIPE_LABEL: params}})
+
+
+def test_a_recipe_ending_in_a_sum_cannot_be_tuned(tmp_path):
+    recipe = {"stages": [{"loss": "bce", "epochs": 1}, {"loss": "bce+0.1*msml"}]}
+    with pytest.raises(SuiteError, match=r"last stage's loss, which must be one loss"):
+        _plan(tmp_path, {"grid.loss": ["bce", recipe], "train.epochs": 2},
+              tune={"train": {"lr": [1e-3]}, "loss": {"bce:1>(bce+0.1*msml)": {"x": [1]}}})

@@ -136,3 +136,13 @@ def test_early_stopping_acts_in_the_last_stage_only():
     assert stages_seen[:2] == ["bce", "bce"] and "aucm" in stages_seen
     # at lr 1e-6 the AUC-M stage cannot beat the BCE stage's best: it stops after 1 epoch
     assert res.early_stopped and stages_seen == ["bce", "bce", "aucm"]
+
+
+def test_a_tuned_recipe_stage_builds_its_loss_with_the_tuned_argument():
+    # tuning writes the last stage's loss as a mapping (mlbench.suite.tuning._recipe_space)
+    tuned = {"stages": [{"loss": "bce", "epochs": 1},
+                        {"loss": {"name": "aucm", "margin": 0.6}, "lr": 0.1, "schedule": "step"}]}
+    _, second = recipe_stages(tuned, CFG, STATS)
+    _, default = _stages()
+    assert second.loss_fn.options["margin"] == 0.6 and default.loss_fn.options["margin"] == 1.0
+    assert losses.training_contract(second.loss_fn).optimizer == "pesg"
