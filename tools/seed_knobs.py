@@ -20,6 +20,10 @@ FWER after Holm, the power at +0.01 with equal stability (S = 2, 3, 5) and CI co
         --seed-sd 0.004 --replicates 400 --seed 11 --cache /tmp/knobs-official
     python -m tools.seed_knobs draw --sim-split 3000 --replicates 400 --seed 11 --cache /tmp/knobs-sim
     python -m tools.seed_knobs score --cache /tmp/knobs-official,/tmp/knobs-sim
+    python -m tools.seed_knobs score --cache /tmp/knobs-official --rules leaderboard,robust
+
+(``--rules``: rules of ``simulate.RULES`` by name, the first printed first, in place of the
+knob candidates.)
 
 Tune on draws of another ``--seed`` than the figures reported (``mlbench calibrate`` uses
 seed 0 by default, the tests 1-3; the issue-30 tuning used seed 11).
@@ -221,6 +225,9 @@ def main(argv=None) -> int:
     s.add_argument("--cache", required=True, help="comma-separated cache folders")
     s.add_argument("--top", type=int, default=15, help="candidates printed (default 15)")
     s.add_argument("--csv", type=Path, help="write every (candidate, scenario) row here")
+    s.add_argument("--rules", metavar="NAME[,NAME...]",
+                   help="score these rules of mlbench.stats.simulate.RULES (as `mlbench "
+                        "calibrate --rules`) instead of the knob candidates")
     args = ap.parse_args(argv)
     from mlbench.leaderboard import calibrate as cal
 
@@ -234,7 +241,19 @@ def main(argv=None) -> int:
         return 0
     from tabulate import tabulate
 
-    rows = score([Path(c) for c in args.cache.split(",")], CANDIDATES())
+    if args.rules:
+        from mlbench.stats import simulate as sim
+
+        names = args.rules.split(",")
+        unknown = [n for n in names if n not in sim.RULES]
+        if unknown:
+            print(f"error: unknown rules {unknown}; expected among {list(sim.RULES)}",
+                  file=sys.stderr)
+            return 2
+        table = {n: sim.RULES[n][0] for n in names}
+    else:
+        table = CANDIDATES()
+    rows = score([Path(c) for c in args.cache.split(",")], table)
     if args.csv:
         import pandas as pd
 

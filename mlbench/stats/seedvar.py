@@ -49,6 +49,8 @@ Holm reads at every seed share; it is conservative where the two terms are of on
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 MIN_POOL_SEEDS = 3  # fewer matched seeds (2): the comparison's own seed variance only
@@ -256,7 +258,8 @@ def fit_prior(v: np.ndarray, d, mask=None) -> tuple[np.ndarray, np.ndarray]:
 
 
 def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
-             max_ratio: float | None = None, two_sided: bool = False):
+             max_ratio: float | None = None, two_sided: bool = False,
+             location: str = "smyth"):
     """The seed variances of a setup's comparisons (or losses), moderated as the module says.
 
     Args:
@@ -271,12 +274,20 @@ def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
     ``two_sided``: the prior weight from min(p, 1 - p) instead of the upper-tail p: a spread
     below the others' is pulled up only as far as its lower tail allows, one above them as
     before (a candidate of ``mlbench calibrate``: ``simulate.RULES["symmetric"]``).
+
+    ``location``: the leave-one-out prior's s0^2 -- ``"smyth"`` (Smyth's moment estimate, the
+    leaderboard's) or ``"median"`` (the median of the other units' v_j / m_j, m_j = the median
+    of chi2_{d_j} / d_j, so that it is unbiased for a common variance under chi-square; one
+    unstable unit does not lift everyone's prior; a candidate: ``simulate.RULES["robust"]``).
+    The prior df d0 is Smyth's in both.
     """
     from scipy import stats as _st
 
     min_seeds = MIN_POOL_SEEDS if min_seeds is None else min_seeds
     alpha = OUTLIER_ALPHA if alpha is None else alpha
     max_ratio = MAX_PRIOR_RATIO if max_ratio is None else max_ratio
+    if location not in ("smyth", "median"):
+        raise ValueError(f"Expected location 'smyth' or 'median' but got {location!r}")
     v = np.asarray(v, dtype=np.float64)
     d = np.broadcast_to(np.asarray(d, dtype=np.float64), v.shape).copy()
     ok = np.isfinite(v) & (d >= 1) & (v >= 0)  # units with a seed variance (0 allowed)
@@ -292,7 +303,8 @@ def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
     for rnd in range(2):
         for k in range(n):
             others = [j for j in range(n) if j != k]
-            k0, ks, enough = _loo_prior(v[..., others], d[..., others], usable[..., others])
+            k0, ks, enough = _loo_prior(v[..., others], d[..., others], usable[..., others],
+                                        location)
             vk, dk = v[..., k], d[..., k]
             with np.errstate(invalid="ignore", divide="ignore"):
                 f = vk / ks
@@ -317,15 +329,23 @@ def moderate(v, d, *, min_seeds: int | None = None, alpha: float | None = None,
     return {"var": var, "df": np.where(ok, d0 + d, np.nan), "d0": d0, "s0": s0, "p": p}
 
 
-def _loo_prior(ov, od, ook):
+def _loo_prior(ov, od, ook, location: str = "smyth"):
     """Smyth prior of the units ``ook`` of (..., m) variances ov on od df: (d0, s0^2, enough),
-    d0 capped at their total df; enough: at least 2 such units."""
+    d0 capped at their total df; enough: at least 2 such units. ``location="median"``: s0^2
+    the median of ov / m, m the median of chi2_od / od (see :func:`moderate`)."""
     enough = ook.sum(axis=-1) >= 2
     shape = ov.shape[:-1]
     if not np.any(enough):
         return np.zeros(shape), np.full(shape, np.nan), enough
     mask = ook | ~enough[..., None]  # rows without enough units: any values, dropped below
     k0, ks = fit_prior(np.where(mask, ov, 1.0), np.where(mask, od, 1.0), mask)
+    if location == "median":
+        from scipy import stats as _st
+
+        scale = _st.chi2.ppf(0.5, np.maximum(od, 1.0)) / np.maximum(od, 1.0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # rows without units: NaN
+            ks = np.nanmedian(np.where(ook, ov / scale, np.nan), axis=-1)
     total = np.where(ook, od, 0.0).sum(axis=-1)
     return (np.where(enough, np.minimum(k0, total), 0.0), np.where(enough, ks, np.nan),
             enough)

@@ -391,6 +391,48 @@ def _rule_symmetric(auc, delta):
     return (*_moderated(auc, delta, two_sided=True), "bf")
 
 
+def _rule_robust(auc, delta):
+    """The leaderboard's, the prior location the others' median (``moderate(location=
+    "median")``)."""
+    return (*_moderated(auc, delta, location="median"), "bf")
+
+
+def per_loss_terms(auc, pooled_r: bool = False, **knobs):
+    """Seed terms from per-LOSS units: each loss's own seed variance (over seeds, S - 1 df)
+    moderated against the other losses' (:func:`mlbench.stats.seedvar.moderate`), then a
+    comparison's (loss l vs the reference 0) s~_l^2 + s~_0^2 - 2 r s~_l s~_0, r the paired
+    sample correlation of the two losses' mean AUC over seeds (``pooled_r``: the mean of the
+    comparisons' Fisher z, one r per setup), df the smaller of the two losses' moderated df.
+    Unmoderated (own variances, the paired r) it is the paired difference's own variance.
+
+    Returns ((var, df) (..., L-1) of the comparisons, (var, df) (..., L) of the losses)."""
+    from mlbench.stats import seedvar
+
+    w2, dw = _own(auc)
+    mm = seedvar.moderate(w2, dw, **knobs)
+    x = auc - auc.mean(-1, keepdims=True)
+    cov = (x[..., 1:, :] * x[..., :1, :]).sum(-1) / (auc.shape[-1] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.clip(np.nan_to_num(cov / np.sqrt(w2[..., 1:] * w2[..., :1])), -1.0, 1.0)
+    if pooled_r:
+        z = np.arctanh(np.clip(r, -1 + 1e-9, 1 - 1e-9)).mean(-1, keepdims=True)
+        r = np.broadcast_to(np.tanh(z), r.shape)
+    va, vb = mm["var"][..., 1:], mm["var"][..., :1]
+    var = np.maximum(va + vb - 2 * r * np.sqrt(va * vb), 0.0)
+    df = np.minimum(mm["df"][..., 1:], mm["df"][..., :1])
+    return (var, df), (mm["var"], mm["df"])
+
+
+def _rule_per_loss(auc, delta):
+    """Per-loss units, the paired correlation (:func:`per_loss_terms`), Behrens-Fisher p."""
+    return (*per_loss_terms(auc), "bf")
+
+
+def _rule_per_loss_r(auc, delta):
+    """Per-loss units, one pooled correlation per setup (:func:`per_loss_terms`)."""
+    return (*per_loss_terms(auc, pooled_r=True), "bf")
+
+
 def _rule_guarded(auc, delta):
     return (*_moderated(auc, delta), "new")
 
@@ -446,6 +488,14 @@ RULES = {
     "symmetric": (_rule_symmetric, "the leaderboard's seed term, the prior weight from "
                   "min(p, 1 - p) (a chance-small spread is pulled up only as far as its lower "
                   "tail allows; above the others' as the leaderboard), Behrens-Fisher p"),
+    "robust": (_rule_robust, "the leaderboard's seed term, the leave-one-out prior's "
+               "location the others' median (scaled to chi-square) instead of Smyth's moment "
+               "estimate, Behrens-Fisher p"),
+    "per-loss": (_rule_per_loss, "per-loss units: each loss's seed variance moderated "
+                 "against the other losses', a comparison's s~_A^2 + s~_B^2 - 2 r s~_A s~_B "
+                 "(r paired), df the smaller, Behrens-Fisher p"),
+    "per-loss-r": (_rule_per_loss_r, "per-loss units as per-loss, one pooled correlation "
+                   "(mean Fisher z of the comparisons) per setup"),
     "guarded": (_rule_guarded, "the same seed term, Student t with the df at the seed term's "
                 "upper bound (seedvar.t_df: the first issue-30 rule)"),
     "own-bf": (_rule_own_bf, "each comparison's own seed variance, Behrens-Fisher p"),

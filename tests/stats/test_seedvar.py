@@ -87,6 +87,28 @@ def test_moderate_two_sided_gate_pulls_a_chance_small_spread_up_less():
     assert np.all(two["d0"][~above] <= up["d0"][~above])
 
 
+def test_moderate_median_location_is_not_lifted_by_one_large_variance():
+    """The candidate prior location (``simulate.RULES["robust"]``): the others' median, so a
+    large (but not excluded) spread leaves the stable units' prior where it was, while Smyth's
+    moment estimate rises with it."""
+    base = np.array([0.8, 0.9, 1.0, 1.1, 1.2, 0.0])
+    s0 = {}
+    for big in (1.3, 4.0):
+        v = base.copy()
+        v[-1] = big  # the largest in both cases; p above EXCLUDE_P: stays in the priors
+        for loc in ("smyth", "median"):
+            m = seedvar.moderate(v, 2.0, location=loc)
+            assert m["p"][-1] > seedvar.EXCLUDE_P
+            s0[loc, big] = m["s0"][:-1]
+    np.testing.assert_allclose(s0["median", 4.0], s0["median", 1.3])
+    assert np.all(s0["smyth", 4.0] > 1.1 * s0["smyth", 1.3])
+    # unbiased for a common variance under chi-square: the median of chi2_2 / 2 is log 2
+    np.testing.assert_allclose(s0["median", 1.3][0], np.median([0.9, 1.0, 1.1, 1.2, 1.3])
+                               / np.log(2))
+    with pytest.raises(ValueError, match="location"):
+        seedvar.moderate(base, 2.0, location="mean")
+
+
 def test_t_df_counts_both_terms_and_never_drops_below_the_seed_df():
     vs, ds, vt, dt = 1.0, 4.0, 1.0, 10.0
     df = float(seedvar.t_df(vs, ds, vt, dt))

@@ -61,3 +61,25 @@ def test_simulated_runs_reproduce_the_seed_sd_asked(sim_split, spread):
     np.testing.assert_allclose(r["sd_seen"], r["sd_asked"], rtol=0.05)
     with pytest.raises(ValueError, match="own test-set noise"):
         cal.simulate(s, cal.Scenario(3, 3, 0.001), replicates=2)
+
+
+def test_per_loss_units_reproduce_the_paired_variance_unmoderated():
+    """Per-loss units (``simulate.RULES["per-loss"]``): unmoderated (2 seeds, or moderation
+    off) s_A^2 + s_B^2 - 2 r s_A s_B is the paired differences' own variance on S - 1 df;
+    moderated it stays >= 0 and pulls a chance-small loss spread towards the others'."""
+    rng = np.random.default_rng(3)
+    for n_s, knobs in ((2, {}), (4, {"min_seeds": 99})):
+        auc = rng.normal(0, 1, (50, 5, n_s)) + rng.normal(0, 1, (50, 1, n_s))  # correlated
+        (v, d), (vm, dm) = sim.per_loss_terms(auc, **knobs)
+        delta = auc[:, 1:] - auc[:, :1]
+        np.testing.assert_allclose(v, delta.var(axis=-1, ddof=1), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(d, n_s - 1)
+        np.testing.assert_allclose(vm, auc.var(axis=-1, ddof=1))
+    auc = rng.normal(0, 1, (200, 6, 4))
+    (v, d), (vm, dm) = sim.per_loss_terms(auc)
+    own = auc.var(axis=-1, ddof=1)
+    assert np.all(v >= 0) and np.all(d >= 3) and np.all(d <= dm[:, 1:])
+    low = own.argmin(axis=-1)[:, None]  # each setup's smallest loss spread: pulled up
+    assert np.all(np.take_along_axis(vm, low, -1) >= np.take_along_axis(own, low, -1))
+    (vr, _), _ = sim.per_loss_terms(auc, pooled_r=True)  # one r per setup: still >= 0
+    assert np.all(vr >= 0) and not np.allclose(vr, v)

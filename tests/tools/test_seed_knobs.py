@@ -31,3 +31,8 @@ def test_unknown_knob_is_refused():
     with pytest.raises(ValueError, match="knobs among"):
         seed_knobs.make_rule(quantiles=((1.5, 0.05),))
     assert list(seed_knobs.CANDIDATES())[0] == "leaderboard"
+
+
+def test_score_refuses_an_unknown_rule(capsys):
+    assert seed_knobs.main(["score", "--cache", "/nonexistent", "--rules", "leaderboard,nope"]) == 2
+    assert "nope" in capsys.readouterr().err
