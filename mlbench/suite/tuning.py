@@ -342,15 +342,14 @@ def _recipe_space(spec: dict, label: str, params: dict) -> list[tuple[dict, Any]
         raise SuiteError(f"`{where}`: a recipe's settings are keyword arguments of its last "
                          f"stage's loss, which must be one loss (a name or {{name: ...}}), "
                          f"got {loss_label(last)!r}")
-    base = {"name": last} if isinstance(last, str) else dict(last)
     for name in params:
         if name in ("name", "weight", "labels", "stages", "epochs", "lr", "schedule"):
             raise SuiteError(f"`{where}.{name}`: a recipe tunes keyword arguments of its last "
-                             f"stage's loss ({base['name']}), not `{name}`")
+                             f"stage's loss ({loss_label(last)}), not `{name}`")
     out = []
-    for values in _product(params):
+    for values, loss in _loss_space(last, label, params):  # the single loss's settings
         stages = copy.deepcopy(spec["stages"])
-        stages[-1]["loss"] = {**base, **values}
+        stages[-1]["loss"] = loss
         out.append((values, {"stages": stages}))
     return out
 
