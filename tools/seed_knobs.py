@@ -1,12 +1,16 @@
-"""The knobs of the leaderboard's seed term (issue 30), scored on the same simulated setups.
+"""The knobs of the leaderboard's seed term and test (issue 30), scored on the same simulated
+setups.
 
-The leaderboard's seed term is :func:`mlbench.stats.seedvar.moderate` (each comparison's own
-seed variance, moderated towards the other comparisons' only as far as they vouch for it) and
-its p / CI Behrens-Fisher's; the knobs are those of ``moderate``: MIN_POOL_SEEDS
-(``min_seeds``), OUTLIER_ALPHA (``alpha``: prior weight d0 min(1, p / alpha), p the
-upper-tail outlier p), MAX_PRIOR_RATIO (``max_ratio``) and ``two_sided`` (the weight from
-min(p, 1 - p): a spread below the others' pulled up only as far as its lower tail allows).
-Behrens-Fisher has no knobs.
+Third round: the seed term :func:`mlbench.stats.seedvar.moderate` (each comparison's own seed
+variance, moderated towards the other comparisons' only as far as they vouch for it), p / CI
+Behrens-Fisher's; the knobs are those of ``moderate``: MIN_POOL_SEEDS (``min_seeds``),
+OUTLIER_ALPHA (``alpha``: prior weight d0 min(1, p / alpha), p the upper-tail outlier p),
+MAX_PRIOR_RATIO (``max_ratio``) and ``two_sided`` (the weight from min(p, 1 - p): a spread
+below the others' pulled up only as far as its lower tail allows). Fourth round (the
+leaderboard's rule since): ``own`` (no moderation) and ``quantile`` (Student t on
+``seedvar.t_df`` with the seed term at its upper bound of that quantile, Behrens-Fisher below
+``seedvar.BF_BELOW_DF`` seed df); ``score --round 4`` scores that grid
+(:func:`fourth_round`).
 
 ``draw`` simulates every scenario of the grid (losses x seeds x one loss k times as unstable
 x correlation of seed effects) once on a test split -- the official one (the label table rows
@@ -21,6 +25,7 @@ FWER after Holm, the power at +0.01 with equal stability (S = 2, 3, 5) and CI co
     python -m tools.seed_knobs draw --sim-split 3000 --replicates 400 --seed 11 --cache /tmp/knobs-sim
     python -m tools.seed_knobs score --cache /tmp/knobs-official,/tmp/knobs-sim
     python -m tools.seed_knobs score --cache /tmp/knobs-official --rules leaderboard,robust
+    python -m tools.seed_knobs score --cache /tmp/knobs-official --round 4 --pattern 'L*_S[35]_*.npz'
 
 (``--rules``: rules of ``simulate.RULES`` by name, the first printed first, in place of the
 knob candidates.)
@@ -83,36 +88,47 @@ def draw(structure, cache: Path, replicates: int, seed_sd, seed: int = 0,
 
 
 KNOBS = ("min_seeds", "alpha", "max_ratio", "two_sided")  # keyword arguments of seedvar.moderate
+TEST_KNOBS = ("own", "quantile", "floor")  # the fourth round's
 
 
-def make_rule(**knobs):
-    """A rule of ``simulate.RULES``'s form: the leaderboard's (moderated seed term,
+def make_rule(own: bool = False, quantile: float | None = None, floor: float = 0.0,
+              **knobs):
+    """A rule of ``simulate.RULES``'s form: the third round's (moderated seed term,
     Behrens-Fisher p) with other knobs of :func:`mlbench.stats.seedvar.moderate`
     (``min_seeds`` = MIN_POOL_SEEDS, ``alpha`` = OUTLIER_ALPHA, ``max_ratio`` =
-    MAX_PRIOR_RATIO, ``two_sided``)."""
+    MAX_PRIOR_RATIO, ``two_sided``); ``own``: every unit's own variance (no moderation);
+    ``quantile``: Student t on ``seedvar.t_df(quantiles=((inf, quantile),))`` where the seed
+    term has >= ``seedvar.BF_BELOW_DF`` df, Behrens-Fisher below; ``floor``: there p = max(t's
+    p, floor x Behrens-Fisher's) (``own=True, quantile=0.25, floor=seedvar.BF_FLOOR`` is the
+    leaderboard's rule)."""
     from mlbench.stats import seedvar
 
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
-        raise ValueError(f"Expected knobs among {list(KNOBS)} but got {unknown}")
+        raise ValueError(f"Expected knobs among {list(KNOBS + TEST_KNOBS)} but got {unknown}")
 
     def rule(auc, delta):
         out = []
         for x in (delta, auc):
             v, d = x.var(axis=-1, ddof=1), np.full(x.shape[:-1], float(x.shape[-1] - 1))
+            if own:
+                out.append((v, d))
+                continue
             m = seedvar.moderate(v, d, **knobs)
             out.append((m["var"], m["df"]))
-        return out[0], out[1], "bf"
+        if quantile is None:
+            return out[0], out[1], "bf"
+        return out[0], out[1], ("lb", ((np.inf, quantile),), floor)
 
     return rule
 
 
 def candidates() -> dict:
-    """name -> knobs (kwargs of :func:`make_rule`); the first is the leaderboard's rule (its
-    knobs as seedvar has them): the gate (``alpha``: prior weight d0 min(1, p / alpha)),
+    """name -> knobs (kwargs of :func:`make_rule`); the first is the third round's rule
+    (``simulate.RULES["moderated-bf"]``, its knobs as seedvar has them): the gate (``alpha``: prior weight d0 min(1, p / alpha)),
     the cap (``max_ratio``: prior df at most this times the own df), pooling from 2 seeds
     and the two-sided gate around it."""
-    out = {"leaderboard": {}}
+    out = {"moderated-bf": {}}
     for alpha, ratio in itertools.product((3.0, 1.0, 0.5), (1.0, 2.0, 4.0)):
         if (alpha, ratio) != (3.0, 1.0):
             out[f"gate {alpha:g} cap {ratio:g}"] = dict(alpha=alpha, max_ratio=ratio)
@@ -123,6 +139,24 @@ def candidates() -> dict:
 
 
 CANDIDATES = candidates
+
+
+def fourth_round() -> dict:
+    """The fourth round's grid (name -> knobs of :func:`make_rule`): the third round's rule
+    (moderated-bf), then the seed term {own, moderated, moderated with a two-sided gate of
+    20} x the t test's bound q in {0.22, 0.25, 0.3}, and the own term with q in {0.25, 0.3}
+    x a Behrens-Fisher floor in {0.5, 0.6, 0.7, 1} (p = max(t's, floor x BF's); Behrens-
+    Fisher with 2 seeds in all). Score it on 3 and 5 seeds (``--pattern``): with 2 seeds
+    the own-term rules are one and the same."""
+    out = {"moderated-bf": {}}
+    for name, kw in (("own", dict(own=True)), ("moderated", {}),
+                     ("two-sided gate 20", dict(two_sided=True, alpha=20.0))):
+        for q in (0.22, 0.25, 0.3):
+            out[f"{name} q {q:g}"] = dict(kw, quantile=q)
+    for q in (0.25, 0.3):
+        for floor in (0.5, 0.6, 0.7, 1.0):
+            out[f"own q {q:g} floor {floor:g}"] = dict(own=True, quantile=q, floor=floor)
+    return out
 
 
 def flag_rates(cache: Path, knobs: dict | None = None) -> list[dict]:
@@ -228,6 +262,11 @@ def main(argv=None) -> int:
     s.add_argument("--rules", metavar="NAME[,NAME...]",
                    help="score these rules of mlbench.stats.simulate.RULES (as `mlbench "
                         "calibrate --rules`) instead of the knob candidates")
+    s.add_argument("--round", type=int, choices=(3, 4), default=3,
+                   help="3: the moderation knobs (CANDIDATES); 4: the fourth round's seed "
+                        "term x t-test grid (fourth_round)")
+    s.add_argument("--pattern", default="L*.npz",
+                   help="scenario files scored (e.g. 'L*_S[35]_*.npz': 3 and 5 seeds)")
     args = ap.parse_args(argv)
     from mlbench.leaderboard import calibrate as cal
 
@@ -252,8 +291,8 @@ def main(argv=None) -> int:
             return 2
         table = {n: sim.RULES[n][0] for n in names}
     else:
-        table = CANDIDATES()
-    rows = score([Path(c) for c in args.cache.split(",")], table)
+        table = CANDIDATES() if args.round == 3 else fourth_round()
+    rows = score([Path(c) for c in args.cache.split(",")], table, pattern=args.pattern)
     if args.csv:
         import pandas as pd
 

@@ -5,9 +5,9 @@ Runs are grouped into *blocks*: one (backbone, head, setup), where the setup is 
 run config (labelled by the keys that differ between setups, :func:`setup_labels`), so one test
 set and one set of classes. Per block, each run's stored test scores give its per-class AUC and DeLong influence values over the classes the sparse-
 class rule keeps; each loss gets the CI of its mean AUC and a paired comparison with the
-reference loss on the seeds both have, their seed terms moderated over the block's losses /
-comparisons (:func:`mlbench.stats.seed_terms`: only as far as their seed spreads agree, and
-not at all with 2 seeds); a loss whose seed spread the others' cannot explain is flagged
+reference loss on the seeds both have, each with its own seed term
+(:func:`mlbench.stats.seed_terms`: nothing pooled between losses, so an unstable loss moves
+no one else's p); a loss whose seed spread the others' cannot explain is flagged
 unstable; Holm adjusts the p-values over every comparison of the table. Rendering:
 :mod:`mlbench.leaderboard.table`.
 
@@ -141,8 +141,8 @@ class Block:
 
     def seed_terms(self, reference: str) -> dict:
         """Seed terms of the block's losses (their mean AUC over seeds) and comparisons with
-        ``reference`` (paired differences on the seeds both have), each moderated over its
-        kind (:func:`mlbench.stats.seed_terms`); plus Bartlett's test of equal seed spreads of
+        ``reference`` (paired differences on the seeds both have), each its own, with its
+        outlier p over its kind (:func:`mlbench.stats.seed_terms`); plus Bartlett's test of equal seed spreads of
         the paired differences. {"mean": {loss: SeedTerm}, "diff": {loss: SeedTerm},
         "matched": {loss: seeds}, "bartlett": (stat, p)}."""
         losses = [loss for loss in self.stats if self.stats[loss]]
@@ -478,7 +478,6 @@ def _seed_notes(block: Block, rows: list[dict], terms, flags: dict, reference: s
     """Footnotes on the seed terms: unstable losses, too few matched seeds, the pooling."""
     if not terms or len(block.seeds) < 2:
         return []
-    from mlbench.stats.seedvar import MIN_POOL_SEEDS
 
     where = " / ".join(block.key if many else block.key[:2])
     out = []
@@ -504,12 +503,12 @@ def _seed_notes(block: Block, rows: list[dict], terms, flags: dict, reference: s
     stat, p = terms["bartlett"]
     if np.isfinite(p) and p < 0.05:
         out.append(f"{where}: the losses' seed spreads of Δ differ (Bartlett p = {p:.2g}); "
-                   "seed terms are pooled only as far as they agree")
-    if len(block.seeds) < MIN_POOL_SEEDS:
-        out.append(f"{where}: {len(block.seeds)} seeds: every CI and test uses its own seed "
-                   f"spread ({len(block.seeds) - 1} df; pooling needs >= {MIN_POOL_SEEDS} "
-                   "seeds to tell an unstable loss from a stable one), so the tests are "
-                   "conservative")
+                   "every CI and test uses its own comparison's seed spread, so the "
+                   "unstable ones widen only their own")
+    if len(block.seeds) == 2:
+        out.append(f"{where}: 2 seeds: every seed spread rests on 1 df, so CIs and tests "
+                   "are Behrens-Fisher's and conservative (type-I 1-4% at 5%); 3+ seeds "
+                   "give t tests at their level")
     return out
 
 

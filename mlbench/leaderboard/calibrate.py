@@ -192,9 +192,10 @@ def spread_report(info: dict) -> str:
                                    "outlier p", "", "seed term the leaderboard used"],
                     disable_numparse=True)
     het = (f"Bartlett's test of equal seed spreads of Δ: chi2 = {stat:.2f}, p = {p:.3g} -- "
-           + ("they differ: the leaderboard pools a comparison's seed term only as far as "
-              "the others' agree with it (flagged losses: their own)" if p < 0.05 else
-              "no evidence that they differ")) if np.isfinite(p) else \
+           + ("they differ: the leaderboard's tests use each comparison's own seed spread, "
+              "so the unstable losses (flagged) widen only their own CIs" if p < 0.05 else
+              "no evidence that they differ (each comparison uses its own seed spread "
+              "either way)")) if np.isfinite(p) else \
         "Bartlett's test of equal seed spreads: needs >= 2 comparisons with >= 2 seeds"
     return text + "\n" + het + "\n"
 

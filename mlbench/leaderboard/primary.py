@@ -2,12 +2,12 @@
 
 Each contrast ``A vs B`` is computed in every block (backbone, head, setup) it applies to and
 that holds both losses, on the seeds both have, as the leaderboard's comparison
-(:func:`mlbench.stats.compare`): B the reference uses the row's own seed term (moderated over
-the block's comparisons); another B gets its paired differences moderated with the block's
-comparisons (:func:`mlbench.stats.seed_terms`). The primary contrasts form one Holm family and
+(:func:`mlbench.stats.compare`): B the reference uses the row's seed term; another B the
+seed variance of its own paired differences (:func:`mlbench.stats.seed_terms`, with its
+outlier p among the block's comparisons). The primary contrasts form one Holm family and
 each gets a verdict (:mod:`mlbench.stats.verdicts`); every other comparison of the table is
 exploratory, Holm-adjusted in its own family. ``A vs chance``: Δ = A's mean AUC - 0.5, from
-the CI of its mean (:func:`mlbench.stats.mean_ci`, its seed term moderated over the block's
+the CI of its mean (:func:`mlbench.stats.mean_ci`, its own seed term over the block's
 losses). A contrast named in ``analysis.expect`` (a control) gets ``expected`` (its acceptable
 verdicts) and ``as_expected`` (the observed verdict among them).
 """
@@ -86,8 +86,8 @@ def evaluate(blocks, analysis: dict | None, reference: str, alpha: float = 0.05,
 
 
 def _seed_term(block, terms: dict, c, matched: list, reference: str):
-    """The contrast's seed term: the row's own when B is the reference, else its paired
-    differences moderated with the block's comparisons with the reference."""
+    """The contrast's seed term: the row's when B is the reference, else that of its own
+    paired differences (outlier p against the block's comparisons with the reference)."""
     if c.b == reference and c.a in terms["diff"]:
         return terms["diff"][c.a]
     sa, sb = block.stats[c.a], block.stats[c.b]
@@ -154,7 +154,7 @@ def adjust(df, rows: list[dict], reference: str, alpha: float = 0.05):
 
 P_BEST_NOTE = (
     "P(best): share of parametric draws in which the loss has the setup's highest mean AUC, "
-    "E[rank] its mean rank (1 = best); draws from each loss's seed term (moderated, its df "
+    "E[rank] its mean rank (1 = best); draws from each loss's own seed term (its df "
     "carried by a chi-square draw) and the test-set covariance the losses share (patient "
     "sums of influence values), seed effects of one seed taken as independent between losses "
     "(mlbench.stats.best; calibration in docs/HARNESS.md).")

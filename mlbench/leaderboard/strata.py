@@ -51,8 +51,8 @@ NOTE = (
     "w/o sparsest: the mean without the class of the means with the fewest test positives. "
     "val: validation mean AUC of the kept epoch (every class estimable there; what tuning "
     "selects on). Per-class Δ: "
-    "the leaderboard's comparison on one class (seeds x patients, seed terms moderated over "
-    "the classes); win / loss: its 95% CI above / below 0, not adjusted over the classes.")
+    "the leaderboard's comparison on one class (seeds x patients, the class's own seed "
+    "term); win / loss: its 95% CI above / below 0, not adjusted over the classes.")
 
 
 def compute(db, blocks, findings: list[str], contrasts: list[dict], reference: str,

@@ -150,10 +150,11 @@ def footnote(df) -> list[str]:
               "(exploratory) as another") if primary else \
         f"p Holm: adjusted over the {n} comparison{'' if n == 1 else 's'} shown"
     lines = [
-        "95% CI and p: seed-to-seed spread (each comparison's own, moderated with the setup's "
-        "others only as far as they agree, from 3 seeds on) + the test-set term shared by "
-        "the seeds (DeLong influence values summed per patient), Behrens-Fisher with the df "
-        "of both terms; no CI or p from fewer than 2 matched seeds; † = unstable over seeds "
+        "95% CI and p: seed-to-seed spread (each comparison's own, nothing pooled between "
+        "losses) + the test-set term shared by the seeds (DeLong influence values summed per "
+        "patient); Student t on a df that counts both terms' uncertainty (3+ seeds), "
+        "Behrens-Fisher (2 seeds: conservative); no CI or p from fewer than 2 matched seeds; "
+        "† = unstable over seeds "
         f"(see below); {family}, * = adjusted p < {alpha:g}.",
         f"Mean AUC, Δ and CIs over the {df.attrs.get('rule', 'classes kept')}; (0.xxx) = "
         "left out of the means, n/e = not estimable (one label value in the test split); "

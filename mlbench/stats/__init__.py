@@ -15,18 +15,17 @@ The comparisons: seeds × patient-clustered test set. Two sources of uncertainty
 For a loss L against the reference R on S seeds paired by index::
 
     delta   = mean_s [meanAUC(L, s) - meanAUC(R, s)]
-    V_seed  = s~2 / S         s~2: the seed variance of the paired differences, the pair's own
-                              (S-1 df) moderated with the setup's other comparisons only as far
-                              as their spreads agree, and not at all with 2 seeds
-                              (:mod:`mlbench.stats.seedvar`)
+    V_seed  = s2 / S          s2: the pair's own seed variance of the paired differences
+                              (S-1 df; nothing pooled between losses: :mod:`mlbench.stats.seedvar`)
     V_test  = mean over seed pairs s != s' of sum_patients Psi_s Psi_s' (Psi: patient sums of
               the class-averaged (L - R) influence values), with its own df from the spread
               of the per-patient terms
     se      = sqrt(V_seed + V_test)
-    p, CI   = Behrens-Fisher: delta / se ~ sin(th) T_{S-1} + cos(th) T_{df_test},
-              tan(th)^2 = V_seed / V_test, S-1 the seed term's (moderated) df
-              (``seedvar.behrens_fisher``); df reported: the
-              Satterthwaite df of both terms
+    p, CI   = 3+ seeds: Student t on df = the Satterthwaite df of both estimated terms with
+              V_seed at its upper confidence bound (``seedvar.t_df``); 2 seeds:
+              Behrens-Fisher, delta / se ~ sin(th) T_1 + cos(th) T_{df_test}, tan(th)^2 =
+              V_seed / V_test (``seedvar.behrens_fisher``); both ``seedvar.p_value``; df
+              reported: the t test's
 
 With fewer than 2 matched seeds there is no seed term, so no CI and no test.
 
@@ -81,16 +80,24 @@ from mlbench.stats.metrics import (
     per_class_auc,
     skipped_classes,
 )
-from mlbench.stats.seedvar import behrens_fisher, fit_prior, moderate, t_df, test_term
+from mlbench.stats.seedvar import (
+    behrens_fisher,
+    ci_half_width,
+    fit_prior,
+    moderate,
+    p_value,
+    t_df,
+    test_term,
+)
 from mlbench.stats.transfer import RankingAgreement, ScoredTestSet, kendall_tau_b, ranking_agreement
 
 __all__ = [
     "RankingAgreement", "ScoredTestSet", "kendall_tau_b", "ranking_agreement",
     "Comparison", "RunStats", "SeedTerm", "SparseRule", "WeightedAUC", "behrens_fisher",
-    "bootstrap_ci",
+    "bootstrap_ci", "ci_half_width",
     "clustered_terms", "clustered_variance", "compare", "dataset_ids", "evaluate_scores",
     "fit_prior", "group_index", "holm", "influence", "influence_levels", "influence_rows",
-    "label_ranking", "mean_auc", "mean_ci", "metric_records", "moderate", "paired_comparison",
-    "per_class_ap", "per_class_auc", "pooled_seed_variance", "run_stats", "seed_terms",
+    "label_ranking", "mean_auc", "mean_ci", "metric_records", "moderate", "p_value",
+    "paired_comparison", "per_class_ap", "per_class_auc", "pooled_seed_variance", "run_stats", "seed_terms",
     "skipped_classes", "t_df", "test_term",
 ]

@@ -1,6 +1,6 @@
 """Comparisons of losses: the paired comparison and one loss's CI with a seed term and a
-patient-clustered test-set term (:mod:`mlbench.stats.seedvar`: the moderated seed variance,
-the test term's df and the df rule), the pooled seed variance of the rule before issue 30
+patient-clustered test-set term (:mod:`mlbench.stats.seedvar`: the seed variance, its outlier
+p against the setup's others, the test term's df and the test), the pooled seed variance of the rule before issue 30
 (``pooled_seed_variance``, kept for calibration) and Holm's adjustment. See
 :mod:`mlbench.stats` for the formulas."""
 
@@ -49,11 +49,11 @@ class Comparison:
 class SeedTerm:
     """The seed term of one comparison (or one loss's mean), from :func:`seed_terms`."""
 
-    var: float  # variance of one seed's value (moderated); NaN: fewer than 2 seeds
+    var: float  # variance of one seed's value (the own); NaN: fewer than 2 seeds
     df: float
     own_var: float
     own_df: float
-    prior_df: float  # d0 it got (0: own variance only)
+    prior_df: float  # d0 it got (0: own variance only, the leaderboard's)
     prior_var: float  # s0^2 of the others (NaN: none)
     outlier_p: float  # upper-tail p of own_var under the others' prior (NaN: none)
 
@@ -66,22 +66,28 @@ class SeedTerm:
         return f"own ({self.own_df:g} df)"
 
 
-def seed_terms(samples: list, **kw) -> list[SeedTerm]:
-    """Seed terms of a setup's comparisons, or of its losses' means, moderated together.
+def seed_terms(samples: list, *, moderated: bool = False, **kw) -> list[SeedTerm]:
+    """Seed terms of a setup's comparisons, or of its losses' means, with each unit's outlier
+    p against the others' spreads (what the leaderboard's unstable marker reads).
 
     Args:
         samples: one array per unit: the per-seed paired differences of a comparison (or the
             per-seed mean AUC of a loss); fewer than 2 values: no seed term.
-        **kw: ``min_seeds`` / ``alpha`` of :func:`mlbench.stats.seedvar.moderate`.
+        moderated: the seed variance moderated towards the others'
+            (:func:`mlbench.stats.seedvar.moderate`, the rule before the fourth round of issue
+            30) instead of the unit's own (S - 1 df), the leaderboard's.
+        **kw: ``min_seeds`` / ``alpha`` / ... of :func:`mlbench.stats.seedvar.moderate`.
 
     Returns:
-        One :class:`SeedTerm` per unit. A unit moderated alone (e.g. the two losses of
-        :func:`paired_comparison`) keeps its own variance (S - 1 df): there is nothing to pool
-        from.
+        One :class:`SeedTerm` per unit. A unit alone (e.g. the two losses of
+        :func:`paired_comparison`) has no outlier p: there is nothing to compare it with.
     """
     own = np.array([np.var(x, ddof=1) if len(x) >= 2 else np.nan for x in samples], float)
     d = np.array([max(len(x) - 1, 0) for x in samples], float)
     m = seedvar.moderate(own, d, **kw)
+    if not moderated:
+        m = {**m, "var": np.where(d >= 1, own, np.nan), "df": np.where(d >= 1, d, np.nan),
+             "d0": np.zeros(len(own))}
     return [SeedTerm(float(m["var"][k]), float(m["df"][k]), float(own[k]), float(d[k]),
                      float(m["d0"][k]), float(m["s0"][k]), float(m["p"][k]))
             for k in range(len(samples))]
@@ -112,10 +118,10 @@ def _result(values, psi, group_idx, n_groups, seed: SeedTerm | None, alpha, clas
         return Comparison(delta, nan, nan, nan, nan, nan, n, nan, var_test, seed.label,
                           df_test=df_test, **common)
     vs = seed.var / n
-    df = float(seedvar.satterthwaite(vs, seed.df, var_test, df_test))
+    df = float(seedvar.t_df(vs, seed.df, var_test, df_test))
     se = float(np.sqrt(vs + var_test))
-    p = float(seedvar.behrens_fisher(delta - centre, vs, seed.df, var_test, df_test))
-    h = seedvar.behrens_fisher_ci(vs, seed.df, var_test, df_test, alpha)
+    p = float(seedvar.p_value(delta - centre, vs, seed.df, var_test, df_test))
+    h = seedvar.ci_half_width(vs, seed.df, var_test, df_test, alpha)
     return Comparison(delta, se, float(delta - h), float(delta + h), p, df, n,
                       float(vs), var_test, seed.label, df_seed=seed.df, df_test=df_test,
                       **common)
@@ -126,10 +132,10 @@ def compare(a: list[RunStats], b: list[RunStats], group_idx: np.ndarray, n_group
             left_out=None) -> Comparison:
     """The paired comparison a - b from per-seed :class:`RunStats` (seeds paired by index).
 
-    ``seed``: the comparison's seed term moderated with the setup's other comparisons
-    (:func:`seed_terms`); default: its own seed variance. p and CI:
-    :func:`mlbench.stats.seedvar.behrens_fisher` of the seed term (on its moderated df) and
-    the test term.
+    ``seed``: the comparison's seed term from :func:`seed_terms` (with its outlier p among
+    the setup's comparisons); default: its own seed variance alone. p and CI:
+    :func:`mlbench.stats.seedvar.p_value` / ``ci_half_width`` of the seed term and the test
+    term (t on ``seedvar.t_df`` with 3+ seeds, Behrens-Fisher with 2).
     """
     if len(a) != len(b) or not a:
         raise ValueError(f"Expected the same number (>= 1) of seeds, got {len(a)} and {len(b)}")
@@ -142,8 +148,8 @@ def mean_ci(runs: list[RunStats], group_idx: np.ndarray, n_groups: int, *,
             alpha: float = 0.05, seed: SeedTerm | None = None, classes=(),
             left_out=None) -> Comparison:
     """CI of one loss's mean AUC over seeds, with the same two terms as :func:`compare`
-    (``p_value`` is that of mean AUC = 0.5, rarely useful); ``seed`` moderated with the
-    setup's other losses (:func:`seed_terms`), default its own."""
+    (``p_value`` is that of mean AUC = 0.5, rarely useful); ``seed`` from :func:`seed_terms`
+    over the setup's losses, default its own."""
     means = np.array([r.mean_auc for r in runs])
     psi = np.stack([r.psi for r in runs])
     return _result(means, psi, group_idx, n_groups, seed, alpha, classes, left_out or {},
@@ -154,11 +160,11 @@ def paired_comparison(targets, groups, scores_a, scores_b, *, alpha: float = 0.0
                       rule: SparseRule | None = None, mask=None) -> Comparison:
     """Paired comparison of two losses' mean AUC on one test set (SPEC §5.1).
 
-    The leaderboard's computation for a setup of two losses: with nothing to pool from, the
-    seed term is the pair's own seed variance of the paired differences (S - 1 df); the
-    patient-clustered test term with its own df; p and CI from the Behrens-Fisher
-    distribution of the two estimated terms (:func:`mlbench.stats.seedvar.behrens_fisher`),
-    as on the leaderboard. One seed: no seed term, so no CI and no p (NaN).
+    Exactly a leaderboard row's computation: the seed term is the pair's own seed variance
+    of the paired differences (S - 1 df); the patient-clustered test term with its own df;
+    p and CI counting both terms' uncertainty (:func:`mlbench.stats.seedvar.p_value`: t on
+    ``seedvar.t_df`` with 3+ seeds, Behrens-Fisher with 2). One seed: no seed term, so no CI
+    and no p (NaN).
 
     Args:
         targets: (N, C) in {0, 1}.

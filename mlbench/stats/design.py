@@ -17,10 +17,10 @@ patient effect's SD is the score model's ``loss_patient_sd``, an assumption: no 
 folder can measure it from one test split).
 
 Power has no closed form under the leaderboard's rule (the own seed term with few df and the
-test term, Behrens-Fisher: :mod:`mlbench.stats.seedvar`), so it is
+test term: :func:`mlbench.stats.seedvar.p_value`), so it is
 simulated: ``replicates`` null setups of L losses x S seeds are drawn once with the patient
 engine (:func:`mlbench.stats.simulate.draw_patient`), each comparison's SE and df computed by
-the leaderboard's rule (``simulate.RULES["leaderboard"]``, ``seedvar.behrens_fisher``), and an effect
+the leaderboard's rule (``simulate.RULES["leaderboard"]``, ``seedvar.p_value``), and an effect
 δ of the last loss is added to its estimate (to first order the SE and df do not move with δ).
 Power(δ) = P(the last comparison is rejected by Holm over the family's m comparisons, with
 Δ̄ > 0); the family's other comparisons of the block are the simulated nulls, the rest of
@@ -46,10 +46,10 @@ class Draws:
 
     est: np.ndarray  # Δ̄ of each comparison
     se: np.ndarray
-    df: np.ndarray  # Satterthwaite df of both terms (informative; p: Behrens-Fisher)
+    df: np.ndarray  # the t test's df of both terms (seedvar.t_df; p: seedvar.p_value)
     losses: int
     seeds: int
-    terms: tuple = ()  # (vs, ds, vt, dt) of each comparison, for the Behrens-Fisher p
+    terms: tuple = ()  # (vs, ds, vt, dt) of each comparison, for seedvar.p_value
     null_p: dict = field(default_factory=dict, repr=False)  # k -> p of the k-1 nulls (cache)
 
 
@@ -81,7 +81,7 @@ def draw(split, model, losses: int, seeds: int, seed_sd: float, replicates: int,
         vs = vd / seeds
         out["est"].append(delta.mean(-1))
         out["se"].append(np.sqrt(vs + vt))
-        out["df"].append(seedvar.satterthwaite(vs, dd, vt, dt))
+        out["df"].append(seedvar.t_df(vs, dd, vt, dt))
         for k, x in zip(("vs", "ds", "vt", "dt"), (vs, dd, vt, dt), strict=True):
             out[k].append(np.broadcast_to(x, vs.shape))
         done += r
@@ -110,9 +110,9 @@ def _family_p(draws: Draws, effect: float, m: int) -> tuple[np.ndarray, np.ndarr
     est[:, -1] += effect
     vs, ds, vt, dt = (x[:, -k:] for x in draws.terms)
     if k not in draws.null_p:  # the other comparisons' p do not move with the effect
-        draws.null_p[k] = seedvar.behrens_fisher(est[:, :-1], vs[:, :-1], ds[:, :-1],
-                                                 vt[:, :-1], dt[:, :-1])
-    last = seedvar.behrens_fisher(est[:, -1], vs[:, -1], ds[:, -1], vt[:, -1], dt[:, -1])
+        draws.null_p[k] = seedvar.p_value(est[:, :-1], vs[:, :-1], ds[:, :-1], vt[:, :-1],
+                                          dt[:, :-1])
+    last = seedvar.p_value(est[:, -1], vs[:, -1], ds[:, -1], vt[:, -1], dt[:, -1])
     return np.concatenate([draws.null_p[k], last[:, None]], axis=1), est[:, -1]
 
 

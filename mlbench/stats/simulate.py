@@ -382,8 +382,20 @@ def _moderated(auc, delta, **knobs):
 
 
 def _rule_leaderboard(auc, delta):
-    """The guarded moderated seed term, Behrens-Fisher with the test term."""
+    """Each comparison's (each loss's) own seed variance; t on ``seedvar.t_df`` with 3+
+    seeds, Behrens-Fisher with 2 (:func:`mlbench.stats.seedvar.p_value`)."""
+    return _own(delta), _own(auc), "lb"
+
+
+def _rule_moderated_bf(auc, delta):
+    """The guarded moderated seed term, Behrens-Fisher with the test term (the leaderboard's
+    rule of the third round of issue 30)."""
     return (*_moderated(auc, delta), "bf")
+
+
+def _rule_moderated_t(auc, delta):
+    """The guarded moderated seed term with the leaderboard's test (``seedvar.p_value``)."""
+    return (*_moderated(auc, delta), "lb")
 
 
 def _rule_symmetric(auc, delta):
@@ -479,16 +491,21 @@ def _rule_own_guard(auc, delta):
 
 # name: (function, what it is); the first is the leaderboard's
 RULES = {
-    "leaderboard": (_rule_leaderboard, "leaderboard: seed term moderated only as far as the "
-                    "others agree (own with 2 seeds), Behrens-Fisher p of it and the test term"),
+    "leaderboard": (_rule_leaderboard, "leaderboard: each comparison's own seed variance; "
+                    "t on the df of both terms at the seed term's upper bound (3+ seeds), "
+                    "Behrens-Fisher (2 seeds)"),
+    "moderated-bf": (_rule_moderated_bf, "third round: seed term moderated only as far as "
+                     "the others agree (own with 2 seeds), Behrens-Fisher p"),
+    "moderated-t": (_rule_moderated_t, "the same moderated seed term with the leaderboard's "
+                    "test (t on the bounded df, Behrens-Fisher with 2 seeds)"),
     "pooled": (_rule_pooled, "before issue 30: seed variance pooled over the losses, "
                "W-S df (seed df below 4)"),
     "smyth": (_rule_smyth, "Smyth's moderated variance (prior df from the spread, inf when "
               "they agree; location the pooled variance), Behrens-Fisher p"),
-    "symmetric": (_rule_symmetric, "the leaderboard's seed term, the prior weight from "
+    "symmetric": (_rule_symmetric, "the moderated seed term, the prior weight from "
                   "min(p, 1 - p) (a chance-small spread is pulled up only as far as its lower "
                   "tail allows; above the others' as the leaderboard), Behrens-Fisher p"),
-    "robust": (_rule_robust, "the leaderboard's seed term, the leave-one-out prior's "
+    "robust": (_rule_robust, "the moderated seed term, the leave-one-out prior's "
                "location the others' median (scaled to chi-square) instead of Smyth's moment "
                "estimate, Behrens-Fisher p"),
     "per-loss": (_rule_per_loss, "per-loss units: each loss's seed variance moderated "
@@ -496,8 +513,8 @@ RULES = {
                  "(r paired), df the smaller, Behrens-Fisher p"),
     "per-loss-r": (_rule_per_loss_r, "per-loss units as per-loss, one pooled correlation "
                    "(mean Fisher z of the comparisons) per setup"),
-    "guarded": (_rule_guarded, "the same seed term, Student t with the df at the seed term's "
-                "upper bound (seedvar.t_df: the first issue-30 rule)"),
+    "guarded": (_rule_guarded, "the moderated seed term, Student t with the df at the seed "
+                "term's upper bound at every seed count (seedvar.t_df)"),
     "own-bf": (_rule_own_bf, "each comparison's own seed variance, Behrens-Fisher p"),
     "own-ws": (_rule_own_ws, "own seed variance, Satterthwaite df of both estimated terms"),
     "own-guard": (_rule_own_guard, "own seed variance, seed df below 4 (paired_comparison "
@@ -535,8 +552,10 @@ def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> 
     """:func:`evaluate` from the test terms (:func:`test_terms`) instead of the patient sums.
 
     A rule's function maps (auc (R, L, S), delta (R, L-1, S)) to ((var, df) of the
-    comparisons' seed terms, (var, df) of the losses', test): ``"bf"`` (the leaderboard's,
-    :func:`mlbench.stats.seedvar.behrens_fisher`), ``"new"`` (t with
+    comparisons' seed terms, (var, df) of the losses', test): ``"lb"`` (the leaderboard's,
+    :func:`mlbench.stats.seedvar.p_value`; ``("lb", quantiles, bf_floor)`` the same with
+    other constants), ``"bf"``
+    (:func:`mlbench.stats.seedvar.behrens_fisher`), ``"new"`` (t with
     :func:`mlbench.stats.seedvar.t_df`), ``"old"`` (before issue 30), ``"sat"``
     (Satterthwaite of both estimated terms), ``"ws"`` (Welch-Satterthwaite, exact test term)
     or a function (vs, ds, vt, dt) -> df.
@@ -561,8 +580,13 @@ def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> 
             vs = v / n_s
             if dfrule == "sat":
                 dfrule = seedvar.satterthwaite
-            if dfrule == "bf":
-                p = seedvar.behrens_fisher(x - centre, vs, ds, vt, dt)
+            if isinstance(dfrule, tuple):  # ("lb", quantiles, floor): other constants
+                p = seedvar.p_value(x - centre, vs, ds, vt, dt, *dfrule[1:])
+                res[key] = p if key == "p" else p >= alpha
+                continue
+            if dfrule in ("bf", "lb"):
+                test = seedvar.behrens_fisher if dfrule == "bf" else seedvar.p_value
+                p = test(x - centre, vs, ds, vt, dt)
                 res[key] = p if key == "p" else p >= alpha
                 continue
             if callable(dfrule):

@@ -3,8 +3,8 @@ variance components, and AUC within strata of the test images (view, number of f
 
 Per-class Δ of a contrast A - B: for each class c of the means, the paired comparison of the
 class's AUC on the matched seeds (:func:`mlbench.stats.compare` on one-class
-:class:`RunStats`: the class's DeLong influence values), its seed term moderated over the
-contrast's classes (:func:`mlbench.stats.seed_terms`, only as far as their spreads agree);
+:class:`RunStats`: the class's DeLong influence values), its own seed term (the class's
+paired differences, :func:`mlbench.stats.seed_terms`, as every leaderboard comparison);
 ``B = None`` is chance (the class's AUC - 0.5, :func:`mlbench.stats.mean_ci`). A class is a
 win when its CI lies above 0, a loss when below (95% CIs, not adjusted over the classes).
 

@@ -4,11 +4,13 @@ comparisons included) and above ``LOWER``, and the family-wise error after Holm 
 over >= 800 null comparisons each. A representative grid runs here; the full grid (L = 2, 4, 8, 13; S = 2,
 3, 5; equal, 3x, 10x; rho 0, 0.5; both splits) is `mlbench calibrate`'s, in docs/HARNESS.md.
 
-The leaderboard's rule (the guarded moderated seed term, Behrens-Fisher with the test term)
-is conservative where the seed term rests on 1-2 df and the two terms are of one size:
-measured 1.0-4.5% with 2 seeds, 1.0-6.5% with 3 (0.75% in the 13 x 3 sim test below),
-1.5-4.6% with 5 (docs/HARNESS.md, 400 replicates), so the lower bounds (``LOWER``) are below
-the issue's 2.5%; the upper bounds are the issue's.
+The leaderboard's rule (each comparison's own seed term; t on the df of both terms at the
+seed term's upper bound with 3+ seeds floored at 0.6 x Behrens-Fisher's p, Behrens-Fisher
+with 2) holds the issue's band with 3 and 5 seeds (docs/HARNESS.md, fourth round, seeds 0
+and 5: 3.0-6.8% official, 2.6-7.0% sim, one 400-test cell at 9.0% that is 5.2% on 2,000);
+with 2 seeds
+Behrens-Fisher on one seed df is conservative (1.0-4.4%), so the lower bound there
+(``LOWER``) is below the issue's 2.5%; the upper bounds are the issue's.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ LEADERBOARD = cal.LEADERBOARD
 GRID_OFFICIAL = [(2, 3, 1, 0.0), (4, 2, 3, 0.5), (8, 3, 10, 0.0), (13, 3, 10, 0.5),
                  (4, 5, 10, 0.5), (13, 5, 3, 0.0), (8, 5, 1, 0.5)]
 GRID_SIM = [(2, 2, 1, 0.0), (4, 3, 10, 0.0), (13, 3, 1, 0.5), (13, 5, 1, 0.0), (8, 5, 3, 0.5)]
-# lower bounds of the per-comparison rate (conservative with 2-3 seeds, see above)
-LOWER = {2: 0.005, 3: 0.005, 5: 0.01}
+# lower bounds of the per-comparison rate: conservative with 2 seeds (see above); with 3-5
+# seeds the calibrate figures (seeds 0, 5) are >= 2.6%, single seeded cells here down to 2.4%
+# (13 x 3 sim, 4,800 tests: the sim split's 3-seed cells sit at 2.5-3%)
+LOWER = {2: 0.005, 3: 0.02, 5: 0.02}
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +123,9 @@ def test_type1_error_fast_subset(losses, seeds, k, rho):
 def test_paired_comparison_is_the_leaderboards_rule_for_two_losses():
     """``paired_comparison`` and the simulated leaderboard rule compute the same p from the
     same two-loss table and test term (one method, issue 30)."""
+    from scipy import stats as st
+
+    from mlbench import stats
     from mlbench.stats import seedvar
     from mlbench.stats import simulate as sim
 
@@ -129,8 +136,15 @@ def test_paired_comparison_is_the_leaderboards_rule_for_two_losses():
     got = sim.evaluate_terms(auc, terms, np.full(2, 0.8), [LEADERBOARD])[LEADERBOARD]["p"]
     d = auc[:, 1] - auc[:, 0]
     vt, dt = terms["diff"]
-    want = seedvar.behrens_fisher(d.mean(-1), d.var(-1, ddof=1) / 3, 2, vt[:, 0], dt[:, 0])
+    want = seedvar.p_value(d.mean(-1), d.var(-1, ddof=1) / 3, 2, vt[:, 0], dt[:, 0])
     np.testing.assert_allclose(got[:, 0], want)
+    for r in range(5):  # ... and the public function's seed term and test on one table
+        seed = stats.seed_terms([d[r]])[0]
+        t = float(seedvar.t_df(seed.var / 3, seed.df, vt[r, 0], dt[r, 0]))
+        bf = float(seedvar.behrens_fisher(d[r].mean(), seed.var / 3, seed.df, vt[r, 0],
+                                          dt[r, 0]))
+        assert got[r, 0] == pytest.approx(max(2 * st.t.sf(abs(d[r].mean()) / np.sqrt(
+            seed.var / 3 + vt[r, 0]), t), seedvar.BF_FLOOR * bf))
 
 
 def test_replicates_are_seeded():

@@ -42,19 +42,30 @@ def test_seed_term_and_df_counting_both_terms():
     v = res.var_seed + res.var_test
     assert res.se == pytest.approx(np.sqrt(v))
     both = float(seedvar.satterthwaite(res.var_seed, 5, res.var_test, res.df_test))
-    assert res.df == pytest.approx(both) and 5 <= res.df <= v**2 / (res.var_seed**2 / 5)
-    # p and CI: Behrens-Fisher of the two estimated terms, a mixture of Student t on their df
-    assert res.p_value == pytest.approx(float(seedvar.behrens_fisher(
-        res.delta, res.var_seed, 5, res.var_test, res.df_test)))
+    # df: Satterthwaite of both estimated terms with the seed term at its upper bound
+    assert res.df == pytest.approx(float(seedvar.t_df(res.var_seed, 5, res.var_test,
+                                                      res.df_test)))
+    assert 5 <= res.df < both <= v**2 / (res.var_seed**2 / 5)
+    # p: Student t on that df, floored at BF_FLOOR x Behrens-Fisher's; the CI its inversion
     t_stat = abs(res.delta) / res.se
-    low = min(5, res.df_test)
-    assert 2 * st.norm.sf(t_stat) < res.p_value < 2 * st.t.sf(t_stat, low)
+    bf = float(seedvar.behrens_fisher(res.delta, res.var_seed, 5, res.var_test, res.df_test))
+    assert res.p_value == pytest.approx(max(2 * st.t.sf(t_stat, res.df),
+                                            seedvar.BF_FLOOR * bf))
+    assert res.p_value >= 2 * st.t.sf(t_stat, res.df)
     h = (res.ci_hi - res.ci_lo) / 2
     assert res.delta == pytest.approx((res.ci_hi + res.ci_lo) / 2)
-    assert float(seedvar.behrens_fisher(h, res.var_seed, 5, res.var_test, res.df_test)) \
+    assert h >= st.t.ppf(0.975, res.df) * res.se * (1 - 1e-9)
+    assert float(seedvar.p_value(h, res.var_seed, 5, res.var_test, res.df_test)) \
         == pytest.approx(0.05, rel=1e-6)
     few = stats.paired_comparison(t, np.arange(400), a[:3], b[:3])
     assert few.df >= 2 and few.seed_term == "own (2 df)"
+    # 2 seeds (1 df): Behrens-Fisher of the two estimated terms
+    two = stats.paired_comparison(t, np.arange(400), a[:2], b[:2])
+    assert two.p_value == pytest.approx(float(seedvar.behrens_fisher(
+        two.delta, two.var_seed, 1, two.var_test, two.df_test)))
+    assert float(seedvar.behrens_fisher((two.ci_hi - two.ci_lo) / 2, two.var_seed, 1,
+                                        two.var_test, two.df_test)) == pytest.approx(0.05,
+                                                                                     rel=1e-6)
 
 
 def test_sign_flip_across_seeds_is_not_significant():
@@ -109,14 +120,22 @@ def test_holm_hand_checked():
     assert stats.holm([]).size == 0
 
 
-def test_seed_terms_moderate_only_from_three_seeds_and_not_an_outlier():
+def test_seed_terms_are_own_and_flag_the_outlier():
+    """The leaderboard's seed terms: every unit its own variance (S - 1 df), with its outlier
+    p against the others' spreads; ``moderated=True`` (the third-round rule) pools the
+    agreeing ones only."""
     rng = np.random.default_rng(5)
     diffs = [rng.normal(0, 0.003, 5) for _ in range(7)] + [rng.normal(0, 0.03, 5)]
-    terms = stats.seed_terms(diffs)
+    own = stats.seed_terms(diffs)
+    assert all(t.prior_df == 0 and t.df == 4 and t.var == pytest.approx(np.var(x, ddof=1))
+               for t, x in zip(own, diffs, strict=True))
+    assert own[7].outlier_p < 0.01 and all(t.outlier_p > 0.01 for t in own[:7])
+    assert own[0].label == "own (4 df)"
+    terms = stats.seed_terms(diffs, moderated=True)
     assert all(t.prior_df > 0 and t.df > 4 for t in terms[:7])
     assert terms[7].outlier_p < 0.01 and terms[7].prior_df < 0.5  # the unstable one: its own
     assert terms[7].var == pytest.approx(np.var(diffs[7], ddof=1), rel=0.05)
-    few = stats.seed_terms([x[:2] for x in diffs])  # 2 seeds: every comparison its own
+    few = stats.seed_terms([x[:2] for x in diffs], moderated=True)  # 2 seeds: own
     assert all(t.prior_df == 0 and t.var == pytest.approx(t.own_var) for t in few)
     assert few[0].label == "own (1 df)" and "moderated" in terms[0].label
     one = stats.seed_terms([diffs[0][:1]])[0]
