@@ -7,9 +7,10 @@ Behrens-Fisher's; the knobs are those of ``moderate``: MIN_POOL_SEEDS (``min_see
 OUTLIER_ALPHA (``alpha``: prior weight d0 min(1, p / alpha), p the upper-tail outlier p),
 MAX_PRIOR_RATIO (``max_ratio``) and ``two_sided`` (the weight from min(p, 1 - p): a spread
 below the others' pulled up only as far as its lower tail allows). Fourth round (the
-leaderboard's rule since): ``own`` (no moderation) and ``quantile`` (Student t on
+leaderboard's rule since): ``own`` (no moderation), ``quantile`` (Student t on
 ``seedvar.t_df`` with the seed term at its upper bound of that quantile, Behrens-Fisher below
-``seedvar.BF_BELOW_DF`` seed df); ``score --round 4`` scores that grid
+``seedvar.BF_BELOW_DF`` seed df) and ``floor`` (p = max(t's p, floor x Behrens-Fisher's));
+``score --round 4`` scores that grid
 (:func:`fourth_round`).
 
 ``draw`` simulates every scenario of the grid (losses x seeds x one loss k times as unstable
@@ -106,6 +107,9 @@ def make_rule(own: bool = False, quantile: float | None = None, floor: float = 0
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
         raise ValueError(f"Expected knobs among {list(KNOBS + TEST_KNOBS)} but got {unknown}")
+    if own and knobs:
+        raise ValueError(f"own=True uses no moderation, so its knobs {sorted(knobs)} would be "
+                         "ignored: give one or the other")
 
     def rule(auc, delta):
         out = []
@@ -125,7 +129,8 @@ def make_rule(own: bool = False, quantile: float | None = None, floor: float = 0
 
 def candidates() -> dict:
     """name -> knobs (kwargs of :func:`make_rule`); the first is the third round's rule
-    (``simulate.RULES["moderated-bf"]``, its knobs as seedvar has them): the gate (``alpha``: prior weight d0 min(1, p / alpha)),
+    (``simulate.RULES["moderated-bf"]``, its knobs as seedvar has them): the gate
+    (``alpha``: prior weight d0 min(1, p / alpha)),
     the cap (``max_ratio``: prior df at most this times the own df), pooling from 2 seeds
     and the two-sided gate around it."""
     out = {"moderated-bf": {}}

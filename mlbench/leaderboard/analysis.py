@@ -475,10 +475,10 @@ def unstable_flags(terms: dict) -> dict:
 
 def _seed_notes(block: Block, rows: list[dict], terms, flags: dict, reference: str,
                 many: bool) -> list[str]:
-    """Footnotes on the seed terms: unstable losses, too few matched seeds, the pooling."""
+    """Footnotes on the seed terms: unstable losses, too few matched seeds, unequal spreads,
+    2-seed blocks."""
     if not terms or len(block.seeds) < 2:
         return []
-
     where = " / ".join(block.key if many else block.key[:2])
     out = []
     sds = {r["loss"]: r["std"] for r in rows if r["seeds"] >= 2}

@@ -109,7 +109,6 @@ def calibration(split, model, losses: int, seeds: int, seed_sd: float, tau: floa
     shift = tau * rng.standard_normal((replicates, losses))
     auc = auc + shift[..., None]
     own = auc.var(axis=-1, ddof=1)
-    m = {"var": own, "df": np.full(own.shape, seeds - 1.0)}  # the leaderboard's own term
     bar = psum.mean(axis=2)  # (R, L, G)
     cov = np.einsum("rlg,rkg->rlk", bar, bar)
     tot = psum.sum(axis=2)
@@ -119,7 +118,9 @@ def calibration(split, model, losses: int, seeds: int, seed_sd: float, tau: floa
     cov[:, idx, idx] = diag
     w, v = np.linalg.eigh(cov)
     cov = np.einsum("rij,rj,rkj->rik", v, np.maximum(w, 0.0), v)
-    pb, _ = p_best(auc.mean(-1), m["var"], m["df"], np.full(own.shape, float(seeds)), cov,
+    # the leaderboard's seed term: each loss's own variance on seeds - 1 df
+    pb, _ = p_best(auc.mean(-1), own, np.full(own.shape, seeds - 1.0),
+                   np.full(own.shape, float(seeds)), cov,
                    draws, rng, variance_draw)
     truth = np.zeros_like(pb)
     truth[np.arange(replicates), shift.argmax(axis=1)] = 1.0

@@ -580,13 +580,12 @@ def evaluate_terms(auc, terms: dict, truth, rules=None, alpha: float = 0.05) -> 
             vs = v / n_s
             if dfrule == "sat":
                 dfrule = seedvar.satterthwaite
-            if isinstance(dfrule, tuple):  # ("lb", quantiles, floor): other constants
-                p = seedvar.p_value(x - centre, vs, ds, vt, dt, *dfrule[1:])
-                res[key] = p if key == "p" else p >= alpha
-                continue
-            if dfrule in ("bf", "lb"):
-                test = seedvar.behrens_fisher if dfrule == "bf" else seedvar.p_value
-                p = test(x - centre, vs, ds, vt, dt)
+            if isinstance(dfrule, tuple) or dfrule in ("bf", "lb"):
+                if dfrule == "bf":
+                    p = seedvar.behrens_fisher(x - centre, vs, ds, vt, dt)
+                else:  # "lb", or ("lb", quantiles, bf_floor): other constants
+                    extra = dfrule[1:] if isinstance(dfrule, tuple) else ()
+                    p = seedvar.p_value(x - centre, vs, ds, vt, dt, *extra)
                 res[key] = p if key == "p" else p >= alpha
                 continue
             if callable(dfrule):

@@ -32,6 +32,8 @@ def test_candidates_reproduce_calibrate(tmp_path):
 def test_unknown_knob_is_refused():
     with pytest.raises(ValueError, match="knobs among"):
         seed_knobs.make_rule(quantiles=((1.5, 0.05),))
+    with pytest.raises(ValueError, match="own=True uses no moderation"):
+        seed_knobs.make_rule(own=True, alpha=3.0)
     assert list(seed_knobs.CANDIDATES())[0] == "moderated-bf"
     assert list(seed_knobs.fourth_round())[0] == "moderated-bf"
 
