@@ -13,14 +13,15 @@ over its seeds), C_ll the cross-seed test term of the CI; C is projected to the 
 positive semi-definite matrix. P(best)_l = share of draws in which A*_l is the largest,
 expected rank = mean rank (1 = best). Seed effects shared by the losses of one seed are not
 modelled (ρ = 0): with correlated seeds the differences are less uncertain than this says, so
-P(best) errs towards the middle. Checked by simulation (``calibration``). Expected
-calibration error (1,000 replicates, true means shifted by N(0, tau²), tau 0.005-0.01):
-official split, seed SD 0.004, 4-8 losses x 3-5 seeds: χ² draw 1.4-3.3% (cautious: P(best)
-0.70 came true 79-84% of the time), plug-in v_l (``variance_draw=False``) 0.4-1.5%; CXR14-sim
-quickstart split, seed SD 0.0097: χ² draw 0.8-3.4%, plug-in 1.2-6.5% (over-confident). The
-χ² draw is kept: cautious on one split rather than over-confident on the other. (These
-figures were measured with the third round's moderated v_l; ``calibration`` now draws the
-own v_l, as the leaderboard, and was not re-run for them.)
+P(best) errs towards the middle. Checked by simulation (``calibration``, the own v_l as the
+leaderboard; 1,000 replicates, true means shifted by N(0, tau²), seed 0; the script
+/tmp/s38/pbest.py of the 2026-12-03 note). Expected calibration error, tau 0.005 / 0.01:
+official split, seed SD 0.004: 4 x 3 3.2 / 3.5%, 8 x 3 2.3 / 2.4%, 4 x 5 1.7 / 1.8% with
+the χ² draw (cautious: 0.65 came true 0.70-0.81), plug-in v_l (``variance_draw=False``)
+2.3 / 1.5, 1.2 / 0.6, 1.1 / 1.1%; CXR14-sim quickstart split, seed SD 0.0097: χ² draw
+3.6 / 1.5, 1.4 / 2.0, 4.6 / 1.0%, plug-in 7.7 / 2.6, 4.2 / 1.7, 6.1 / 2.2% (over-confident
+at tau 0.005, where the true differences are smaller than the SE). The χ² draw is kept:
+cautious on one split rather than over-confident on the other.
 """
 
 from __future__ import annotations
