@@ -14,8 +14,8 @@ positive semi-definite matrix. P(best)_l = share of draws in which A*_l is the l
 expected rank = mean rank (1 = best). Seed effects shared by the losses of one seed are not
 modelled (ρ = 0): with correlated seeds the differences are less uncertain than this says, so
 P(best) errs towards the middle. Checked by simulation (``calibration``, the own v_l as the
-leaderboard; 1,000 replicates, true means shifted by N(0, tau²), seed 0; the script
-/tmp/s38/pbest.py of the 2026-12-03 note). Expected calibration error, tau 0.005 / 0.01:
+leaderboard; ``calibration(split, simulate.ScoreModel(), L, S, seed_sd, tau, 1000, seed=0)``,
+split the structure's classes kept by ``SparseRule``). Expected calibration error, tau 0.005 / 0.01:
 official split, seed SD 0.004: 4 x 3 3.2 / 3.5%, 8 x 3 2.3 / 2.4%, 4 x 5 1.7 / 1.8% with
 the χ² draw (cautious: 0.65 came true 0.70-0.81), plug-in v_l (``variance_draw=False``)
 2.3 / 1.5, 1.2 / 0.6, 1.1 / 1.1%; CXR14-sim quickstart split, seed SD 0.0097: χ² draw
